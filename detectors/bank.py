@@ -1,0 +1,303 @@
+"""DetectorBank: every monitor of one stream of events, updated column by column.
+
+The bank is pure: no Kafka, no clock. The run loop keeps one bank per input
+partition (so state moves with its partition); a notebook keeps one for a
+list of events (see ``detect``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detectors.config import DetectorConfig
+from detectors.monitors import CategoricalMonitor, Detection, MissingMonitor, NumericMonitor
+
+FeatureValue = float | int | str | bool | None
+
+#: Feature name under which a model's prediction is monitored.
+PREDICTION = "prediction"
+#: For class-probability predictions: the probability of the predicted class.
+CONFIDENCE = "prediction.confidence"
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """Validated events as columns; ``positions`` map rows back to the caller's batch."""
+
+    model_ids: list[str] = field(default_factory=list)
+    model_versions: list[str | None] = field(default_factory=list)
+    features: list[Mapping[str, FeatureValue]] = field(default_factory=list)
+    predictions: list[Any] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+    def append(self, model_id: str, model_version: str | None,
+               features: Mapping[str, FeatureValue], prediction: Any, position: int) -> None:
+        self.model_ids.append(model_id)
+        self.model_versions.append(model_version)
+        self.features.append(features)
+        self.predictions.append(prediction)
+        self.positions.append(position)
+
+    def __len__(self) -> int:
+        return len(self.model_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignal:
+    """A detection, tied to the batch row (``position``) whose value fired it."""
+
+    position: int
+    model_id: str
+    model_version: str | None
+    feature: str
+    kind: str
+    detector: str
+    stats: dict[str, Any]
+
+
+def _is_number(v: object) -> bool:
+    return (type(v) is float or type(v) is int) and math.isfinite(v)  # bool is not a number here
+
+
+class SeriesMonitor:
+    """One (model, feature) series: its value monitor (numeric or categorical,
+    decided by the first non-missing value) and its missing-rate monitor."""
+
+    def __init__(self, name: str, kind: str, config: DetectorConfig) -> None:
+        self.name = name
+        self.kind = kind
+        self.config = config
+        self.settings = config.for_feature(name)
+        self.values: NumericMonitor | CategoricalMonitor | None = None
+        self.missing = MissingMonitor(self.settings.missing or config.missing)
+        self._alerted = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    @property
+    def cooling_down(self) -> bool:
+        """True between an alert and the end of the new reference's warm-up."""
+        return self.values is not None and self.values.warming_up and self._alerted
+
+    def _create(self, first: FeatureValue) -> NumericMonitor | CategoricalMonitor:
+        cfg = self.config
+        if _is_number(first):
+            return NumericMonitor(self.settings.numeric or cfg.numeric, cfg.warmup,
+                                  cfg.warmup_after_alert, cfg.recent_window)
+        return CategoricalMonitor(self.settings.categorical or cfg.categorical, cfg.warmup,
+                                  cfg.warmup_after_alert, cfg.recent_window)
+
+    def update(self, column: Sequence[FeatureValue], rows: Sequence[int]) -> list[Detection]:
+        if self.values is None:
+            first = next((v for v in column if v is not None), None)
+            if first is not None:
+                self.values = self._create(first)
+        values = self.values
+        if isinstance(values, NumericMonitor):
+            present, missing = _numeric_column(column)
+        else:
+            present, missing = _categorical_column(column)
+        found = self.missing.update(missing, rows)
+        if values is not None and len(present):
+            present_rows = np.asarray(rows)[~missing].tolist() if missing.any() else rows
+            hits = values.update(present, present_rows)
+            if hits:
+                self._alerted = True
+            elif not values.warming_up:
+                self._alerted = False
+            found.extend(hits)
+        return found
+
+
+_NUMBER_TYPES = frozenset((float, int))
+
+
+def _numeric_column(column: Sequence[FeatureValue]) -> tuple[Any, npt.NDArray[np.bool_]]:
+    """Present values as floats, and the mask of missing ones (null or not a number)."""
+    if set(map(type, column)) <= _NUMBER_TYPES:  # the usual case, all in C
+        return np.asarray(column, dtype=np.float64), np.zeros(len(column), dtype=bool)
+    missing = np.fromiter((not _is_number(v) for v in column), dtype=bool, count=len(column))
+    present = np.asarray([v for v in column if _is_number(v)], dtype=np.float64)
+    return present, missing
+
+
+def _categorical_column(column: Sequence[FeatureValue]) -> tuple[list[str], npt.NDArray[np.bool_]]:
+    """Present values as category names, and the mask of missing ones (null or a number)."""
+    if set(map(type, column)) == {str}:
+        return list(column), np.zeros(len(column), dtype=bool)  # type: ignore[arg-type]
+    missing = np.fromiter((v is None or _is_number(v) for v in column), dtype=bool,
+                          count=len(column))
+    return [_category(v) for v in column if v is not None and not _is_number(v)], missing
+
+
+def _category(v: FeatureValue) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return str(v)
+
+
+class ModelMonitors:
+    """All series of one model, bounded in number."""
+
+    def __init__(self, model_id: str, config: DetectorConfig) -> None:
+        self.model_id = model_id
+        self.config = config
+        self.series: dict[str, SeriesMonitor] = {}
+        self.untracked_features = 0
+
+    def _column_names(self, features: Sequence[Mapping[str, FeatureValue]]) -> list[str]:
+        known = self.series.keys()
+        limit = self.config.max_features_per_model
+        for feats in features:
+            if feats.keys() <= known:
+                continue
+            for name in feats:
+                if name in self.series:
+                    continue
+                if len(self.series) >= limit:
+                    self.untracked_features += 1
+                    continue
+                self.series[name] = SeriesMonitor(name, "data_drift", self.config)
+        return [name for name, s in self.series.items() if s.enabled and s.kind == "data_drift"]
+
+    def update(self, rows: list[int], batch: EventBatch) -> list[tuple[str, str, Detection]]:
+        features = [batch.features[r] for r in rows]
+        out: list[tuple[str, str, Detection]] = []
+        for name in self._column_names(features):
+            column = [f.get(name) for f in features]
+            for d in self.series[name].update(column, rows):
+                out.append((name, "data_drift", d))
+        if self.config.monitor_predictions:
+            out.extend(self._update_predictions(rows, batch))
+        return out
+
+    def _update_predictions(self, rows: list[int], batch: EventBatch
+                            ) -> list[tuple[str, str, Detection]]:
+        preds = [batch.predictions[r] for r in rows]
+        if all(p is None for p in preds):
+            return []
+        columns: dict[str, list[FeatureValue]] = {PREDICTION: []}
+        probabilities = any(isinstance(p, Mapping) for p in preds)
+        if probabilities:
+            columns[CONFIDENCE] = []
+        for p in preds:
+            if isinstance(p, Mapping):
+                top = _argmax(p)
+                columns[PREDICTION].append(top[0] if top else None)
+                columns[CONFIDENCE].append(top[1] if top else None)
+            else:
+                columns[PREDICTION].append(p)
+                if probabilities:
+                    columns[CONFIDENCE].append(None)
+        out = []
+        for name, column in columns.items():
+            key = "\x00" + name  # cannot clash with a feature called 'prediction'
+            series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = SeriesMonitor(name, "prediction_drift", self.config)
+            for d in series.update(column, rows):
+                out.append((name, "prediction_drift", d))
+        return out
+
+
+def _argmax(probabilities: Mapping[str, Any]) -> tuple[str, float] | None:
+    best: tuple[str, float] | None = None
+    for cls, p in probabilities.items():
+        if _is_number(p) and (best is None or p > best[1]):
+            best = (cls, float(p))
+    return best
+
+
+class DetectorBank:
+    """The monitors of every (model, feature) of one event stream.
+
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> bank = DetectorBank(DetectorConfig(warmup=300))
+    >>> batch = EventBatch()
+    >>> for i in range(4000):
+    ...     income = rng.gauss(5000 if i < 2000 else 6500, 1000)
+    ...     batch.append("credit", "7", {"income": income, "age": rng.gauss(40, 9)}, None, i)
+    >>> [(s.feature, s.kind, s.position > 2000) for s in bank.update(batch)]
+    [('income', 'data_drift', True)]
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.models: dict[str, ModelMonitors] = {}
+        self.untracked_models = 0
+
+    def update(self, batch: EventBatch) -> list[DriftSignal]:
+        rows_by_model: dict[str, list[int]] = {}
+        for row, model_id in enumerate(batch.model_ids):
+            rows = rows_by_model.get(model_id)
+            if rows is None:
+                rows = rows_by_model[model_id] = []
+            rows.append(row)
+        signals: list[DriftSignal] = []
+        for model_id, rows in rows_by_model.items():
+            monitors = self.models.get(model_id)
+            if monitors is None:
+                if len(self.models) >= self.config.max_models:
+                    self.untracked_models += 1
+                    continue
+                monitors = self.models[model_id] = ModelMonitors(model_id, self.config)
+            for feature, kind, d in monitors.update(rows, batch):
+                kind = "data_quality" if d.detector == "adwin_missing" else kind
+                signals.append(DriftSignal(batch.positions[d.position], model_id,
+                                           batch.model_versions[d.position], feature, kind,
+                                           d.detector, d.stats))
+        signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
+        return signals
+
+    def drifting(self) -> list[tuple[str, str]]:
+        """(model, feature) pairs in their post-alert cooldown."""
+        return [(m.model_id, s.name) for m in self.models.values()
+                for s in m.series.values() if s.cooling_down]
+
+
+def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = None,
+           batch_size: int = 10_000) -> list[DriftSignal]:
+    """Run the detectors over event dicts (DESIGN.md's event contract) or a DataFrame.
+
+    ``position`` in each signal is the event's index in the input. A pandas
+    DataFrame is read as one event per row: ``model_id`` from its column of
+    that name (or ``"model"``), every other column a feature.
+
+    >>> import random
+    >>> rng = random.Random(3)
+    >>> events = [{"model_id": "m", "features": {"x": rng.gauss(0 if i < 3000 else 2, 1)}}
+    ...           for i in range(5000)]
+    >>> [(s.feature, s.kind, s.position >= 3000) for s in detect(events)]
+    [('x', 'data_drift', True)]
+    """
+    bank = DetectorBank(config)
+    signals: list[DriftSignal] = []
+    batch = EventBatch()
+    for i, event in enumerate(_as_events(events)):
+        batch.append(str(event.get("model_id", "model")), event.get("model_version"),
+                     event.get("features") or {}, event.get("prediction"), i)
+        if len(batch) >= batch_size:
+            signals.extend(bank.update(batch))
+            batch = EventBatch()
+    if len(batch):
+        signals.extend(bank.update(batch))
+    return signals
+
+
+def _as_events(events: Iterable[Mapping[str, Any]] | Any) -> Iterable[Mapping[str, Any]]:
+    to_dict = getattr(events, "to_dict", None)
+    if to_dict is None:
+        return events
+    rows: list[dict[str, Any]] = to_dict("records")
+    return ({"model_id": r.pop("model_id", "model"), "features": r} for r in rows)

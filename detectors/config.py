@@ -1,0 +1,115 @@
+"""Detector settings: plain pydantic models, refused with the key's path when wrong.
+
+The defaults are chosen so that one setting fits features of any unit: every
+detector watches a bounded stream derived from a warm-up reference (see
+``reference.py``), never the raw values.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AdwinSettings(_Strict):
+    """river ``ADWIN`` on a stream in [0, 1]; ``delta`` is its confidence."""
+
+    enabled: bool = True
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    clock: int = Field(default=32, ge=1)
+
+
+class PageHinkleySettings(_Strict):
+    """river ``PageHinkley`` on means of ``block`` consecutive ranks (units: ranks in [0, 1]).
+
+    Blocks cut the cost of the pure-Python detector by ``block`` and delay a
+    detection by less than one block. ``alpha`` stays 1: a fading sum turns the
+    test into the range of a stationary process, which crosses any threshold
+    given time (measured: a false alarm every ~20,000 events with 0.9999).
+    """
+
+    enabled: bool = True
+    block: int = Field(default=10, ge=1, le=1000)
+    min_instances: int = Field(default=10, ge=1)
+    delta: float = Field(default=0.03, ge=0.0, lt=1.0)
+    threshold: float = Field(default=2.0, gt=0.0)
+    alpha: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class NumericSettings(_Strict):
+    """Monitors of a numeric feature: location (ADWIN, Page-Hinkley) and spread."""
+
+    adwin: AdwinSettings = AdwinSettings()
+    spread: AdwinSettings = AdwinSettings()
+    page_hinkley: PageHinkleySettings = PageHinkleySettings()
+
+
+class CategoricalSettings(_Strict):
+    """Monitors of a categorical feature: category frequencies and unseen rate."""
+
+    max_categories: int = Field(default=50, ge=1, le=10_000)
+    adwin: AdwinSettings = AdwinSettings()
+    unseen: AdwinSettings = AdwinSettings()
+
+
+class MissingSettings(_Strict):
+    """ADWIN on the missing share of ``block`` consecutive values.
+
+    Missing means null, absent or of the wrong type for the series.
+    """
+
+    block: int = Field(default=10, ge=1, le=1000)
+    # One update per block: checking every 4th keeps the delay short at little cost.
+    adwin: AdwinSettings = AdwinSettings(clock=4)
+
+
+class FeatureSettings(_Strict):
+    """Per-feature override; ``enabled: false`` switches a feature off."""
+
+    enabled: bool = True
+    numeric: NumericSettings | None = None
+    categorical: CategoricalSettings | None = None
+    missing: MissingSettings | None = None
+
+
+class DetectorConfig(_Strict):
+    """Everything the detectors need; the run loop embeds it under ``detectors``.
+
+    >>> DetectorConfig().warmup
+    1000
+    >>> DetectorConfig(warmup=10)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for DetectorConfig
+    warmup
+      Input should be greater than or equal to 50 [type=greater_than_equal, input_value=10, input_type=int]
+    ...
+    """
+
+    warmup: int = Field(default=1000, ge=50, le=1_000_000)
+    rebaseline_warmup: int | None = Field(default=None, ge=50, le=1_000_000)
+    recent_window: int = Field(default=1000, ge=10, le=100_000)
+    max_models: int = Field(default=1000, ge=1)
+    max_features_per_model: int = Field(default=500, ge=1)
+    monitor_predictions: bool = True
+    numeric: NumericSettings = NumericSettings()
+    categorical: CategoricalSettings = CategoricalSettings()
+    missing: MissingSettings = MissingSettings()
+    features: dict[str, FeatureSettings] = Field(default_factory=dict)
+
+    @property
+    def warmup_after_alert(self) -> int:
+        return self.rebaseline_warmup or self.warmup
+
+    def for_feature(self, name: str) -> FeatureSettings:
+        """The settings of one feature: its override merged over the defaults."""
+        override = self.features.get(name)
+        return FeatureSettings(
+            enabled=override.enabled if override else True,
+            numeric=(override and override.numeric) or self.numeric,
+            categorical=(override and override.categorical) or self.categorical,
+            missing=(override and override.missing) or self.missing,
+        )

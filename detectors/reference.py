@@ -1,0 +1,148 @@
+"""Warm-up references that turn raw values into bounded streams.
+
+A detector on raw values is tuned in data units and trips on outliers. A
+value's mid-rank in a reference sample (a probability integral transform)
+lies in [0, 1] whatever the unit or tail of the feature, so ADWIN's bound
+holds and one default setting fits every feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from heapq import nlargest
+
+import numpy as np
+import numpy.typing as npt
+
+
+class NumericReference:
+    """A sorted reference sample and the mid-rank transform into [0, 1].
+
+    >>> ref = NumericReference([3.0, 1.0, 2.0, 2.0])
+    >>> ref.ranks([0.0, 1.0, 2.0, 9.0]).tolist()
+    [0.0, 0.125, 0.5, 1.0]
+    >>> ref.mean, ref.n
+    (2.0, 4)
+
+    A constant feature maps every usual value to 0.5, so it cannot drift by
+    noise:
+
+    >>> NumericReference([5.0] * 100).ranks([5.0, 5.0]).tolist()
+    [0.5, 0.5]
+    """
+
+    def __init__(self, sample: Sequence[float] | npt.NDArray[np.float64]) -> None:
+        self._sorted = np.sort(np.asarray(sample, dtype=np.float64))
+        if not self._sorted.size:
+            raise ValueError("a reference needs at least one value")
+        self.n = int(self._sorted.size)
+        self.mean = float(self._sorted.mean())
+        self.std = float(self._sorted.std())
+
+    def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Mid-rank of each value in the reference, scaled to [0, 1]."""
+        xs = np.asarray(values, dtype=np.float64)
+        below = np.searchsorted(self._sorted, xs, side="left")
+        not_above = np.searchsorted(self._sorted, xs, side="right")
+        return (below + not_above) / (2.0 * self.n)
+
+
+class CategoryCounter:
+    """Counts categories in bounded memory (space-saving sketch).
+
+    Exact while fewer than ``capacity`` distinct values were seen; past that,
+    the rarest entry is replaced, so heavy hitters survive and state is bounded.
+
+    >>> c = CategoryCounter(capacity=2)
+    >>> for v in ["a", "a", "b", "c", "a"]:
+    ...     c.add(v)
+    >>> c.top(1)
+    [('a', 3)]
+    >>> len(c.counts) <= 2
+    True
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.counts: dict[str, int] = {}
+        self.total = 0
+
+    def add(self, value: str) -> None:
+        self.total += 1
+        counts = self.counts
+        if value in counts:
+            counts[value] += 1
+        elif len(counts) < self.capacity:
+            counts[value] = 1
+        else:
+            # min() over the dict is O(capacity), paid only by new values past capacity.
+            rarest = min(counts, key=lambda k: (counts[k], k))
+            counts[value] = counts.pop(rarest) + 1
+
+    def top(self, k: int) -> list[tuple[str, int]]:
+        """The k most frequent categories, ties broken by name (deterministic)."""
+        return nlargest(k, self.counts.items(), key=lambda kv: (kv[1], _reverse_key(kv[0])))
+
+
+def _reverse_key(name: str) -> tuple[int, ...]:
+    # nlargest picks the largest key; negated code points make 'a' beat 'b' on ties.
+    return tuple(-ord(ch) for ch in name)
+
+
+class CategoricalReference:
+    """Reference frequencies of the top categories; the rest pooled as 'other'.
+
+    Each category maps to the midpoint of its slice of the cumulative
+    distribution (categories in order of reference frequency), so a shift of
+    mass between frequent and rare categories moves the mean of the stream.
+
+    >>> ref = CategoricalReference({"a": 6, "b": 3, "c": 1}, total=10, max_categories=2)
+    >>> ref.frequencies
+    {'a': 0.6, 'b': 0.3}
+    >>> [round(r, 3) for r in ref.ranks(["a", "b", "c", "new"])]
+    [0.3, 0.75, 0.95, 0.95]
+    >>> ref.is_known("c")
+    False
+    """
+
+    def __init__(self, counts: dict[str, int], total: int, max_categories: int) -> None:
+        if total <= 0:
+            raise ValueError("a reference needs at least one value")
+        counter = CategoryCounter(capacity=max(len(counts), 1))
+        counter.counts = dict(counts)
+        top = counter.top(max_categories)
+        self.n = total
+        self.frequencies = {name: count / total for name, count in top}
+        self._rank: dict[str, float] = {}
+        cumulative = 0.0
+        for name, freq in self.frequencies.items():
+            self._rank[name] = cumulative + freq / 2.0
+            cumulative += freq
+        self.other_frequency = max(0.0, 1.0 - cumulative)
+        self._other_rank = cumulative + self.other_frequency / 2.0 if self.other_frequency else 1.0
+
+    def is_known(self, value: str) -> bool:
+        return value in self._rank
+
+    def ranks(self, values: Sequence[str]) -> list[float]:
+        get, other = self._rank.get, self._other_rank
+        return [get(v, other) for v in values]
+
+
+def change_point(xs: Sequence[float] | npt.NDArray[np.float64]) -> int:
+    """Where the mean of ``xs`` most likely changed: the first index after the split.
+
+    The maximum of the standardized CUSUM; used only when an alert is written,
+    to report the data after the change rather than a detector's whole window.
+
+    >>> change_point([0.0] * 30 + [1.0] * 10)
+    30
+    """
+    values = np.asarray(xs, dtype=np.float64)
+    n = values.size
+    if n < 4:
+        return 0
+    cusum = np.cumsum(values - values.mean())[:-1]
+    k = np.arange(1, n)
+    score = np.abs(cusum) / np.sqrt(k * (n - k) / n)
+    return int(np.argmax(score)) + 1

@@ -1,0 +1,294 @@
+"""``streamdrift``: run, replay, simulate, check-config (DESIGN.md's CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from stream import __version__
+from stream.alerts import describe_alert
+from stream.config import AppConfig, ConfigError, load_config
+from stream.events import Rejected
+from stream.kafka import BrokerUnavailable, client_settings, ensure_topics, wait_for_broker
+from stream.loop import LoopStats, RunLoop
+from stream.metrics import Metrics
+from stream.records import RecordBatch
+from stream.simulate import FEATURES, Scenario, generate
+from stream.sinks import (
+    AlertSink,
+    DeadLetterSink,
+    DeliveryTracker,
+    JsonLinesDeadLetterSink,
+    JsonLinesSink,
+    KafkaAlertSink,
+    KafkaDeadLetterSink,
+    SinkError,
+)
+from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
+
+log = logging.getLogger("streamdrift")
+
+EXIT_CONFIG = 2  # a bad config or argument
+EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML config file")
+    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamdrift", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="consume events, detect drift, publish alerts")
+    _common(run)
+    for flag in ("events-topic", "labels-topic", "alerts-topic", "dlq-topic", "group-id"):
+        run.add_argument(f"--{flag}", dest=f"kafka.{flag.replace('-', '_')}", metavar="NAME")
+    run.add_argument("--metrics-port", dest="metrics.port", type=int, metavar="PORT")
+    run.add_argument("--processing-guarantee", dest="kafka.processing_guarantee",
+                     choices=["at-least-once", "exactly-once"])
+
+    replay = sub.add_parser("replay", help="run the same loop over a file or a time range")
+    _common(replay)
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", metavar="FILE.jsonl", type=Path)
+    source.add_argument("--topic", metavar="T")
+    replay.add_argument("--from", dest="start", metavar="TIME", type=_time,
+                        help="RFC 3339 or epoch seconds (with --topic)")
+    replay.add_argument("--to", dest="end", metavar="TIME", type=_time)
+    replay.add_argument("--output", metavar="FILE.jsonl", help="alerts (default: stdout)")
+    replay.add_argument("--dlq-output", metavar="FILE.jsonl",
+                        help="rejected records (default: a warning per record on stderr)")
+
+    sim = sub.add_parser("simulate", help="write a synthetic, optionally drifting stream")
+    _common(sim)
+    target = sim.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output", metavar="FILE.jsonl")
+    target.add_argument("--topic", metavar="T")
+    sim.add_argument("--events", type=int, default=100_000, metavar="N")
+    sim.add_argument("--seed", type=int, default=0, metavar="S")
+    sim.add_argument("--drift-at", type=int, metavar="K")
+    sim.add_argument("--drift-feature", default="income", choices=FEATURES, metavar="NAME")
+    sim.add_argument("--shift", type=float, default=1.0, metavar="SIGMAS")
+    sim.add_argument("--models", default="credit-risk", metavar="A,B",
+                     help="comma-separated model ids, events go round-robin")
+    sim.add_argument("--missing-rate", type=float, default=0.01)
+    sim.add_argument("--invalid-rate", type=float, default=0.0,
+                     help="share of records that break the event contract")
+    sim.add_argument("--start", type=_time, metavar="TIME",
+                     help="event time of the first event (default 2026-01-01T00:00:00Z; "
+                          "with --rate: now)")
+    sim.add_argument("--rate", type=float, metavar="EVENTS_PER_S",
+                     help="produce at this pace in real time (default: as fast as possible)")
+    sim.add_argument("--partitions", type=int, default=3,
+                     help="partitions of the topic if it has to be created")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", metavar="FILE")
+    return parser
+
+
+def _time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither RFC 3339 nor epoch seconds"
+                                         ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if "." in k and v is not None}
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second signal: the user means it
+            raise KeyboardInterrupt
+        log.info("%s: finishing the batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def _producer(config: AppConfig, **extra: Any) -> Producer:
+    settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
+                "linger.ms": 5, **extra}
+    settings.update(config.kafka.producer)
+    return Producer(settings)
+
+
+def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
+    conf = config.kafka
+    if conf.processing_guarantee == "exactly-once":
+        log.error("kafka.processing_guarantee: exactly-once needs the changelog state that is "
+                  "not built yet; use at-least-once")
+        return EXIT_CONFIG
+    admin = wait_for_broker(conf)
+    if conf.create_topics:
+        ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic],
+                      conf.topic_partitions, conf.topic_replication_factor)
+    metrics = Metrics(max_models=config.metrics.max_models,
+                      max_features=config.metrics.max_features)
+    if config.metrics.port is not None:
+        port = metrics.serve(config.metrics.host, config.metrics.port)
+        log.info("metrics on http://%s:%d/metrics", config.metrics.host, port)
+    producer = _producer(config)
+    tracker = DeliveryTracker()
+    holder: dict[str, RunLoop] = {}
+    source = KafkaSource(conf, [conf.events_topic],
+                         on_stats=lambda stats: holder["loop"].update_lag(stats))
+    loop = holder["loop"] = RunLoop(
+        source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
+        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
+        on_alert=lambda alert: log.info("%s", describe_alert(alert)))
+    log.info("streamdrift %s: %s -> alerts %s, dead letters %s (group %s)", __version__,
+             conf.events_topic, conf.alerts_topic, conf.dlq_topic, conf.group_id)
+    _summary(loop.run(_stop_on_signals()))
+    return 0
+
+
+class LogDeadLetterSink:
+    """Rejected records as warnings, when a replay has no --dlq-output."""
+
+    def send(self, records: RecordBatch, rejected: Rejected) -> None:
+        row = rejected.row
+        log.warning("rejected %s[%d]@%d: %s: %s", records.topics[row], records.partitions[row],
+                    records.offsets[row], rejected.reason, rejected.detail)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
+    source: Source
+    if args.input is not None:
+        if args.start is not None or args.end is not None:
+            log.error("--from/--to go with --topic; a file is replayed whole")
+            return EXIT_CONFIG
+        try:
+            source = FileSource(args.input, config.kafka.batch_size)
+        except OSError as exc:
+            log.error("--input: cannot read %s: %s", args.input, exc.strerror)
+            return EXIT_CONFIG
+    else:
+        wait_for_broker(config.kafka)
+        source = KafkaRangeSource(config.kafka, args.topic,
+                                  None if args.start is None else int(args.start * 1000),
+                                  None if args.end is None else int(args.end * 1000))
+    alerts: AlertSink = JsonLinesSink(args.output)
+    dead: DeadLetterSink = (JsonLinesDeadLetterSink(args.dlq_output) if args.dlq_output
+                            else LogDeadLetterSink())
+    loop = RunLoop(source, alerts, dead, config, Metrics(),
+                   on_alert=(lambda a: log.info("%s", describe_alert(a))) if args.output
+                   else None)
+    _summary(loop.run(_stop_on_signals()))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
+    start = args.start if args.start is not None else (
+        float(int(time.time())) if args.rate else None)
+    scenario = Scenario(events=args.events, seed=args.seed,
+                        models=tuple(m for m in args.models.split(",") if m),
+                        drift_at=args.drift_at, drift_feature=args.drift_feature,
+                        shift=args.shift, missing_rate=args.missing_rate,
+                        invalid_rate=args.invalid_rate,
+                        **({"start": start} if start is not None else {}),
+                        **({"events_per_second": args.rate} if args.rate else {}))
+    records = generate(scenario)
+    if args.output:
+        with open(args.output, "wb") as out:
+            for _key, value in records:
+                out.write(value + b"\n")
+        log.info("wrote %d records to %s", scenario.events, args.output)
+        return 0
+    admin = wait_for_broker(config.kafka)
+    ensure_topics(admin, [args.topic], args.partitions, config.kafka.topic_replication_factor)
+    producer = _producer(config)
+    tracker = DeliveryTracker()
+    stop = _stop_on_signals()
+    began = time.monotonic()
+    sent = 0
+    for key, value in records:
+        if stop.is_set():
+            break
+        if args.rate:
+            wait = began + sent / args.rate - time.monotonic()
+            if wait > 0:
+                stop.wait(wait)  # pacing, not synchronisation
+        while True:
+            try:
+                producer.produce(args.topic, value, key.encode(), on_delivery=tracker)
+                break
+            except BufferError:
+                producer.poll(0.1)  # the local queue is full: let deliveries drain
+        sent += 1
+        producer.poll(0)
+    tracker.flush(producer, 60.0)
+    log.info("produced %d records to %s", sent, args.topic)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file, env={})
+    print(f"{args.file}: ok (config_hash {config.config_hash()})")
+    return 0
+
+
+def _summary(stats: LoopStats) -> None:
+    log.info("stopped: %d records, %d events, %d rejected, %d alerts", stats.records,
+             stats.events, stats.rejected, stats.alerts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        config = load_config(args.config, overrides=_overrides(args))
+        handler = {"run": cmd_run, "replay": cmd_replay, "simulate": cmd_simulate}
+        return handler[args.command](args, config)
+    except ConfigError as exc:
+        print(f"streamdrift: bad config:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokerUnavailable as exc:
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (SinkError, KafkaException) as exc:
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ValueError as exc:  # a bad argument found late, e.g. a replay topic that is missing
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

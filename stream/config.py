@@ -1,0 +1,157 @@
+"""One YAML file, overridable by ``STREAMDRIFT_*`` variables and flags.
+
+Precedence: flag > environment > file > default. A nested key ``a.b_c`` is
+``STREAMDRIFT_A__B_C`` in the environment. Unknown keys and bad values are
+refused with the key's path and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detectors.config import DetectorConfig
+
+ENV_PREFIX = "STREAMDRIFT_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str = "localhost:9092"
+    events_topic: str = Field(default="model-events", min_length=1)
+    labels_topic: str | None = None
+    alerts_topic: str = Field(default="drift-alerts", min_length=1)
+    dlq_topic: str = Field(default="model-events-dlq", min_length=1)
+    group_id: str = Field(default="streamdrift", min_length=1)
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
+    batch_timeout_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    create_topics: bool = True
+    topic_partitions: int = Field(default=3, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    statistics_interval_seconds: float = Field(default=5.0, ge=0.0)
+    # Extra librdkafka settings, passed through as they are.
+    consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class MetricsConfig(_Strict):
+    port: int | None = Field(default=9108, ge=0, le=65535)
+    host: str = "0.0.0.0"
+    max_models: int = Field(default=100, ge=1)
+    max_features: int = Field(default=200, ge=1)
+
+
+class LimitsConfig(_Strict):
+    max_record_bytes: int = Field(default=1_048_576, ge=64)
+
+
+class AppConfig(_Strict):
+    kafka: KafkaConfig = KafkaConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    detectors: DetectorConfig = DetectorConfig()
+
+    def config_hash(self) -> str:
+        """Hash of what decides the alerts (the detectors), not of where they go."""
+        canonical = orjson.dumps(self.detectors.model_dump(mode="json"),
+                                 option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names each key's path."""
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """Merge file, environment and flag overrides (dotted keys) and validate.
+
+    >>> cfg = load_config(env={"STREAMDRIFT_KAFKA__BATCH_SIZE": "500"},
+    ...                   overrides={"metrics.port": 0})
+    >>> cfg.kafka.batch_size, cfg.metrics.port
+    (500, 0)
+    >>> load_config(overrides={"kafka.batch_size": "many"})
+    Traceback (most recent call last):
+    ...
+    stream.config.ConfigError: kafka.batch_size: Input should be a valid integer, ... (got 'many')
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    environ = os.environ if env is None else env
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            _set(data, key, _parse_scalar(raw), origin=name)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set(data, key, value, origin=f"--{key.split('.')[-1].replace('_', '-')}")
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def _parse_scalar(raw: str) -> Any:
+    # Environment values are strings; YAML's scalar rules give 500 -> int, true -> bool.
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted} (from {origin}): {part} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = err.get("input")
+        suffix = f" (got {got!r})" if err["type"] != "extra_forbidden" and _short(got) else ""
+        lines.append(f"{path}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and len(repr(value)) <= 80

@@ -1,0 +1,88 @@
+"""Prometheus metrics (DESIGN.md's names), with label values bounded.
+
+Label values come from the data, so a bad producer could create a series per
+event. ``LabelBound`` admits the first N distinct values and counts the rest
+under ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from stream import __version__
+
+OTHER = "other"
+
+
+class LabelBound:
+    """Admits at most ``limit`` distinct values; later ones read as ``other``.
+
+    >>> b = LabelBound(2)
+    >>> [b("a"), b("b"), b("c"), b("a")]
+    ['a', 'b', 'other', 'a']
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+class Metrics:
+    """Every metric of one process, in its own registry (tests make their own)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, max_models: int = 100,
+                 max_features: int = 200) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.model = LabelBound(max_models)
+        self._feature_bounds: dict[str, LabelBound] = {}
+        self.max_features = max_features
+        self.events = Counter("streamdrift_events", "Valid events processed.", ["model_id"],
+                              registry=r)
+        self.invalid = Counter("streamdrift_events_invalid",
+                               "Records rejected to the dead-letter queue, by reason.",
+                               ["reason"], registry=r)
+        self.alerts = Counter("streamdrift_drift_alerts", "Drift alerts published.",
+                              ["model_id", "feature", "kind", "detector"], registry=r)
+        self.drift_active = Gauge("streamdrift_feature_drift_active",
+                                  "1 while a feature is in its post-alert cooldown.",
+                                  ["model_id", "feature"], registry=r)
+        self.batch_duration = Histogram(
+            "streamdrift_batch_duration_seconds", "Time to process one batch, commit included.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r)
+        self.lag = Gauge("streamdrift_consumer_lag", "Records behind the end of the partition.",
+                         ["topic", "partition"], registry=r)
+        self.last_event = Gauge("streamdrift_last_event_timestamp_seconds",
+                                "Event time of the newest event seen, per model.", ["model_id"],
+                                registry=r)
+        self.build = Info("streamdrift_build", "Version of the running streamdrift.", registry=r)
+        self.build.info({"version": __version__})
+
+    def feature(self, model_id: str, feature: str) -> str:
+        bound = self._feature_bounds.get(model_id)
+        if bound is None:
+            bound = self._feature_bounds[model_id] = LabelBound(self.max_features)
+        return bound(feature)
+
+    def count_events(self, model_ids: Iterable[str]) -> None:
+        counts: dict[str, int] = {}
+        for m in model_ids:
+            counts[m] = counts.get(m, 0) + 1
+        for m, n in counts.items():
+            self.events.labels(self.model(m)).inc(n)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics; returns the bound port (useful with port 0)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_address[1])

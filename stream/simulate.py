@@ -1,0 +1,118 @@
+"""A synthetic event stream with an optional injected drift, reproducible by seed.
+
+Numeric features (normal, lognormal, counts), categorical ones, missing
+values, a score prediction; from event ``drift_at`` on, ``drift_feature``
+moves by ``shift`` standard deviations (a numeric feature) or a share
+``min(1, shift / 4)`` of its values becomes a new category (a categorical one).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream.events import format_time
+
+NUMERIC = {  # name: (mean, standard deviation) of the normal it is drawn from
+    "income": (5000.0, 1500.0),
+    "age": (41.0, 12.0),
+    "balance": (1200.0, 800.0),
+    "utilization": (0.35, 0.12),
+}
+CATEGORICAL = {
+    "country": (["DE", "FR", "ES", "IT", "NL", "PL"], [0.3, 0.2, 0.15, 0.15, 0.1, 0.1]),
+    "device": (["ios", "android", "web"], [0.4, 0.35, 0.25]),
+}
+FEATURES = (*NUMERIC, "transactions", *CATEGORICAL)
+DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+# Records that break the event contract, one of each kind, for --invalid-rate.
+MALFORMED: tuple[bytes, ...] = (
+    b"not json at all",
+    b"\xff\xfe\x00garbage",
+    b"[1, 2, 3]",
+    b'{"model_id": "credit-risk", "features": {}}',
+    b'{"event_id": "", "model_id": "credit-risk", "features": {}}',
+    b'{"event_id": "bad", "model_id": "credit-risk", "features": [1, 2]}',
+    b'{"event_id": "bad", "model_id": "credit-risk", "features": {"income": [1]}}',
+    b'{"event_id": "bad", "model_id": "credit-risk", "features": {"income": NaN}}',
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    events: int = 100_000
+    seed: int = 0
+    models: tuple[str, ...] = ("credit-risk",)
+    drift_at: int | None = None
+    drift_feature: str = "income"
+    shift: float = 1.0
+    missing_rate: float = 0.01
+    invalid_rate: float = 0.0
+    start: float = DEFAULT_START
+    events_per_second: float = 100.0  # event-time spacing
+
+    def __post_init__(self) -> None:
+        if self.drift_at is not None and self.drift_feature not in FEATURES:
+            raise ValueError(f"--drift-feature must be one of {', '.join(FEATURES)}")
+
+
+def generate(s: Scenario) -> Iterator[tuple[str, bytes]]:
+    """(key, value) pairs: the model id and the JSON event (or a malformed record).
+
+    >>> first = next(generate(Scenario(events=1, seed=1)))
+    >>> first[0], orjson.loads(first[1])["event_id"]
+    ('credit-risk', 'e-000000000')
+    """
+    rng = random.Random(s.seed)
+    for i in range(s.events):
+        model = s.models[i % len(s.models)]
+        if s.invalid_rate and rng.random() < s.invalid_rate:
+            yield model, MALFORMED[i % len(MALFORMED)]
+            continue
+        drifting = s.drift_at is not None and i >= s.drift_at
+        yield model, orjson.dumps(_event(rng, s, i, model, drifting))
+
+
+def _event(rng: random.Random, s: Scenario, i: int, model: str, drifting: bool
+           ) -> dict[str, Any]:
+    features: dict[str, Any] = {}
+    for name, (mean, std) in NUMERIC.items():
+        if drifting and name == s.drift_feature:
+            mean += s.shift * std
+        features[name] = round(rng.gauss(mean, std), 4)
+    rate = 4.0 + (s.shift * 2.0 if drifting and s.drift_feature == "transactions" else 0.0)
+    features["transactions"] = _poisson(rng, rate)
+    for name, (levels, weights) in CATEGORICAL.items():
+        value = rng.choices(levels, weights)[0]
+        if drifting and name == s.drift_feature and rng.random() < min(1.0, s.shift / 4.0):
+            value = "NEW"
+        features[name] = value
+    if rng.random() < s.missing_rate:
+        features["balance"] = None
+    z = (features["income"] - 5000.0) / 1500.0 - (features["age"] - 41.0) / 24.0
+    score = 1.0 / (1.0 + math.exp(-z))
+    return {
+        "event_id": f"e-{i:09d}",
+        "model_id": model,
+        "model_version": "1",
+        "timestamp": format_time(s.start + i / s.events_per_second),
+        "features": features,
+        "prediction": round(score, 4),
+        "label": None,
+    }
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    # Knuth's method: fine for the small rates used here.
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1

@@ -1,0 +1,229 @@
+"""Where records come from: a Kafka consumer group, a Kafka time range, a JSONL file.
+
+Every source yields ``RecordBatch`` objects from ``poll`` and returns None
+once a bounded input is exhausted. Only the live source commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from stream.config import KafkaConfig
+from stream.kafka import client_settings
+from stream.records import RecordBatch
+
+log = logging.getLogger("streamdrift.source")
+
+Partition = tuple[str, int]
+
+
+class PartitionListener(Protocol):
+    def assigned(self, partitions: list[Partition]) -> None: ...
+    def revoked(self, partitions: list[Partition]) -> None: ...
+
+
+class Source(Protocol):
+    def poll(self) -> RecordBatch | None: ...
+    def commit(self, offsets: dict[Partition, int]) -> None: ...
+    def close(self) -> None: ...
+
+
+class FileSource:
+    """JSON lines from a file: topic is the file's name, partition 0, offset the line index."""
+
+    def __init__(self, path: str | Path, batch_size: int) -> None:
+        self.path = Path(path)
+        self.topic = self.path.name
+        self.batch_size = batch_size
+        self._file: IO[bytes] = self.path.open("rb")
+        self._line = 0
+
+    def poll(self) -> RecordBatch | None:
+        batch = RecordBatch()
+        for raw in self._file:
+            batch.append(self.topic, 0, self._line, None, None, raw.rstrip(b"\r\n"))
+            self._line += 1
+            if len(batch) >= self.batch_size:
+                break
+        return batch if len(batch) else None
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        pass  # a replay never commits
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _append(batch: RecordBatch, msg: Message) -> None:
+    ts_type, ts = msg.timestamp()
+    batch.append(msg.topic() or "", msg.partition() or 0, msg.offset() or 0,
+                 None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts, msg.key(), msg.value())
+
+
+def _check(msg: Message) -> bool:
+    """True for a record; False for an event that is not one (logged, or raised if fatal)."""
+    err = msg.error()
+    if err is None:
+        return True
+    if err.code() == KafkaError._PARTITION_EOF:
+        return False
+    if err.fatal():
+        raise KafkaException(err)
+    log.warning("consumer: %s", err.str())
+    return False
+
+
+class KafkaSource:
+    """The live source: a member of the consumer group on the events topic.
+
+    Offsets are committed only by ``commit``, which the run loop calls after
+    the batch's alerts are durable (``enable.auto.commit`` is off).
+    """
+
+    def __init__(self, conf: KafkaConfig, topics: list[str],
+                 on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.conf = conf
+        self.listener: PartitionListener | None = None
+        settings: dict[str, Any] = {
+            **client_settings(conf),
+            "group.id": conf.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": conf.auto_offset_reset,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "isolation.level": "read_committed",
+        }
+        if on_stats is not None and conf.statistics_interval_seconds > 0:
+            settings["statistics.interval.ms"] = int(conf.statistics_interval_seconds * 1000)
+            settings["stats_cb"] = lambda raw: on_stats(orjson.loads(raw))
+        settings.update(conf.consumer)
+        self._consumer = Consumer(settings)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", _names(partitions))
+        if self.listener:
+            self.listener.assigned([(tp.topic, tp.partition) for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is committed before the next poll, so nothing is pending here.
+        log.info("revoked %s", _names(partitions))
+        if self.listener:
+            self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %s (another member may own them now)", _names(partitions))
+        if self.listener:
+            self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
+
+    def poll(self) -> RecordBatch:
+        batch = RecordBatch()
+        for msg in self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds):
+            if _check(msg):
+                _append(batch, msg)
+        return batch
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=False)
+        except KafkaException as exc:
+            # After a rebalance the new owner re-reads these records (at-least-once).
+            if exc.args[0].fatal():
+                raise
+            log.warning("commit failed, records will be re-read: %s", exc.args[0].str())
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+class KafkaRangeSource:
+    """Records of a topic between two times, for replay: never joins a group or commits.
+
+    Each partition starts at the first offset whose timestamp is >= ``start_ms``
+    (offsets_for_times) and stops before the first whose timestamp is >= ``end_ms``,
+    or at the end offset seen when the replay started.
+    """
+
+    def __init__(self, conf: KafkaConfig, topic: str, start_ms: int | None,
+                 end_ms: int | None) -> None:
+        self.conf = conf
+        self.listener: PartitionListener | None = None
+        self._consumer = Consumer({
+            **client_settings(conf),
+            "group.id": f"streamdrift-replay-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        })
+        timeout = conf.connect_timeout_seconds
+        meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise ValueError(f"topic {topic!r} does not exist")
+        self._ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for p in sorted(meta.partitions):
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout)
+            start = self._offset_at(topic, p, start_ms, low, high) if start_ms is not None else low
+            end = self._offset_at(topic, p, end_ms, high, high) if end_ms is not None else high
+            if start < end:
+                self._ends[p] = end
+                starts.append(TopicPartition(topic, p, start if start >= 0 else OFFSET_BEGINNING))
+        self.topic = topic
+        self._consumer.assign(starts)
+        log.info("replaying %s: %s", topic,
+                 ", ".join(f"[{tp.partition}] {tp.offset}..{self._ends[tp.partition]}"
+                           for tp in starts) or "nothing in range")
+
+    def _offset_at(self, topic: str, partition: int, at_ms: int, low: int, high: int) -> int:
+        found = self._consumer.offsets_for_times([TopicPartition(topic, partition, at_ms)],
+                                                 timeout=self.conf.connect_timeout_seconds)[0]
+        return high if found.offset < 0 else max(found.offset, low)
+
+    def poll(self) -> RecordBatch | None:
+        if not self._ends:
+            return None
+        batch = RecordBatch()
+        for msg in self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds):
+            if not _check(msg):
+                continue
+            end = self._ends.get(msg.partition() or 0)
+            if end is not None and (msg.offset() or 0) < end:
+                _append(batch, msg)
+        self._drop_finished()
+        return batch
+
+    def _drop_finished(self) -> None:
+        positions = self._consumer.position(
+            [TopicPartition(self.topic, p) for p in self._ends])
+        for tp in positions:
+            if tp.offset >= self._ends[tp.partition]:
+                del self._ends[tp.partition]
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        pass  # a replay never commits
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -224,7 +224,7 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
     records = generate(scenario)
     if args.output:
         with open(args.output, "wb") as out:
-            for _key, value in records:
+            for _key, value, _when in records:
                 out.write(value + b"\n")
         log.info("wrote %d records to %s", scenario.events, args.output)
         return 0
@@ -235,7 +235,7 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
     stop = _stop_on_signals()
     began = time.monotonic()
     sent = 0
-    for key, value in records:
+    for key, value, when in records:
         if stop.is_set():
             break
         if args.rate:
@@ -244,7 +244,9 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
                 stop.wait(wait)  # pacing, not synchronisation
         while True:
             try:
-                producer.produce(args.topic, value, key.encode(), on_delivery=tracker)
+                # The record timestamp is the event time, so replay --from/--to selects by it.
+                producer.produce(args.topic, value, key.encode(), timestamp=int(when * 1000),
+                                 on_delivery=tracker)
                 break
             except BufferError:
                 producer.poll(0.1)  # the local queue is full: let deliveries drain

@@ -62,24 +62,25 @@ class Scenario:
             raise ValueError(f"--drift-feature must be one of {', '.join(FEATURES)}")
 
 
-def generate(s: Scenario) -> Iterator[tuple[str, bytes]]:
-    """(key, value) pairs: the model id and the JSON event (or a malformed record).
+def generate(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
+    """(key, value, event time): the model id, the JSON event (or a malformed record).
 
-    >>> first = next(generate(Scenario(events=1, seed=1)))
-    >>> first[0], orjson.loads(first[1])["event_id"]
-    ('credit-risk', 'e-000000000')
+    >>> key, value, when = next(generate(Scenario(events=1, seed=1)))
+    >>> key, orjson.loads(value)["event_id"], format_time(when)
+    ('credit-risk', 'e-000000000', '2026-01-01T00:00:00.000Z')
     """
     rng = random.Random(s.seed)
     for i in range(s.events):
         model = s.models[i % len(s.models)]
+        when = s.start + i / s.events_per_second
         if s.invalid_rate and rng.random() < s.invalid_rate:
-            yield model, MALFORMED[i % len(MALFORMED)]
+            yield model, MALFORMED[i % len(MALFORMED)], when
             continue
         drifting = s.drift_at is not None and i >= s.drift_at
-        yield model, orjson.dumps(_event(rng, s, i, model, drifting))
+        yield model, orjson.dumps(_event(rng, s, i, model, drifting, when)), when
 
 
-def _event(rng: random.Random, s: Scenario, i: int, model: str, drifting: bool
+def _event(rng: random.Random, s: Scenario, i: int, model: str, drifting: bool, when: float
            ) -> dict[str, Any]:
     features: dict[str, Any] = {}
     for name, (mean, std) in NUMERIC.items():
@@ -101,7 +102,7 @@ def _event(rng: random.Random, s: Scenario, i: int, model: str, drifting: bool
         "event_id": f"e-{i:09d}",
         "model_id": model,
         "model_version": "1",
-        "timestamp": format_time(s.start + i / s.events_per_second),
+        "timestamp": format_time(when),
         "features": features,
         "prediction": round(score, 4),
         "label": None,

@@ -187,7 +187,7 @@ class KafkaRangeSource:
         for p in sorted(meta.partitions):
             low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout)
             start = self._offset_at(topic, p, start_ms, low, high) if start_ms is not None else low
-            end = self._offset_at(topic, p, end_ms, high, high) if end_ms is not None else high
+            end = self._offset_at(topic, p, end_ms, low, high) if end_ms is not None else high
             if start < end:
                 self._ends[p] = end
                 starts.append(TopicPartition(topic, p, start if start >= 0 else OFFSET_BEGINNING))

@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     loop = holder["loop"] = RunLoop(
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
         KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
-        on_alert=lambda alert: log.info("%s", describe_alert(alert)))
+        on_alert=lambda alert: log.info("%s", describe_alert(alert)), progress_seconds=30.0)
     log.info("streamdrift %s: %s -> alerts %s, dead letters %s (group %s)", __version__,
              conf.events_topic, conf.alerts_topic, conf.dlq_topic, conf.group_id)
     _summary(loop.run(_stop_on_signals()))

@@ -43,13 +43,15 @@ class RunLoop:
 
     def __init__(self, source: Source, alerts: AlertSink, dead_letters: DeadLetterSink,
                  config: AppConfig, metrics: Metrics,
-                 on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_alert: Callable[[dict[str, Any]], None] | None = None,
+                 progress_seconds: float | None = None) -> None:
         self.source = source
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.config = config
         self.metrics = metrics
         self.on_alert = on_alert
+        self.progress_seconds = progress_seconds
         self.config_hash = config.config_hash()
         self.banks: dict[Partition, DetectorBank] = {}
         self.stats = LoopStats()
@@ -73,6 +75,7 @@ class RunLoop:
     def run(self, stop: threading.Event | None = None) -> LoopStats:
         """Process batches until ``stop`` is set or a bounded source ends."""
         stop = stop or threading.Event()
+        last_progress = time.monotonic()
         try:
             while not stop.is_set():
                 records = self.source.poll()
@@ -84,6 +87,12 @@ class RunLoop:
                 self.process(records)
                 self.checkpoint(records)
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
+                now = time.monotonic()
+                if self.progress_seconds and now - last_progress >= self.progress_seconds:
+                    last_progress = now
+                    s = self.stats
+                    log.info("progress: %d records, %d events, %d rejected, %d alerts",
+                             s.records, s.events, s.rejected, s.alerts)
         finally:
             self.source.close()
             self.alerts.close()

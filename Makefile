@@ -22,7 +22,7 @@ help:
 	@echo "make test         ruff, mypy, then pytest against its own broker on port $(TEST_KAFKA_PORT)"
 	@echo "make lint         ruff + mypy"
 	@echo "make kafka-up     start the local broker on KAFKA_PORT=$(KAFKA_PORT) (kafka-down stops it)"
-	@echo "make bench        throughput (own broker on port $(BENCH_KAFKA_PORT)) and detection-quality benchmarks"
+	@echo "make bench        throughput (own broker on port $(BENCH_KAFKA_PORT)) benchmark"
 	@echo "make clean        remove var/ and caches (keeps $(VENV) and the Kafka jar cache)"
 
 setup: $(STAMP)
@@ -47,7 +47,7 @@ kafka-status:
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy detectors
+	$(BIN)/mypy detectors stream
 
 # Lint first (no broker needed), then pytest with a fresh broker of its own that
 # is stopped afterwards whatever pytest's outcome; pytest's status is kept.

@@ -85,8 +85,7 @@ class DetectorConfig(_Strict):
     ...
     pydantic_core._pydantic_core.ValidationError: 1 validation error for DetectorConfig
     warmup
-      Input should be greater than or equal to 50 [type=greater_than_equal, input_value=10, input_type=int]
-    ...
+      Input should be greater than or equal to 50 ...
     """
 
     warmup: int = Field(default=1000, ge=50, le=1_000_000)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.config import KafkaConfig
 
@@ -29,8 +29,9 @@ def _log_error(err: KafkaError) -> None:
 
 def wait_for_broker(conf: KafkaConfig) -> AdminClient:
     """An admin client once the cluster answers a metadata request, or BrokerUnavailable."""
-    admin = AdminClient({"bootstrap.servers": conf.bootstrap_servers,
-                         "error_cb": lambda err: None})  # the timeout below says it once
+    settings: dict[str, Any] = {"bootstrap.servers": conf.bootstrap_servers,
+                                "error_cb": lambda err: None}  # the timeout below says it once
+    admin = AdminClient(settings)
     deadline = time.monotonic() + conf.connect_timeout_seconds
     last = "no answer"
     while True:

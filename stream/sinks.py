@@ -84,7 +84,7 @@ class KafkaDeadLetterSink:
 
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("streamdrift.reason", rejected.reason.encode()),
             ("streamdrift.error", rejected.detail.encode("utf-8", "replace")),
             ("streamdrift.source.topic", records.topics[row].encode()),
@@ -107,7 +107,9 @@ class JsonLinesSink:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._own = path is not None and str(path) != "-"
-        self._out: IO[bytes] = open(path, "wb") if self._own else sys.stdout.buffer  # noqa: SIM115
+        self._out: IO[bytes] = (
+            open(str(path), "wb") if self._own else sys.stdout.buffer  # noqa: SIM115
+        )
 
     def send(self, alert: dict[str, Any]) -> None:
         self._out.write(encode_alert(alert) + b"\n")

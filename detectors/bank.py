@@ -65,6 +65,10 @@ def _is_number(v: object) -> bool:
     return (type(v) is float or type(v) is int) and math.isfinite(v)  # bool is not a number here
 
 
+def _is_missing(v: object) -> bool:
+    return v is None or (type(v) is float and v != v)  # NaN: how pandas marks a missing number
+
+
 class SeriesMonitor:
     """One (model, feature) series: its value monitor (numeric or categorical,
     decided by the first non-missing value) and its missing-rate monitor."""
@@ -97,7 +101,7 @@ class SeriesMonitor:
 
     def update(self, column: Sequence[FeatureValue], rows: Sequence[int]) -> list[Detection]:
         if self.values is None:
-            first = next((v for v in column if v is not None), None)
+            first = next((v for v in column if not _is_missing(v)), None)
             if first is not None:
                 self.values = self._create(first)
         values = self.values
@@ -123,7 +127,11 @@ _NUMBER_TYPES = frozenset((float, int))
 def _numeric_column(column: Sequence[FeatureValue]) -> tuple[Any, npt.NDArray[np.bool_]]:
     """Present values as floats, and the mask of missing ones (null or not a number)."""
     if set(map(type, column)) <= _NUMBER_TYPES:  # the usual case, all in C
-        return np.asarray(column, dtype=np.float64), np.zeros(len(column), dtype=bool)
+        values = np.asarray(column, dtype=np.float64)
+        finite = np.isfinite(values)
+        if finite.all():
+            return values, np.zeros(len(column), dtype=bool)
+        return values[finite], ~finite
     missing = np.fromiter((not _is_number(v) for v in column), dtype=bool, count=len(column))
     present = np.asarray([v for v in column if _is_number(v)], dtype=np.float64)
     return present, missing
@@ -133,9 +141,9 @@ def _categorical_column(column: Sequence[FeatureValue]) -> tuple[list[str], npt.
     """Present values as category names, and the mask of missing ones (null or a number)."""
     if set(map(type, column)) == {str}:
         return list(column), np.zeros(len(column), dtype=bool)  # type: ignore[arg-type]
-    missing = np.fromiter((v is None or _is_number(v) for v in column), dtype=bool,
+    missing = np.fromiter((_is_missing(v) or _is_number(v) for v in column), dtype=bool,
                           count=len(column))
-    return [_category(v) for v in column if v is not None and not _is_number(v)], missing
+    return [_category(v) for v in column if not _is_missing(v) and not _is_number(v)], missing
 
 
 def _category(v: FeatureValue) -> str:
@@ -154,11 +162,20 @@ class ModelMonitors:
         self.config = config
         self.series: dict[str, SeriesMonitor] = {}
         self.untracked_features = 0
+        self._predicts = False
+        self._probabilities = False
 
-    def _column_names(self, features: Sequence[Mapping[str, FeatureValue]]) -> list[str]:
+    def _columns(self, features: Sequence[Mapping[str, FeatureValue]]
+                 ) -> list[tuple[str, int]]:
+        """Enabled feature series and the row of this batch where each one starts.
+
+        A feature seen for the first time starts at its first row: the rows
+        before it belong to no series, so where a batch is cut changes nothing.
+        """
         known = self.series.keys()
         limit = self.config.max_features_per_model
-        for feats in features:
+        starts: dict[str, int] = {}
+        for i, feats in enumerate(features):
             if feats.keys() <= known:
                 continue
             for name in feats:
@@ -168,44 +185,58 @@ class ModelMonitors:
                     self.untracked_features += 1
                     continue
                 self.series[name] = SeriesMonitor(name, "data_drift", self.config)
-        return [name for name, s in self.series.items() if s.enabled and s.kind == "data_drift"]
+                starts[name] = i
+        return [(name, starts.get(name, 0)) for name, s in self.series.items()
+                if s.enabled and s.kind == "data_drift"]
 
     def update(self, rows: list[int], batch: EventBatch) -> list[tuple[str, str, Detection]]:
         features = [batch.features[r] for r in rows]
         out: list[tuple[str, str, Detection]] = []
-        for name in self._column_names(features):
-            column = [f.get(name) for f in features]
-            for d in self.series[name].update(column, rows):
+        for name, start in self._columns(features):
+            column = [f.get(name) for f in features[start:]]
+            for d in self.series[name].update(column, rows[start:]):
                 out.append((name, "data_drift", d))
         if self.config.monitor_predictions:
             out.extend(self._update_predictions(rows, batch))
         return out
 
+    def _prediction_series(self, name: str) -> SeriesMonitor:
+        key = "\x00" + name  # cannot clash with a feature called 'prediction'
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = SeriesMonitor(name, "prediction_drift", self.config)
+        return series
+
     def _update_predictions(self, rows: list[int], batch: EventBatch
                             ) -> list[tuple[str, str, Detection]]:
         preds = [batch.predictions[r] for r in rows]
-        if all(p is None for p in preds):
+        # A series starts at the first prediction (or probability object) ever seen and is
+        # fed every row after that, so predictions that stop arriving show as missing.
+        start = 0 if self._predicts else next(
+            (i for i, p in enumerate(preds) if p is not None), None)
+        if start is None:
             return []
-        columns: dict[str, list[FeatureValue]] = {PREDICTION: []}
-        probabilities = any(isinstance(p, Mapping) for p in preds)
-        if probabilities:
-            columns[CONFIDENCE] = []
-        for p in preds:
-            if isinstance(p, Mapping):
-                top = _argmax(p)
-                columns[PREDICTION].append(top[0] if top else None)
-                columns[CONFIDENCE].append(top[1] if top else None)
-            else:
-                columns[PREDICTION].append(p)
-                if probabilities:
-                    columns[CONFIDENCE].append(None)
+        self._predicts = True
+        columns: dict[str, tuple[int, list[FeatureValue]]] = {PREDICTION: (start, [])}
+        first_mapping = 0 if self._probabilities else next(
+            (i for i, p in enumerate(preds) if isinstance(p, Mapping)), None)
+        if first_mapping is not None:
+            self._probabilities = True
+            columns[CONFIDENCE] = (first_mapping, [])
+        for name, (begin, column) in columns.items():
+            for p in preds[begin:]:
+                if isinstance(p, Mapping):
+                    top = _argmax(p)
+                    column.append(None if top is None else
+                                  (top[0] if name == PREDICTION else top[1]))
+                else:
+                    column.append(p if name == PREDICTION else None)
         out = []
-        for name, column in columns.items():
-            key = "\x00" + name  # cannot clash with a feature called 'prediction'
-            series = self.series.get(key)
-            if series is None:
-                series = self.series[key] = SeriesMonitor(name, "prediction_drift", self.config)
-            for d in series.update(column, rows):
+        for name, (begin, column) in columns.items():
+            series = self._prediction_series(name)
+            if not series.enabled:
+                continue
+            for d in series.update(column, rows[begin:]):
                 out.append((name, "prediction_drift", d))
         return out
 

@@ -12,22 +12,25 @@ from stream import __version__
 from stream.events import format_time
 
 
-def alert_id(model_id: str, feature: str, detector: str, topic: str, partition: int,
+def alert_id(model_id: str, feature: str, kind: str, detector: str, topic: str, partition: int,
              offset: int) -> str:
     """Deterministic id: the same detection at the same source position, the same id.
 
-    >>> alert_id("m", "x", "adwin", "events", 0, 42) == alert_id("m", "x", "adwin", "events", 0, 42)
-    True
+    ``kind`` is in the key so that a feature called ``prediction`` and the
+    prediction itself, firing on the same record, keep two ids.
+
+    >>> alert_id("m", "x", "data_drift", "adwin", "events", 0, 42)
+    'd94048799402f3bc8b16597724901705'
     """
-    key = "\x1f".join((model_id, feature, detector, topic, str(partition), str(offset)))
+    key = "\x1f".join((model_id, feature, kind, detector, topic, str(partition), str(offset)))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def build_alert(signal: DriftSignal, event_id: str, event_time: float | None, topic: str,
                 partition: int, offset: int, config_hash: str) -> dict[str, Any]:
     return {
-        "alert_id": alert_id(signal.model_id, signal.feature, signal.detector, topic, partition,
-                             offset),
+        "alert_id": alert_id(signal.model_id, signal.feature, signal.kind, signal.detector,
+                             topic, partition, offset),
         "model_id": signal.model_id,
         "model_version": signal.model_version,
         "feature": signal.feature,

@@ -95,7 +95,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX):].lower().replace("__", ".")
-            _set(data, key, _parse_scalar(raw), origin=name)
+            # The raw string: pydantic turns "500" into 500 for an int key, keeps "2024" a str.
+            _set(data, key, raw, origin=name)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set(data, key, value, origin=f"--{key.split('.')[-1].replace('_', '-')}")
@@ -119,14 +120,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
     return data
-
-
-def _parse_scalar(raw: str) -> Any:
-    # Environment values are strings; YAML's scalar rules give 500 -> int, true -> bool.
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired, Required  # pydantic needs it on 3.11
@@ -139,6 +140,9 @@ def _parse(value: bytes | None, max_bytes: int) -> dict[str, Any] | Rejected:
     return obj
 
 
+_NON_FINITE = re.compile(r"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])")
+
+
 def _classify_parse_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejected:
     try:
         text = value.decode("utf-8")
@@ -150,7 +154,9 @@ def _classify_parse_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejected
         json.loads(text)
     except ValueError:
         return Rejected(-1, "not_json", str(exc))
-    return Rejected(-1, "non_finite_number", "NaN or Infinity is not a JSON number")
+    if _NON_FINITE.search(text):
+        return Rejected(-1, "non_finite_number", "NaN or Infinity is not a JSON number")
+    return Rejected(-1, "not_json", str(exc))  # e.g. a lone surrogate, which orjson refuses
 
 
 def _validate(objs: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
@@ -187,6 +193,9 @@ def _reason(errors: list[dict[str, Any]]) -> tuple[str, str]:
     return "wrong_type", f"{where}: {first['msg']}"
 
 
+_YEAR_10000 = 253_402_300_800  # epoch seconds; past it a time cannot be formatted
+
+
 def _event_time(timestamp: str | float | None, record_ms: int | None) -> float | None:
     if timestamp is None:
         return record_ms / 1000.0 if record_ms is not None else None
@@ -198,8 +207,9 @@ def _event_time(timestamp: str | float | None, record_ms: int | None) -> float |
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
-    if not math.isfinite(timestamp) or timestamp < 0:
-        raise ValueError(f"timestamp: {timestamp!r} is not epoch seconds")
+    if not math.isfinite(timestamp) or not 0 <= timestamp < _YEAR_10000:
+        hint = " (milliseconds?)" if timestamp >= _YEAR_10000 else ""
+        raise ValueError(f"timestamp: {timestamp!r} is not epoch seconds{hint}")
     return float(timestamp)
 
 

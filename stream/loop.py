@@ -175,5 +175,8 @@ class RunLoop:
                 if pid == "-1" or (topic, int(pid)) not in self.banks:
                     continue
                 lag = part.get("consumer_lag", -1)
+                if lag < 0 and part.get("lo_offset", -1) >= 0:
+                    # Nothing consumed or committed yet (e.g. an empty partition): all of it.
+                    lag = part.get("hi_offset", -1) - part["lo_offset"]
                 if lag >= 0:
                     self.metrics.lag.labels(topic, pid).set(lag)

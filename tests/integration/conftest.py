@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 pytestmark = pytest.mark.integration
@@ -58,6 +58,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
         time.sleep(interval)
 
 
+def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """Low and high offsets; retried while a new topic's leader is being elected."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
     """Every record of a topic (committed ones), up to the end offsets seen at the call."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
@@ -66,7 +79,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
         ends = {}
         for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            low, high = watermarks(consumer, topic, p)
             if high > low:
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])
@@ -101,8 +114,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4()}"})
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in meta.partitions}
+        return {p: watermarks(consumer, topic, p)[1] for p in meta.partitions}
     finally:
         consumer.close()
 
@@ -130,13 +142,14 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """Start `streamdrift run ...` in the background; killed at teardown if still alive."""
     started: list[Running] = []
 
-    def start(*args: str) -> Running:
+    def start(*args: str, env_extra: dict[str, str] | None = None) -> Running:
         port = free_port()
         log_path = tmp_path / f"run-{len(started)}.log"
         with log_path.open("w") as log_file:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "stream.cli", "run", "--metrics-port", str(port), *args],
-                stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+                stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                env={**os.environ, **(env_extra or {})})
         running = Running(proc, port, log_path)
         started.append(running)
         return running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -92,7 +93,8 @@ def live(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
             [sys.executable, "-m", "stream.cli", "run", "--bootstrap-servers", bootstrap,
              "--events-topic", topics["events"], "--alerts-topic", topics["alerts"],
              "--dlq-topic", topics["dlq"], "--group-id", group, "--metrics-port", str(port)],
-            stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+            stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+            env={**os.environ, "STREAMDRIFT_KAFKA__STATISTICS_INTERVAL_SECONDS": "1"})
     try:
         def caught_up() -> bool:
             assert proc.poll() is None, log_path.read_text()
@@ -100,8 +102,10 @@ def live(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
                 m = _scrape(port)
             except OSError:
                 return False
+            lags = [v for (n, _), v in m.items() if n == "streamdrift_consumer_lag"]
             return (_total(m, "streamdrift_events_total") == sum(valid.values())
-                    and _total(m, "streamdrift_events_invalid_total") == invalid)
+                    and _total(m, "streamdrift_events_invalid_total") == invalid
+                    and len(lags) == 3 and sum(lags) == 0)  # librdkafka's view: caught up
 
         wait_until(caught_up, 120, "streamdrift run to process every record")
         metrics = _scrape(port)
@@ -153,6 +157,12 @@ def test_dead_letters_carry_reason_and_origin(live: LiveRun) -> None:
         assert int(headers["streamdrift.source.partition"]) in (0, 1, 2)
         assert int(headers["streamdrift.source.offset"]) >= 0
         assert headers["streamdrift.error"]
+
+
+def test_consumer_lag_is_reported_per_partition(live: LiveRun) -> None:
+    lags = {dict(labels)["partition"]: v for (n, labels), v in live.metrics.items()
+            if n == "streamdrift_consumer_lag"}
+    assert lags == {"0": 0, "1": 0, "2": 0}
 
 
 def test_metrics_count_what_was_produced(live: LiveRun) -> None:

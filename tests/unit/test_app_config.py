@@ -1,0 +1,155 @@
+"""load_config and check-config: file < environment < flags; refusals name the key's path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stream.cli import main
+from stream.config import ConfigError, load_config
+
+
+@pytest.fixture(autouse=True)
+def no_streamdrift_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own STREAMDRIFT_* variables must not leak into these tests."""
+    for name in list(os.environ):
+        if name.startswith("STREAMDRIFT_"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "streamdrift.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    return str(info.value)
+
+
+def test_unknown_key_is_refused_with_its_dotted_path(tmp_path: Path) -> None:
+    message = refusal(tmp_path, "kafka:\n  bootstrap_server: localhost:9092\n")
+    assert "kafka.bootstrap_server" in message
+    assert "unknown key" in message
+
+
+def test_unknown_nested_detector_key_is_refused_with_its_dotted_path(tmp_path: Path) -> None:
+    message = refusal(tmp_path, "detectors:\n  numeric:\n    adwin:\n      delt: 0.01\n")
+    assert "detectors.numeric.adwin.delt: unknown key" in message
+
+
+def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
+    assert "detector: unknown key" in refusal(tmp_path, "detector:\n  warmup: 500\n")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "path", "expected"),
+    [
+        ("kafka:\n  batch_size: many\n", "kafka.batch_size", "valid integer"),
+        ("kafka:\n  batch_size: 0\n", "kafka.batch_size", "greater than or equal to 1"),
+        ("kafka:\n  processing_guarantee: maybe\n", "kafka.processing_guarantee",
+         "'at-least-once' or 'exactly-once'"),
+        ("metrics:\n  port: 70000\n", "metrics.port", "less than or equal to 65535"),
+        ("detectors:\n  warmup: 10\n", "detectors.warmup", "greater than or equal to 50"),
+        ("detectors:\n  features:\n    income:\n      enabled: nope\n",
+         "detectors.features.income.enabled", "valid boolean"),
+    ],
+    ids=["not_an_int", "below_minimum", "not_a_choice", "port_range", "warmup_minimum",
+         "feature_override"],
+)
+def test_bad_value_names_the_path_and_what_was_expected(
+        tmp_path: Path, yaml_text: str, path: str, expected: str) -> None:
+    message = refusal(tmp_path, yaml_text)
+    line = next(line for line in message.splitlines() if line.startswith(f"{path}:"))
+    assert expected in line
+
+
+def test_every_bad_key_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    message = refusal(tmp_path, "kafka:\n  batch_size: -1\n  group_idd: x\n")
+    assert "kafka.batch_size" in message
+    assert "kafka.group_idd: unknown key" in message
+
+
+def test_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    assert "expected a mapping" in refusal(tmp_path, "- kafka\n- metrics\n")
+
+
+def test_file_value_beats_the_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\n")
+    assert load_config(path, env={}).kafka.batch_size == 10
+
+
+def test_env_var_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\n  group_id: from-file\n")
+    config = load_config(path, env={"STREAMDRIFT_KAFKA__BATCH_SIZE": "20"})
+    assert config.kafka.batch_size == 20
+    assert config.kafka.group_id == "from-file"  # keys not in the environment keep the file's
+
+
+def test_env_var_reaches_nested_detector_settings() -> None:
+    config = load_config(None, env={"STREAMDRIFT_DETECTORS__NUMERIC__ADWIN__DELTA": "0.001"})
+    assert config.detectors.numeric.adwin.delta == 0.001
+
+
+def test_flag_override_beats_the_env(tmp_path: Path) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\n")
+    config = load_config(path, env={"STREAMDRIFT_KAFKA__BATCH_SIZE": "20"},
+                         overrides={"kafka.batch_size": 30})
+    assert config.kafka.batch_size == 30
+
+
+def test_unset_flag_leaves_the_env_value() -> None:
+    config = load_config(None, env={"STREAMDRIFT_KAFKA__BATCH_SIZE": "20"},
+                         overrides={"kafka.batch_size": None})
+    assert config.kafka.batch_size == 20
+
+
+def test_env_var_for_an_unknown_key_is_refused_with_its_path() -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.batch_siz: unknown key"):
+        load_config(None, env={"STREAMDRIFT_KAFKA__BATCH_SIZ": "20"})
+
+
+def test_env_var_with_a_numeric_looking_value_sets_a_string_key() -> None:
+    config = load_config(None, env={"STREAMDRIFT_KAFKA__GROUP_ID": "2024",
+                                    "STREAMDRIFT_KAFKA__EVENTS_TOPIC": "on"})
+    assert (config.kafka.group_id, config.kafka.events_topic) == ("2024", "on")
+
+
+def test_config_hash_follows_the_detectors_not_the_plumbing() -> None:
+    base = load_config(None, env={})
+    moved = load_config(None, env={"STREAMDRIFT_KAFKA__EVENTS_TOPIC": "elsewhere"})
+    tuned = load_config(None, env={"STREAMDRIFT_DETECTORS__WARMUP": "500"})
+    assert base.config_hash() == moved.config_hash()
+    assert base.config_hash() != tuned.config_hash()
+
+
+def test_check_config_accepts_a_good_file(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\ndetectors:\n  warmup: 500\n")
+    assert main(["check-config", str(path)]) == 0
+    assert f"{path}: ok" in capsys.readouterr().out
+
+
+def test_check_config_refuses_a_bad_file_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "kafka:\n  bootstrap_server: localhost:9092\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kafka.bootstrap_server: unknown key" in err
+
+
+def test_check_config_refuses_a_missing_file(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "absent.yaml"
+    assert main(["check-config", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_check_config_validates_the_file_alone_not_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__BATCH_SIZE", "not-a-number")
+    assert main(["check-config", str(write(tmp_path, "kafka:\n  batch_size: 10\n"))]) == 0

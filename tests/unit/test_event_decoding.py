@@ -1,0 +1,236 @@
+"""decode_batch: each bad record gets one reason code and its row; the rows around it survive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.events import REASONS, DecodedBatch, decode_batch
+from stream.records import RecordBatch
+
+TOPIC = "model-events"
+RECORD_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the Kafka record timestamp
+LIMIT = 512  # limits.max_record_bytes in these tests
+
+
+def event(event_id: str = "e-1", **fields: Any) -> bytes:
+    """A valid event; keyword arguments replace or add top-level fields."""
+    body: dict[str, Any] = {"event_id": event_id, "model_id": "credit-risk",
+                            "features": {"income": 5230.5}}
+    body.update(fields)
+    return orjson.dumps(body)
+
+
+BEFORE = event("e-before")
+AFTER = event("e-after")
+
+
+def decode_between(value: bytes | None) -> DecodedBatch:
+    """Decode [valid, value, valid] from one partition; the record under test is row 1."""
+    records = RecordBatch()
+    for offset, v in enumerate((BEFORE, value, AFTER), start=40):
+        records.append(TOPIC, 0, offset, RECORD_MS, b"credit-risk", v)
+    return decode_batch(records, LIMIT)
+
+
+def assert_rejected_between(decoded: DecodedBatch, reason: str) -> str:
+    """Row 1 is rejected with ``reason``, rows 0 and 2 decode; returns the detail."""
+    assert [(r.row, r.reason) for r in decoded.rejected] == [(1, reason)]
+    assert decoded.events[(TOPIC, 0)].positions == [0, 2]
+    assert decoded.event_ids == {0: "e-before", 2: "e-after"}
+    assert decoded.rejected[0].detail  # the DLQ carries why, not only the code
+    return decoded.rejected[0].detail
+
+
+def test_plain_text_is_not_json() -> None:
+    assert_rejected_between(decode_between(b"not json at all"), "not_json")
+
+
+def test_truncated_json_is_not_json() -> None:
+    assert_rejected_between(decode_between(event()[:-5]), "not_json")
+
+
+def test_invalid_utf8_is_not_utf8() -> None:
+    detail = assert_rejected_between(decode_between(b"\xff\xfe\x00garbage"), "not_utf8")
+    assert "byte 0" in detail
+
+
+def test_invalid_utf8_inside_a_json_string_is_not_utf8() -> None:
+    value = b'{"event_id": "e-\xff", "model_id": "m", "features": {}}'
+    assert_rejected_between(decode_between(value), "not_utf8")
+
+
+@pytest.mark.parametrize("value", [b"[1, 2, 3]", b'"an event"', b"42", b"null"],
+                         ids=["array", "string", "number", "null"])
+def test_json_that_is_not_an_object_is_not_object(value: bytes) -> None:
+    assert_rejected_between(decode_between(value), "not_object")
+
+
+@pytest.mark.parametrize("field", ["event_id", "model_id", "features"])
+def test_absent_required_field_is_missing_field(field: str) -> None:
+    body = orjson.loads(event())
+    del body[field]
+    detail = assert_rejected_between(decode_between(orjson.dumps(body)), "missing_field")
+    assert detail.startswith(field)
+
+
+@pytest.mark.parametrize("field", ["event_id", "model_id"])
+def test_empty_id_is_empty_field(field: str) -> None:
+    detail = assert_rejected_between(decode_between(event(**{field: ""})), "empty_field")
+    assert detail.startswith(field)
+
+
+def test_features_not_an_object_is_wrong_type() -> None:
+    detail = assert_rejected_between(decode_between(event(features=[1, 2])), "wrong_type")
+    assert detail.startswith("features")
+
+
+@pytest.mark.parametrize("value", [[1], {"a": 1}], ids=["list", "object"])
+def test_feature_value_that_is_a_list_or_object_is_wrong_type(value: Any) -> None:
+    decoded = decode_between(event(features={"income": 1.0, "history": value}))
+    detail = assert_rejected_between(decoded, "wrong_type")
+    assert detail.startswith("features.history")
+
+
+def test_numeric_model_id_is_wrong_type() -> None:
+    detail = assert_rejected_between(decode_between(event(model_id=7)), "wrong_type")
+    assert detail.startswith("model_id")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"event_id": "e", "model_id": "m", "features": {"income": NaN}}',
+        b'{"event_id": "e", "model_id": "m", "features": {"income": Infinity}}',
+        b'{"event_id": "e", "model_id": "m", "features": {"income": -Infinity}}',
+        b'{"event_id": "e", "model_id": "m", "features": {"income": 1e999}}',
+        b'{"event_id": "e", "model_id": "m", "features": {}, "prediction": -1e999}',
+        b'{"event_id": "e", "model_id": "m", "features": {}, "prediction": {"yes": NaN}}',
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "1e999", "prediction_-1e999", "probability_NaN"],
+)
+def test_non_finite_number_is_non_finite_number(value: bytes) -> None:
+    assert_rejected_between(decode_between(value), "non_finite_number")
+
+
+def test_nan_and_infinity_inside_strings_are_plain_strings() -> None:
+    decoded = decode_between(event(event_id="NaN", features={"note": "Infinity"}))
+    assert decoded.rejected == []
+    assert decoded.events[(TOPIC, 0)].features[1] == {"note": "Infinity"}
+
+
+def test_record_over_the_byte_limit_is_oversized() -> None:
+    big = event(features={"note": "x" * LIMIT})
+    detail = assert_rejected_between(decode_between(big), "oversized")
+    assert str(LIMIT) in detail
+
+
+def test_record_of_exactly_the_byte_limit_is_accepted() -> None:
+    base = event(features={"note": ""})
+    exact = event(features={"note": "x" * (LIMIT - len(base))})
+    assert len(exact) == LIMIT
+    assert decode_between(exact).rejected == []
+
+
+@pytest.mark.parametrize("value", [b"", None], ids=["empty_bytes", "tombstone"])
+def test_empty_value_or_tombstone_is_empty_value(value: bytes | None) -> None:
+    assert_rejected_between(decode_between(value), "empty_value")
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "", "26/11/2026 15:00", -5, -0.5],
+                         ids=["word", "empty", "locale_date", "negative_int", "negative_float"])
+def test_unparseable_timestamp_is_bad_timestamp(timestamp: Any) -> None:
+    detail = assert_rejected_between(decode_between(event(timestamp=timestamp)), "bad_timestamp")
+    assert detail.startswith("timestamp")
+
+
+def test_lone_surrogate_escape_is_not_reported_as_non_finite_number() -> None:
+    value = b'{"event_id": "e-\\ud800", "model_id": "m", "features": {}}'
+    decoded = decode_between(value)
+    assert [r.row for r in decoded.rejected] == [1]
+    assert decoded.rejected[0].reason in ("not_json", "not_utf8")
+
+
+def test_every_reason_code_is_reachable_and_rows_stay_sorted() -> None:
+    bad = [
+        (b"", "empty_value"),
+        (event(features={"note": "x" * LIMIT}), "oversized"),
+        (b"\xff\xfe", "not_utf8"),
+        (b"{nope", "not_json"),
+        (b'{"event_id": "e", "model_id": "m", "features": {"x": NaN}}', "non_finite_number"),
+        (b"[]", "not_object"),
+        (b'{"event_id": "e", "model_id": "m"}', "missing_field"),
+        (event(model_id=""), "empty_field"),
+        (event(features={"x": [1]}), "wrong_type"),
+        (event(timestamp="soon"), "bad_timestamp"),
+    ]
+    records = RecordBatch()
+    expected = []
+    for offset, (value, reason) in enumerate(bad):
+        records.append(TOPIC, 0, 2 * offset, RECORD_MS, None, event(f"e-{offset}"))
+        records.append(TOPIC, 0, 2 * offset + 1, RECORD_MS, None, value)
+        expected.append((2 * offset + 1, reason))
+    decoded = decode_batch(records, LIMIT)
+    assert [(r.row, r.reason) for r in decoded.rejected] == expected
+    assert decoded.events[(TOPIC, 0)].positions == list(range(0, 2 * len(bad), 2))
+    assert {reason for _, reason in bad} == set(REASONS)
+
+
+def test_event_with_every_feature_type_decodes() -> None:
+    features = {"income": 5230.5, "children": 2, "country": "DE", "student": False,
+                "age": None}
+    value = event("e-7", features=features, model_version=7, prediction={"yes": 0.9, "no": 0.1},
+                  label=None, extra_field={"ignored": True})
+    decoded = decode_between(value)
+    assert decoded.rejected == []
+    batch = decoded.events[(TOPIC, 0)]
+    assert batch.features[1] == features
+    assert [type(v) for v in batch.features[1].values()] == [float, int, str, bool, type(None)]
+    assert batch.model_ids[1] == "credit-risk"
+    assert batch.model_versions[1] == "7"  # an integer version is carried as a string
+    assert batch.predictions[1] == {"yes": 0.9, "no": 0.1}
+    assert decoded.event_ids[1] == "e-7"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-11-26T15:00:00Z", 1_795_705_200.0),
+        ("2026-11-26T15:00:00.250Z", 1_795_705_200.25),
+        ("2026-11-26T16:00:00+01:00", 1_795_705_200.0),
+        (1_795_705_200, 1_795_705_200.0),
+        (1_795_705_200.5, 1_795_705_200.5),
+    ],
+    ids=["rfc3339_utc", "rfc3339_millis", "rfc3339_offset", "epoch_int", "epoch_float"],
+)
+def test_event_time_comes_from_the_timestamp_field(timestamp: Any, expected: float) -> None:
+    decoded = decode_between(event(timestamp=timestamp))
+    assert decoded.rejected == []
+    assert decoded.event_times[1] == expected
+
+
+@pytest.mark.parametrize("fields", [{}, {"timestamp": None}], ids=["absent", "null"])
+def test_event_time_falls_back_to_the_record_timestamp(fields: dict[str, Any]) -> None:
+    decoded = decode_between(event(**fields))
+    assert decoded.event_times[1] == RECORD_MS / 1000.0
+
+
+def test_event_time_is_none_without_timestamp_or_record_time() -> None:
+    records = RecordBatch()
+    records.append("events.jsonl", 0, 0, None, None, event())  # a file line has no record time
+    assert decode_batch(records, LIMIT).event_times == {0: None}
+
+
+def test_events_are_grouped_per_topic_and_partition_in_record_order() -> None:
+    layout = [("a", 0), ("a", 1), ("b", 0), ("a", 0), ("a", 1), ("a", 0)]
+    records = RecordBatch()
+    for row, (topic, partition) in enumerate(layout):
+        records.append(topic, partition, 100 + row, RECORD_MS, None, event(f"e-{row}"))
+    decoded = decode_batch(records, LIMIT)
+    assert list(decoded.events) == [("a", 0), ("a", 1), ("b", 0)]
+    assert decoded.events[("a", 0)].positions == [0, 3, 5]
+    assert decoded.events[("a", 1)].positions == [1, 4]
+    assert decoded.events[("b", 0)].positions == [2]
+    assert decoded.event_ids == {row: f"e-{row}" for row in range(len(layout))}

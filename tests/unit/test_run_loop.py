@@ -1,0 +1,405 @@
+"""RunLoop with an in-memory source and sinks: DLQ, metrics, detection, checkpoint order,
+batch-boundary invariance, partition lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors import DetectorConfig
+from stream.alerts import encode_alert
+from stream.config import AppConfig
+from stream.events import Rejected, format_time
+from stream.loop import RunLoop
+from stream.metrics import Metrics
+from stream.records import RecordBatch
+from stream.simulate import DEFAULT_START, MALFORMED, Scenario, generate
+from stream.sinks import SinkError
+from stream.sources import Partition, PartitionListener
+
+TOPIC = "model-events"
+WARMUP = 200
+RECORD_MS = 1_767_225_600_000
+
+# (topic, partition, offset, value)
+Record = tuple[str, int, int, bytes | None]
+
+
+class ListSource:
+    """Yields ``records`` in batches of ``batch_size``, then None; logs commits to ``calls``."""
+
+    def __init__(self, records: Sequence[Record], batch_size: int, calls: list[Any],
+                 before_poll: Callable[[int], None] | None = None) -> None:
+        self.records = list(records)
+        self.batch_size = batch_size
+        self.calls = calls
+        self.before_poll = before_poll
+        self.listener: PartitionListener | None = None
+        self.batches: list[RecordBatch] = []
+        self.commits: list[dict[Partition, int]] = []
+        self.closed = False
+        self._next = 0
+
+    def poll(self) -> RecordBatch | None:
+        if self.before_poll is not None:
+            self.before_poll(self._next)
+        if self._next >= len(self.records):
+            return None
+        batch = RecordBatch()
+        for topic, partition, offset, value in self.records[self._next:
+                                                            self._next + self.batch_size]:
+            batch.append(topic, partition, offset, RECORD_MS + offset, None, value)
+        self._next += len(batch)
+        self.batches.append(batch)
+        return batch
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        self.calls.append(("commit", dict(offsets)))
+        self.commits.append(dict(offsets))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RecordingAlertSink:
+    def __init__(self, calls: list[Any], fail_flush: bool = False) -> None:
+        self.calls = calls
+        self.fail_flush = fail_flush
+        self.sent: list[dict[str, Any]] = []
+        self.closed = False
+
+    def send(self, alert: dict[str, Any]) -> None:
+        self.calls.append("alerts.send")
+        self.sent.append(alert)
+
+    def flush(self) -> None:
+        if self.fail_flush:
+            raise SinkError("broker did not acknowledge")
+        self.calls.append("alerts.flush")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RecordingDeadLetterSink:
+    def __init__(self, calls: list[Any]) -> None:
+        self.calls = calls
+        self.sent: list[tuple[Partition, int, str, bytes | None]] = []
+        self.closed = False
+
+    def send(self, records: RecordBatch, rejected: Rejected) -> None:
+        self.calls.append("dead_letters.send")
+        row = rejected.row
+        self.sent.append(((records.topics[row], records.partitions[row]), records.offsets[row],
+                          rejected.reason, records.values[row]))
+
+    def flush(self) -> None:
+        self.calls.append("dead_letters.flush")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Harness:
+    """A RunLoop wired to the fakes, with its own metrics registry."""
+
+    def __init__(self, records: Sequence[Record], batch_size: int = 500,
+                 detectors: DetectorConfig | None = None, fail_flush: bool = False,
+                 before_poll: Callable[[int], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.calls: list[Any] = []
+        self.source = ListSource(records, batch_size, self.calls, before_poll)
+        self.alerts = RecordingAlertSink(self.calls, fail_flush)
+        self.dead_letters = RecordingDeadLetterSink(self.calls)
+        self.metrics = metrics or Metrics()
+        config = AppConfig(detectors=detectors or DetectorConfig(warmup=WARMUP))
+        self.loop = RunLoop(self.source, self.alerts, self.dead_letters, config, self.metrics)
+
+    def run(self) -> Harness:
+        self.loop.run()
+        return self
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.metrics.registry.get_sample_value(name, labels)
+
+
+def simulated(scenario: Scenario) -> list[bytes]:
+    return [item[1] for item in generate(scenario)]
+
+
+def one_partition(values: Sequence[bytes | None], partition: int = 0) -> list[Record]:
+    return [(TOPIC, partition, offset, v) for offset, v in enumerate(values)]
+
+
+def valid_event(i: int, model: str = "credit-risk") -> bytes:
+    return orjson.dumps({"event_id": f"v-{i}", "model_id": model,
+                         "features": {"income": 1000.0 + i % 7, "country": "DE"}})
+
+
+BAD_RECORDS: list[tuple[bytes | None, str]] = [
+    (b"not json at all", "not_json"),
+    (b"\xff\xfe\x00garbage", "not_utf8"),
+    (b"[1, 2, 3]", "not_object"),
+    (b'{"model_id": "credit-risk", "features": {}}', "missing_field"),
+    (b'{"event_id": "", "model_id": "credit-risk", "features": {}}', "empty_field"),
+    (b'{"event_id": "b", "model_id": "credit-risk", "features": {"income": [1]}}',
+     "wrong_type"),
+    (b'{"event_id": "b", "model_id": "credit-risk", "features": {"income": NaN}}',
+     "non_finite_number"),
+    (b'{"event_id": "b", "model_id": "credit-risk", "features": {"x": 1e999}}',
+     "non_finite_number"),
+    (b"", "empty_value"),
+    (None, "empty_value"),
+    (b'{"event_id": "b", "model_id": "m", "features": {}, "timestamp": "later"}',
+     "bad_timestamp"),
+    (b'{"event_id": "b", "model_id": "m", "features": {"x": "' + b"y" * 2_000_000 + b'"}}',
+     "oversized"),
+]
+
+
+def test_malformed_records_go_to_dlq_with_reason_and_are_counted() -> None:
+    values: list[bytes | None] = []
+    expected_dlq = []
+    for i, (bad, reason) in enumerate(BAD_RECORDS):
+        values.extend(valid_event(10 * i + k) for k in range(5))
+        expected_dlq.append(((TOPIC, 0), len(values), reason, bad))
+        values.append(bad)
+    h = Harness(one_partition(values), batch_size=7).run()  # bad rows in many batch positions
+
+    assert h.dead_letters.sent == expected_dlq
+    for reason in {r for _, r in BAD_RECORDS}:
+        expected = sum(r == reason for _, r in BAD_RECORDS)
+        assert h.sample("streamdrift_events_invalid_total", reason=reason) == expected
+    valid = len(values) - len(BAD_RECORDS)
+    assert h.sample("streamdrift_events_total", model_id="credit-risk") == valid
+    assert (h.loop.stats.records, h.loop.stats.events, h.loop.stats.rejected) == (
+        len(values), valid, len(BAD_RECORDS))
+
+
+def test_simulated_invalid_records_are_counted_and_valid_ones_counted_per_model() -> None:
+    scenario = Scenario(events=3000, seed=5, models=("credit-risk", "fraud"), invalid_rate=0.05)
+    items = list(generate(scenario))
+    h = Harness(one_partition([item[1] for item in items]), batch_size=250).run()
+
+    invalid = sum(item[1] in MALFORMED for item in items)
+    assert invalid > 0
+    assert len(h.dead_letters.sent) == invalid
+    counted = sum(h.sample("streamdrift_events_invalid_total", reason=reason) or 0.0
+                  for reason in {d[2] for d in h.dead_letters.sent})
+    assert counted == invalid
+    for model in scenario.models:
+        valid = sum(item[0] == model and item[1] not in MALFORMED for item in items)
+        assert h.sample("streamdrift_events_total", model_id=model) == valid
+
+
+@pytest.mark.parametrize(
+    ("feature", "shift", "allowed_extra"),
+    [
+        ("balance", 1.0, set()),
+        ("utilization", 1.0, set()),
+        ("country", 2.0, set()),
+        ("device", 2.0, set()),
+        # income feeds the score, so the prediction legitimately drifts with it
+        ("income", 1.0, {("prediction", "prediction_drift")}),
+    ],
+    ids=["balance", "utilization", "country", "device", "income"],
+)
+def test_drift_in_one_feature_alerts_that_feature_only(
+        feature: str, shift: float, allowed_extra: set[tuple[str, str]]) -> None:
+    drift_at = 2000
+    scenario = Scenario(events=4000, seed=11, drift_at=drift_at, drift_feature=feature,
+                        shift=shift)
+    h = Harness(one_partition(simulated(scenario))).run()
+
+    fired = [(a["feature"], a["kind"]) for a in h.alerts.sent]
+    assert (feature, "data_drift") in fired
+    assert set(fired) <= {(feature, "data_drift")} | allowed_extra
+    assert fired.count((feature, "data_drift")) == 1  # re-baselined, not re-firing
+    first = next(a for a in h.alerts.sent if a["feature"] == feature)
+    assert first["model_id"] == "credit-risk"
+    assert drift_at <= first["source"]["offset"] < drift_at + 500
+    assert h.sample("streamdrift_drift_alerts_total", model_id="credit-risk", feature=feature,
+                    kind="data_drift", detector=first["detector"]) == 1
+
+
+def test_stationary_simulated_stream_raises_no_alert() -> None:
+    h = Harness(one_partition(simulated(Scenario(events=6000, seed=3)))).run()
+    assert h.alerts.sent == []
+    assert h.loop.stats.events == 6000
+
+
+def test_alert_points_at_the_record_that_fired() -> None:
+    scenario = Scenario(events=4000, seed=2, drift_at=2000, drift_feature="balance")
+    values = simulated(scenario)
+    h = Harness(one_partition(values), batch_size=333).run()
+
+    assert h.alerts.sent
+    for alert in h.alerts.sent:
+        offset = alert["source"]["offset"]
+        event = orjson.loads(values[offset])
+        assert alert["source"] == {"topic": TOPIC, "partition": 0, "offset": offset}
+        assert alert["event_id"] == event["event_id"] == f"e-{offset:09d}"
+        assert alert["event_time"] == event["timestamp"] == format_time(
+            DEFAULT_START + offset / scenario.events_per_second)
+        assert alert["model_version"] == "1"
+
+
+def test_commit_follows_flush_with_next_offset_per_partition() -> None:
+    # Two partitions interleaved, gaps in offsets (compaction, transaction markers).
+    scenario = Scenario(events=3000, seed=1, drift_at=1500, drift_feature="balance",
+                        invalid_rate=0.02)
+    records: list[Record] = [(TOPIC, i % 2, 10_000 * (i % 2) + 3 * i, value)
+                             for i, value in enumerate(simulated(scenario))]
+    h = Harness(records, batch_size=64).run()
+
+    assert h.alerts.sent and h.dead_letters.sent  # both sinks had something to make durable
+    assert len(h.source.commits) == len(h.source.batches)
+    since_commit: list[str] = []
+    commit_index = 0
+    for call in h.calls:
+        if isinstance(call, tuple):
+            # Everything sent for this batch is flushed, and nothing is sent after the flush.
+            assert since_commit[-2:] == ["alerts.flush", "dead_letters.flush"]
+            batch = h.source.batches[commit_index]
+            expected: dict[Partition, int] = {}
+            for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets,
+                                                strict=True):
+                expected[(topic, partition)] = max(expected.get((topic, partition), -1),
+                                                   offset + 1)
+            assert call[1] == expected
+            commit_index += 1
+            since_commit = []
+        else:
+            since_commit.append(call)
+    last = {(TOPIC, p): max(o for _, q, o, _ in records if q == p) + 1 for p in (0, 1)}
+    assert h.source.commits[-1] == last
+
+
+def test_failed_flush_leaves_offsets_uncommitted_and_closes_everything() -> None:
+    h = Harness(one_partition([valid_event(i) for i in range(50)]), batch_size=10,
+                fail_flush=True)
+    with pytest.raises(SinkError):
+        h.loop.run()
+    assert h.source.commits == []
+    assert h.source.closed and h.alerts.closed and h.dead_letters.closed
+
+
+@pytest.mark.parametrize("batch_sizes", [(1000, 137, 6000), (1, 6000)],
+                         ids=["1000-137-whole", "1-whole"])
+def test_alerts_are_byte_identical_for_any_batch_size(batch_sizes: tuple[int, ...]) -> None:
+    scenario = Scenario(events=6000, seed=4, models=("credit-risk", "fraud"), drift_at=2500,
+                        drift_feature="balance", shift=1.5, missing_rate=0.05,
+                        invalid_rate=0.01)
+    records = one_partition(simulated(scenario))
+    outputs = []
+    for size in batch_sizes:
+        h = Harness(records, batch_size=size).run()
+        outputs.append([encode_alert(a) for a in h.alerts.sent])
+    assert outputs[0], "the scenario must produce alerts for the comparison to mean anything"
+    assert {orjson.loads(a)["model_id"] for a in outputs[0]} == {"credit-risk", "fraud"}
+    for other in outputs[1:]:
+        assert other == outputs[0]
+
+
+def test_same_records_give_same_alert_ids_across_runs() -> None:
+    records = one_partition(simulated(Scenario(events=4000, seed=8, drift_at=2000,
+                                               drift_feature="country", shift=2.0)))
+    first = [a["alert_id"] for a in Harness(records).run().alerts.sent]
+    second = [a["alert_id"] for a in Harness(records).run().alerts.sent]
+    assert first and first == second
+
+
+def test_run_loop_registers_as_the_sources_partition_listener() -> None:
+    h = Harness([])
+    assert h.source.listener is h.loop
+
+
+def test_revoked_partition_drops_its_detector_bank() -> None:
+    records = [(TOPIC, i % 2, i // 2, valid_event(i)) for i in range(600)]
+    h = Harness(records)
+    h.loop.assigned([(TOPIC, 0), (TOPIC, 1)])
+    batch = RecordBatch()
+    for topic, partition, offset, value in records:
+        batch.append(topic, partition, offset, RECORD_MS, None, value)
+    h.loop.process(batch)
+    kept = h.loop.banks[(TOPIC, 1)]
+    assert h.loop.banks[(TOPIC, 0)].models  # partition 0 has state before the revoke
+
+    h.loop.revoked([(TOPIC, 0)])
+
+    assert (TOPIC, 0) not in h.loop.banks
+    assert h.loop.banks[(TOPIC, 1)] is kept
+    again = RecordBatch()  # partition 0 comes back: its detectors start from scratch
+    for offset in range(300, 400):
+        again.append(TOPIC, 0, offset, RECORD_MS, None, valid_event(offset))
+    h.loop.process(again)
+    fresh = h.loop.banks[(TOPIC, 0)]
+    assert fresh.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]
+    assert not kept.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]
+
+
+def drift_active(metrics: Metrics, feature: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "streamdrift_feature_drift_active", {"model_id": "credit-risk", "feature": feature})
+
+
+def test_feature_drift_active_is_one_after_alert_and_zero_after_rebaseline() -> None:
+    scenario = Scenario(events=4000, seed=0, drift_at=2000, drift_feature="balance",
+                        missing_rate=0.0)
+    metrics = Metrics()
+    readings: list[tuple[int, float | None]] = []  # (records processed, gauge) at each poll
+    h = Harness(one_partition(simulated(scenario)), batch_size=50, metrics=metrics,
+                before_poll=lambda done: readings.append((done, drift_active(metrics, "balance"))))
+    h.run()
+
+    alerts = [a for a in h.alerts.sent if a["feature"] == "balance"]
+    assert len(alerts) == 1
+    fired = alerts[0]["source"]["offset"]
+    batch_end = (fired // 50 + 1) * 50  # the reading before the next poll sees that batch
+    assert all(not value for done, value in readings if done <= fired)
+    assert dict(readings)[batch_end] == 1.0
+    rebaselined = fired + WARMUP + 50
+    after = [value for done, value in readings if done >= rebaselined]
+    assert after and all(value == 0.0 for value in after)
+
+
+def test_revoking_a_drifting_partition_clears_feature_drift_active() -> None:
+    scenario = Scenario(events=2400, seed=0, drift_at=2000, drift_feature="balance",
+                        missing_rate=0.0)
+    h = Harness([])
+    batch = RecordBatch()
+    for topic, partition, offset, value in one_partition(simulated(scenario)):
+        batch.append(topic, partition, offset, RECORD_MS, None, value)
+        if len(batch) == 100:
+            h.loop.process(batch)
+            batch = RecordBatch()
+            if h.alerts.sent:
+                break
+    assert [a["feature"] for a in h.alerts.sent] == ["balance"]
+    assert drift_active(h.metrics, "balance") == 1.0  # still in its re-baseline warm-up
+
+    h.loop.revoked([(TOPIC, 0)])
+
+    assert drift_active(h.metrics, "balance") == 0.0
+
+
+def test_last_event_timestamp_is_the_newest_event_time() -> None:
+    scenario = Scenario(events=500, seed=1)
+    h = Harness(one_partition(simulated(scenario)), batch_size=64).run()
+    newest = DEFAULT_START + 499 / scenario.events_per_second
+    assert h.sample("streamdrift_last_event_timestamp_seconds",
+                    model_id="credit-risk") == pytest.approx(newest)
+
+
+def test_event_time_out_of_datetime_range_never_crashes_the_loop() -> None:
+    scenario = Scenario(events=4000, seed=0, drift_at=2000, drift_feature="balance")
+    values = []
+    for i, value in enumerate(simulated(scenario)):
+        event = orjson.loads(value)
+        event["timestamp"] = 1_767_225_600_000 + 10 * i  # milliseconds sent as seconds
+        values.append(orjson.dumps(event))
+    h = Harness(one_partition(values)).run()
+    assert h.loop.stats.events + h.loop.stats.rejected == len(values)

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--events", type=int, default=100_000, metavar="N")
     sim.add_argument("--seed", type=int, default=0, metavar="S")
     sim.add_argument("--drift-at", type=int, metavar="K")
+    sim.add_argument("--drift-period", type=int, metavar="N",
+                     help="after --drift-at, switch the drift off and on every N events")
     sim.add_argument("--drift-feature", default="income", choices=FEATURES, metavar="NAME")
     sim.add_argument("--shift", type=float, default=1.0, metavar="SIGMAS")
     sim.add_argument("--models", default="credit-risk", metavar="A,B",
@@ -216,7 +218,8 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
         float(int(time.time())) if args.rate else None)
     scenario = Scenario(events=args.events, seed=args.seed,
                         models=tuple(m for m in args.models.split(",") if m),
-                        drift_at=args.drift_at, drift_feature=args.drift_feature,
+                        drift_at=args.drift_at, drift_period=args.drift_period,
+                        drift_feature=args.drift_feature,
                         shift=args.shift, missing_rate=args.missing_rate,
                         invalid_rate=args.invalid_rate,
                         **({"start": start} if start is not None else {}),

@@ -4,6 +4,11 @@ Numeric features (normal, lognormal, counts), categorical ones, missing
 values, a score prediction; from event ``drift_at`` on, ``drift_feature``
 moves by ``shift`` standard deviations (a numeric feature) or a share
 ``min(1, shift / 4)`` of its values becomes a new category (a categorical one).
+With ``drift_period`` the drift switches off and on again every that many events.
+
+>>> s = Scenario(events=10, drift_at=2, drift_period=3, drift_feature="country", shift=4.0)
+>>> [orjson.loads(v)["features"]["country"] == "NEW" for _, v, _ in generate(s)]
+[False, False, True, True, True, False, False, False, True, True]
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Scenario:
     seed: int = 0
     models: tuple[str, ...] = ("credit-risk",)
     drift_at: int | None = None
+    drift_period: int | None = None  # drift on for this many events, then off, and so on
     drift_feature: str = "income"
     shift: float = 1.0
     missing_rate: float = 0.01
@@ -73,10 +79,11 @@ def generate(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
     for i in range(s.events):
         model = s.models[i % len(s.models)]
         when = s.start + i / s.events_per_second
+        drifting = s.drift_at is not None and i >= s.drift_at and (
+            s.drift_period is None or (i - s.drift_at) // s.drift_period % 2 == 0)
         if s.invalid_rate and rng.random() < s.invalid_rate:
             yield model, MALFORMED[i % len(MALFORMED)], when
             continue
-        drifting = s.drift_at is not None and i >= s.drift_at
         yield model, orjson.dumps(_event(rng, s, i, model, drifting, when)), when
 
 

@@ -154,9 +154,6 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
                       conf.topic_partitions, conf.topic_replication_factor)
     metrics = Metrics(max_models=config.metrics.max_models,
                       max_features=config.metrics.max_features)
-    if config.metrics.port is not None:
-        port = metrics.serve(config.metrics.host, config.metrics.port)
-        log.info("metrics on http://%s:%d/metrics", config.metrics.host, port)
     producer = _producer(config)
     tracker = DeliveryTracker()
     holder: dict[str, RunLoop] = {}
@@ -166,6 +163,10 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
         KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
         on_alert=lambda alert: log.info("%s", describe_alert(alert)), progress_seconds=30.0)
+    if config.metrics.port is not None:
+        port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)
+        log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", config.metrics.host,
+                 port)
     log.info("streamdrift %s: %s -> alerts %s, dead letters %s (group %s)", __version__,
              conf.events_topic, conf.alerts_topic, conf.dlq_topic, conf.group_id)
     _summary(loop.run(_stop_on_signals()))

@@ -57,6 +57,8 @@ class RunLoop:
         self.stats = LoopStats()
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
+        self.assignment: set[Partition] = set()
+        self.last_poll = time.monotonic()
         if hasattr(source, "listener"):
             source.listener = self
 
@@ -64,8 +66,10 @@ class RunLoop:
     def assigned(self, partitions: list[Partition]) -> None:
         for p in partitions:
             self.banks.setdefault(p, DetectorBank(self.config.detectors))
+        self.assignment.update(partitions)
 
     def revoked(self, partitions: list[Partition]) -> None:
+        self.assignment.difference_update(partitions)
         for topic, partition in partitions:
             self.banks.pop((topic, partition), None)
             with contextlib.suppress(KeyError):  # no lag reported yet for it
@@ -79,6 +83,7 @@ class RunLoop:
         try:
             while not stop.is_set():
                 records = self.source.poll()
+                self.last_poll = time.monotonic()
                 if records is None:
                     break
                 if not len(records):
@@ -167,6 +172,22 @@ class RunLoop:
             metrics.drift_active.labels(metrics.model(model_id),
                                         metrics.feature(model_id, feature)).set(0)
         self._drifting = now
+
+    def alive(self, stalled_after: float = 300.0) -> tuple[bool, str]:
+        """Alive while the loop keeps polling (a poll returns within batch_timeout)."""
+        since = time.monotonic() - self.last_poll
+        if since > stalled_after:
+            return False, f"no poll for {since:.0f}s"
+        return True, f"last poll {since:.1f}s ago"
+
+    def ready(self, stalled_after: float = 30.0) -> tuple[bool, str]:
+        """Ready when partitions are assigned and the loop is consuming them."""
+        if not self.assignment:
+            return False, "no partitions assigned"
+        since = time.monotonic() - self.last_poll
+        if since > stalled_after:
+            return False, f"no poll for {since:.0f}s"
+        return True, f"consuming {len(self.assignment)} partitions"
 
     def update_lag(self, stats: dict[str, Any]) -> None:
         """librdkafka statistics callback: consumer lag per assigned partition."""

@@ -7,9 +7,13 @@ under ``other``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from stream import __version__
 
@@ -82,7 +86,43 @@ class Metrics:
         for m, n in counts.items():
             self.events.labels(self.model(m)).inc(n)
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve /metrics; returns the bound port (useful with port 0)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, live: Probe | None = None,
+              ready: Probe | None = None) -> int:
+        """Serve /metrics, /healthz and /readyz; returns the bound port (useful with port 0)."""
+        app = HealthApp(make_wsgi_app(self.registry), live or _always, ready or _always)
+        server = make_server(host, port, app, _Server, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         return int(server.server_address[1])
+
+
+Probe = Callable[[], tuple[bool, str]]
+
+
+def _always() -> tuple[bool, str]:
+    return True, "ok"
+
+
+class HealthApp:
+    """/healthz (alive) and /readyz (ready) for container and Kubernetes probes; the rest
+    is Prometheus' exposition."""
+
+    def __init__(self, metrics_app: Any, live: Probe, ready: Probe) -> None:
+        self.metrics_app, self.probes = metrics_app, {"/healthz": live, "/readyz": ready}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        probe = self.probes.get(environ.get("PATH_INFO", ""))
+        if probe is None:
+            return self.metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        ok, why = probe()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])
+        return [why.encode() + b"\n"]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes every few seconds would flood the log

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class LiveRun:
     alert_bytes: list[bytes]
     dead_letters: list[tuple[bytes | None, dict[str, bytes]]]
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    probes: dict[str, tuple[int, str]]
     exit_code: int
     log: str
 
@@ -55,6 +57,14 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def _probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def _total(metrics: dict, name: str, **labels: str) -> float:
@@ -109,6 +119,7 @@ def live(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
 
         wait_until(caught_up, 120, "streamdrift run to process every record")
         metrics = _scrape(port)
+        probes = {path: _probe(port, path) for path in ("/healthz", "/readyz")}
         proc.send_signal(signal.SIGTERM)
         exit_code = proc.wait(30)
     finally:
@@ -122,7 +133,7 @@ def live(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
         alerts=[orjson.loads(m.value()) for m in alert_msgs],
         alert_bytes=[m.value() for m in alert_msgs],
         dead_letters=[(m.value(), dict(m.headers() or [])) for m in dlq],
-        metrics=metrics, exit_code=exit_code, log=log_path.read_text())
+        metrics=metrics, probes=probes, exit_code=exit_code, log=log_path.read_text())
 
 
 def test_drift_in_one_feature_alerts_for_that_feature_only(live: LiveRun) -> None:
@@ -157,6 +168,11 @@ def test_dead_letters_carry_reason_and_origin(live: LiveRun) -> None:
         assert int(headers["streamdrift.source.partition"]) in (0, 1, 2)
         assert int(headers["streamdrift.source.offset"]) >= 0
         assert headers["streamdrift.error"]
+
+
+def test_health_and_readiness_probes_answer_while_consuming(live: LiveRun) -> None:
+    assert live.probes["/healthz"][0] == 200
+    assert live.probes["/readyz"] == (200, "consuming 3 partitions\n")
 
 
 def test_consumer_lag_is_reported_per_partition(live: LiveRun) -> None:

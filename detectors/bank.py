@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -193,7 +194,7 @@ class ModelMonitors:
         features = [batch.features[r] for r in rows]
         out: list[tuple[str, str, Detection]] = []
         for name, start in self._columns(features):
-            column = [f.get(name) for f in features[start:]]
+            column = list(map(methodcaller("get", name), features[start:]))
             for d in self.series[name].update(column, rows[start:]):
                 out.append((name, "data_drift", d))
         if self.config.monitor_predictions:

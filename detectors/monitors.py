@@ -8,8 +8,9 @@ gives the same detections: batch boundaries never change what fires.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,15 @@ class Adwin:
     def estimation(self) -> float:
         width = self._core.get_width()
         return float(self._core.get_total() / width) if width else 0.0
+
+
+def first_true(flags: Iterator[bool]) -> int | None:
+    """Index of the first true flag, or None; the loop runs in C, not in bytecode.
+
+    >>> first_true(iter([False, False, True, True])), first_true(iter([False]))
+    (2, None)
+    """
+    return next(compress(count(), flags), None)
 
 
 def _adwin(settings: AdwinSettings) -> Adwin | None:
@@ -177,25 +187,40 @@ class NumericMonitor:
         return detections
 
     def _scan(self, ranks: FloatArray) -> tuple[int, str] | None:
-        location = self._location.update if self._location else None
-        spread = self._spread.update if self._spread else None
-        ph = self._ph
-        size = self.settings.page_hinkley.block
-        block = self._block
-        fsum = math.fsum
-        spreads = np.abs(2.0 * ranks - 1.0).tolist()
-        for k, u in enumerate(ranks.tolist()):
-            if location is not None and location(u):
-                return k, "adwin"
-            if spread is not None and spread(spreads[k]):
-                return k, "adwin_spread"
-            if ph is not None:
-                block.append(u)
-                if len(block) == size:
-                    ph.update(fsum(block) / size)  # fsum: exact, whatever the batch split
-                    block.clear()
-                    if ph.drift_detected:
-                        return k, "page_hinkley"
+        """The first detection in ``ranks``: its index and detector, or None.
+
+        Each detector runs over the column on its own, up to the earliest hit so
+        far; on a tie the one listed first wins. Feeding a detector past another's
+        hit is harmless: every detector restarts after a detection.
+        """
+        values = ranks.tolist()
+        hit: tuple[int, str] | None = None
+        if self._location is not None:
+            k = first_true(map(self._location.update, values))
+            hit = None if k is None else (k, "adwin")
+        end = len(values) if hit is None else hit[0]
+        if self._spread is not None:
+            spreads = np.abs(2.0 * ranks[:end] - 1.0).tolist()
+            k = first_true(map(self._spread.update, spreads))
+            if k is not None:
+                hit, end = (k, "adwin_spread"), k
+        if self._ph is not None:
+            k = self._scan_blocks(values[:end])
+            if k is not None:
+                hit = (k, "page_hinkley")
+        return hit
+
+    def _scan_blocks(self, values: list[float]) -> int | None:
+        """Page-Hinkley over block means; the index of the value that closed the firing block."""
+        ph, size, block = self._ph, self.settings.page_hinkley.block, self._block
+        start = -len(block)  # the carried partial block began before this column
+        block.extend(values)
+        full = len(block) // size * size
+        for b in range(0, full, size):
+            ph.update(math.fsum(block[b : b + size]) / size)  # fsum: exact whatever the split
+            if ph.drift_detected:
+                return start + b + size - 1
+        del block[:full]
         return None
 
     def _stats(self, detector: str) -> dict[str, Any]:
@@ -290,15 +315,19 @@ class CategoricalMonitor:
 
     def _scan(self, values: Sequence[str], ref: CategoricalReference
               ) -> tuple[int, str] | None:
-        frequency = self._frequency.update if self._frequency else None
-        unseen = self._unseen.update if self._unseen else None
-        known = ref.is_known
-        for k, u in enumerate(ref.ranks(values)):
-            if frequency is not None and frequency(u):
-                return k, "adwin"
-            if unseen is not None and unseen(0.0 if known(values[k]) else 1.0):
-                return k, "adwin_unseen"
-        return None
+        ranks = ref.ranks(values)
+        hit: tuple[int, str] | None = None
+        if self._frequency is not None:
+            k = first_true(map(self._frequency.update, ranks))
+            hit = None if k is None else (k, "adwin")
+        end = len(ranks) if hit is None else hit[0]
+        if self._unseen is not None:
+            known = ref.is_known
+            flags = [0.0 if known(v) else 1.0 for v in values[:end]]
+            k = first_true(map(self._unseen.update, flags))
+            if k is not None:
+                hit = (k, "adwin_unseen")
+        return hit
 
     def _stats(self, detector: str) -> dict[str, Any]:
         ref = self.reference
@@ -364,8 +393,8 @@ class MissingMonitor:
         counts = np.diff(cumulative[ends], prepend=0)
         counts[0] += self._count
         detections: list[Detection] = []
-        for j, count in enumerate(counts.tolist()):
-            if self._adwin.update(count / size):
+        for j, missing_count in enumerate(counts.tolist()):
+            if self._adwin.update(missing_count / size):
                 end = int(ends[j])
                 seen = recent[: len(recent) - n + end + 1][-self._recent_window :]
                 detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))

@@ -19,7 +19,9 @@ class BrokerUnavailable(Exception):
 
 
 def client_settings(conf: KafkaConfig) -> dict[str, Any]:
-    return {"bootstrap.servers": conf.bootstrap_servers, "error_cb": _log_error}
+    # librdkafka's own log lines go through logging too, not straight to stderr.
+    return {"bootstrap.servers": conf.bootstrap_servers, "error_cb": _log_error,
+            "logger": logging.getLogger("streamdrift.librdkafka")}
 
 
 def _log_error(err: KafkaError) -> None:

@@ -99,6 +99,7 @@ class KafkaSource:
                  on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.conf = conf
         self.listener: PartitionListener | None = None
+        self._processed: dict[Partition, int] = {}
         settings: dict[str, Any] = {
             **client_settings(conf),
             "group.id": conf.group_id,
@@ -121,13 +122,20 @@ class KafkaSource:
             self.listener.assigned([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch is committed before the next poll, so nothing is pending here.
+        # Every batch was checkpointed before this poll; its commit may still be in
+        # flight (asynchronous), so commit those offsets once more, synchronously.
         log.info("revoked %s", _names(partitions))
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._commit({k: o for k, o in self._processed.items() if k in revoked}, wait=True)
+        for key in revoked:
+            self._processed.pop(key, None)
         if self.listener:
             self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s (another member may own them now)", _names(partitions))
+        for tp in partitions:  # never commit for partitions that are no longer ours
+            self._processed.pop((tp.topic, tp.partition), None)
         if self.listener:
             self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
 
@@ -139,19 +147,28 @@ class KafkaSource:
         return batch
 
     def commit(self, offsets: dict[Partition, int]) -> None:
+        """Commit processed offsets; asynchronous between batches, synchronous on
+        revoke and close, so a clean stop or hand-over leaves nothing to re-read."""
+        self._processed.update(offsets)
+        self._commit(offsets, wait=False)
+
+    def _commit(self, offsets: dict[Partition, int], wait: bool) -> None:
         if not offsets:
             return
+        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=False)
+            if wait:
+                self._consumer.commit(offsets=positions, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=positions, asynchronous=True)
         except KafkaException as exc:
-            # After a rebalance the new owner re-reads these records (at-least-once).
+            # A commit that fails (e.g. after a rebalance) means a re-read: at-least-once.
             if exc.args[0].fatal():
                 raise
             log.warning("commit failed, records will be re-read: %s", exc.args[0].str())
 
     def close(self) -> None:
+        self._commit(self._processed, wait=True)
         self._consumer.close()
 
 

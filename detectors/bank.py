@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -155,6 +155,18 @@ def _category(v: FeatureValue) -> str:
     return str(v)
 
 
+def _transpose(features: Sequence[Mapping[str, FeatureValue]], series: list[tuple[str, int]]
+               ) -> list[Sequence[FeatureValue]]:
+    """One column per series, from its start row on; absent values read as None."""
+    names = [name for name, _ in series]
+    if len(names) > 1 and all(start == 0 for _, start in series):
+        wanted = set(names)
+        if all(f.keys() >= wanted for f in features):  # the usual case: transpose in C
+            return list(zip(*map(itemgetter(*names), features), strict=True)) or [
+                () for _ in names]
+    return [list(map(methodcaller("get", name), features[start:])) for name, start in series]
+
+
 class ModelMonitors:
     """All series of one model, bounded in number."""
 
@@ -193,8 +205,8 @@ class ModelMonitors:
     def update(self, rows: list[int], batch: EventBatch) -> list[tuple[str, str, Detection]]:
         features = [batch.features[r] for r in rows]
         out: list[tuple[str, str, Detection]] = []
-        for name, start in self._columns(features):
-            column = list(map(methodcaller("get", name), features[start:]))
+        series = self._columns(features)
+        for (name, start), column in zip(series, _transpose(features, series), strict=True):
             for d in self.series[name].update(column, rows[start:]):
                 out.append((name, "data_drift", d))
         if self.config.monitor_predictions:
@@ -219,12 +231,18 @@ class ModelMonitors:
             return []
         self._predicts = True
         columns: dict[str, tuple[int, list[FeatureValue]]] = {PREDICTION: (start, [])}
+        kinds = set(map(type, preds))
         first_mapping = 0 if self._probabilities else next(
-            (i for i, p in enumerate(preds) if isinstance(p, Mapping)), None)
+            (i for i, p in enumerate(preds) if isinstance(p, Mapping)), None) if (
+            kinds - _SCALARS) else None
         if first_mapping is not None:
             self._probabilities = True
             columns[CONFIDENCE] = (first_mapping, [])
         for name, (begin, column) in columns.items():
+            if not kinds - _SCALARS:  # scores or classes only: the column is the values
+                rest = preds[begin:]
+                column.extend(rest if name == PREDICTION else [None] * len(rest))
+                continue
             for p in preds[begin:]:
                 if isinstance(p, Mapping):
                     top = _argmax(p)
@@ -240,6 +258,9 @@ class ModelMonitors:
             for d in series.update(column, rows[begin:]):
                 out.append((name, "prediction_drift", d))
         return out
+
+
+_SCALARS = frozenset((float, int, str, bool, type(None)))
 
 
 def _argmax(probabilities: Mapping[str, Any]) -> tuple[str, float] | None:

@@ -74,6 +74,36 @@ class Adwin:
         return float(self._core.get_total() / width) if width else 0.0
 
 
+class BlockMeans:
+    """Means of consecutive blocks of ``size`` values, the last partial block carried over.
+
+    Each block's mean is computed from the same values in the same order
+    whatever the column boundaries, so detections do not depend on batch sizes.
+
+    >>> b = BlockMeans(2)
+    >>> b.feed([1.0, 2.0, 3.0])
+    ([1.5], 1)
+    >>> b.feed([5.0, 7.0, 9.0])
+    ([4.0, 8.0], 0)
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._carry: list[float] = []
+
+    def feed(self, values: list[float]) -> tuple[list[float], int]:
+        """Means of the blocks that ``values`` completes, and the index in ``values`` of
+        the first one's last value (the others end every ``size`` values after it)."""
+        size, data = self.size, self._carry + values
+        first_end = size - len(self._carry) - 1
+        full = len(data) // size * size
+        self._carry = data[full:]
+        if not full:
+            return [], first_end
+        blocks = np.asarray(data[:full], dtype=np.float64).reshape(-1, size)
+        return (blocks.sum(axis=1) / size).tolist(), first_end
+
+
 def first_true(flags: Iterator[bool]) -> int | None:
     """Index of the first true flag, or None; the loop runs in C, not in bytecode.
 
@@ -146,7 +176,8 @@ class NumericMonitor:
         self._location = _adwin(self.settings.adwin)
         self._spread = _adwin(self.settings.spread)
         self._ph = _page_hinkley(self.settings.page_hinkley)
-        self._block: list[float] = []
+        self._ph_blocks = BlockMeans(self.settings.page_hinkley.block)
+        self._spread_blocks = BlockMeans(self.settings.spread_block)
 
     def _rebaseline(self) -> None:
         self.reference = None
@@ -200,28 +231,19 @@ class NumericMonitor:
             hit = None if k is None else (k, "adwin")
         end = len(values) if hit is None else hit[0]
         if self._spread is not None:
-            spreads = np.abs(2.0 * ranks[:end] - 1.0).tolist()
-            k = first_true(map(self._spread.update, spreads))
-            if k is not None:
-                hit, end = (k, "adwin_spread"), k
+            means, first = self._spread_blocks.feed(np.abs(2.0 * ranks[:end] - 1.0).tolist())
+            j = first_true(map(self._spread.update, means))
+            if j is not None:
+                hit = (first + j * self._spread_blocks.size, "adwin_spread")
+                end = hit[0]
         if self._ph is not None:
-            k = self._scan_blocks(values[:end])
-            if k is not None:
-                hit = (k, "page_hinkley")
+            means, first = self._ph_blocks.feed(values[:end])
+            for j, mean in enumerate(means):
+                self._ph.update(mean)
+                if self._ph.drift_detected:
+                    hit = (first + j * self._ph_blocks.size, "page_hinkley")
+                    break
         return hit
-
-    def _scan_blocks(self, values: list[float]) -> int | None:
-        """Page-Hinkley over block means; the index of the value that closed the firing block."""
-        ph, size, block = self._ph, self.settings.page_hinkley.block, self._block
-        start = -len(block)  # the carried partial block began before this column
-        block.extend(values)
-        full = len(block) // size * size
-        for b in range(0, full, size):
-            ph.update(math.fsum(block[b : b + size]) / size)  # fsum: exact whatever the split
-            if ph.drift_detected:
-                return start + b + size - 1
-        del block[:full]
-        return None
 
     def _stats(self, detector: str) -> dict[str, Any]:
         ref = self.reference

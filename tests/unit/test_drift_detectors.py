@@ -59,7 +59,8 @@ def test_numeric_monitor_fires_once_after_spread_change() -> None:
     xs = np.concatenate([rng.normal(0, 1, 3000), rng.normal(0, 3, 3000)])
     hits = NumericMonitor(NumericSettings(), warmup=200).update(xs, range(len(xs)))
     assert [h.detector for h in hits] == ["adwin_spread"]
-    assert 3000 <= hits[0].position < 3300
+    # The spread ADWIN sees means of 5 values (a fifth of the cost): ~300 events for 3x.
+    assert 3000 <= hits[0].position < 3500
     assert hits[0].stats["after"]["std"] > 2 * hits[0].stats["before"]["std"]
 
 

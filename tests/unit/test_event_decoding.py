@@ -234,3 +234,40 @@ def test_events_are_grouped_per_topic_and_partition_in_record_order() -> None:
     assert decoded.events[("a", 1)].positions == [1, 4]
     assert decoded.events[("b", 0)].positions == [2]
     assert decoded.event_ids == {row: f"e-{row}" for row in range(len(layout))}
+
+
+def test_fast_check_never_accepts_what_the_contract_refuses() -> None:
+    # decode_batch skips pydantic for events that plainly_valid() accepts; that is only
+    # sound if every event it accepts is one the Event contract accepts too.
+    import random
+
+    from pydantic import ValidationError
+
+    from stream.events import _EVENTS, plainly_valid
+
+    rng = random.Random(1)
+    odd_values: list[object] = [None, "", "x", 0, 1.5, True, [], [1], {}, {"a": 1}, {"a": "b"},
+                                {"a": True}, -3, "2026-11-26T15:00:00Z"]
+    keys = ["event_id", "model_id", "features", "model_version", "timestamp", "prediction",
+            "label", "extra"]
+    accepted = refused_by_contract = 0
+    for _ in range(5000):
+        event: dict[str, object] = {"event_id": "e", "model_id": "m", "features": {"x": 1.0}}
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice(keys)
+            if key == "features" and rng.random() < 0.5:
+                event["features"] = {"x": rng.choice(odd_values), "y": 2}
+            elif rng.random() < 0.2:
+                event.pop(key, None)
+            else:
+                event[key] = rng.choice(odd_values)
+        try:
+            _EVENTS.validate_python([event])
+            valid = True
+        except ValidationError:
+            valid = False
+            refused_by_contract += 1
+        if plainly_valid(event):
+            accepted += 1
+            assert valid, event
+    assert accepted > 500 and refused_by_contract > 500  # both sides were exercised

@@ -32,19 +32,24 @@ class NumericReference:
     """
 
     def __init__(self, sample: Sequence[float] | npt.NDArray[np.float64]) -> None:
-        self._sorted = np.sort(np.asarray(sample, dtype=np.float64))
-        if not self._sorted.size:
+        ordered = np.sort(np.asarray(sample, dtype=np.float64))
+        if not ordered.size:
             raise ValueError("a reference needs at least one value")
-        self.n = int(self._sorted.size)
-        self.mean = float(self._sorted.mean())
-        self.std = float(self._sorted.std())
+        self.n = int(ordered.size)
+        self.mean = float(ordered.mean())
+        self.std = float(ordered.std())
+        # One binary search per value instead of two: for each distinct reference value,
+        # the share of the sample below it and its mid-rank; a sentinel past the end.
+        self._distinct, first, counts = np.unique(ordered, return_index=True, return_counts=True)
+        self._below = np.append(first, self.n) / self.n
+        self._mid = (2.0 * first + counts) / (2.0 * self.n)
 
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]."""
         xs = np.asarray(values, dtype=np.float64)
-        below = np.searchsorted(self._sorted, xs, side="left")
-        not_above = np.searchsorted(self._sorted, xs, side="right")
-        return (below + not_above) / (2.0 * self.n)
+        i = np.searchsorted(self._distinct, xs, side="left")
+        at = np.minimum(i, self._distinct.size - 1)
+        return np.where(self._distinct[at] == xs, self._mid[at], self._below[i])
 
 
 class CategoryCounter:

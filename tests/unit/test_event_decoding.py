@@ -271,3 +271,40 @@ def test_fast_check_never_accepts_what_the_contract_refuses() -> None:
             accepted += 1
             assert valid, event
     assert accepted > 500 and refused_by_contract > 500  # both sides were exercised
+
+
+def test_column_and_record_decoding_agree_on_valid_batches() -> None:
+    # decode_batch takes the column path for plainly valid batches; it must give exactly
+    # what the record-by-record path gives, whatever the mix of optional fields.
+    import random
+
+    import orjson
+
+    from stream.events import _decode_columns, _decode_records
+
+    rng = random.Random(7)
+    stamps: list[object] = ["2026-11-26T15:00:00Z", "2026-11-26T16:00:00.250+01:00", 1795705200,
+                            1795705200.5, None]
+    predictions: list[object] = [None, 0.25, "yes", True, {"a": 0.7, "b": 0.3}]
+    for trial in range(40):
+        batch = RecordBatch()
+        stamp = rng.choice(stamps)  # one kind per batch: a mix takes the record path
+        for i in range(rng.randint(1, 60)):
+            event: dict[str, object] = {
+                "event_id": f"e-{i}", "model_id": rng.choice(["m1", "m2"]),
+                "features": {"x": rng.random(), "c": rng.choice(["a", "b", None, True, 3])},
+                "prediction": rng.choice(predictions), "label": rng.choice([None, 1, "no"]),
+            }
+            if stamp is not None:
+                event["timestamp"] = stamp
+            if rng.random() < 0.5:
+                event["model_version"] = rng.choice(["7", 8])
+            batch.append("t", rng.randint(0, 2), i, 1_795_705_000_000 + i, None,
+                         orjson.dumps(event))
+        fast = _decode_columns(batch, 10_000)
+        assert fast is not None, trial
+        slow = _decode_records(batch, 10_000)
+        assert fast.events == slow.events
+        assert fast.event_ids == slow.event_ids
+        assert fast.event_times == slow.event_times
+        assert fast.rejected == slow.rejected == []

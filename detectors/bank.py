@@ -160,10 +160,11 @@ def _transpose(features: Sequence[Mapping[str, FeatureValue]], series: list[tupl
     """One column per series, from its start row on; absent values read as None."""
     names = [name for name, _ in series]
     if len(names) > 1 and all(start == 0 for _, start in series):
-        wanted = set(names)
-        if all(f.keys() >= wanted for f in features):  # the usual case: transpose in C
+        try:  # the usual case, every event has every feature: transpose in C
             return list(zip(*map(itemgetter(*names), features), strict=True)) or [
                 () for _ in names]
+        except KeyError:
+            pass
     return [list(map(methodcaller("get", name), features[start:])) for name, start in series]
 
 

@@ -89,19 +89,19 @@ class BlockMeans:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._carry: list[float] = []
+        self._carry: FloatArray = np.empty(0)
 
-    def feed(self, values: list[float]) -> tuple[list[float], int]:
+    def feed(self, values: FloatArray | list[float]) -> tuple[list[float], int]:
         """Means of the blocks that ``values`` completes, and the index in ``values`` of
         the first one's last value (the others end every ``size`` values after it)."""
-        size, data = self.size, self._carry + values
+        size = self.size
         first_end = size - len(self._carry) - 1
+        data = np.concatenate((self._carry, np.asarray(values, dtype=np.float64)))
         full = len(data) // size * size
         self._carry = data[full:]
         if not full:
             return [], first_end
-        blocks = np.asarray(data[:full], dtype=np.float64).reshape(-1, size)
-        return (blocks.sum(axis=1) / size).tolist(), first_end
+        return (data[:full].reshape(-1, size).sum(axis=1) / size).tolist(), first_end
 
 
 def first_true(flags: Iterator[bool]) -> int | None:
@@ -231,13 +231,13 @@ class NumericMonitor:
             hit = None if k is None else (k, "adwin")
         end = len(values) if hit is None else hit[0]
         if self._spread is not None:
-            means, first = self._spread_blocks.feed(np.abs(2.0 * ranks[:end] - 1.0).tolist())
+            means, first = self._spread_blocks.feed(np.abs(2.0 * ranks[:end] - 1.0))
             j = first_true(map(self._spread.update, means))
             if j is not None:
                 hit = (first + j * self._spread_blocks.size, "adwin_spread")
                 end = hit[0]
         if self._ph is not None:
-            means, first = self._ph_blocks.feed(values[:end])
+            means, first = self._ph_blocks.feed(ranks[:end])
             for j, mean in enumerate(means):
                 self._ph.update(mean)
                 if self._ph.drift_detected:
@@ -415,12 +415,14 @@ class MissingMonitor:
         counts = np.diff(cumulative[ends], prepend=0)
         counts[0] += self._count
         detections: list[Detection] = []
-        for j, missing_count in enumerate(counts.tolist()):
-            if self._adwin.update(missing_count / size):
-                end = int(ends[j])
-                seen = recent[: len(recent) - n + end + 1][-self._recent_window :]
-                detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
-                self._adwin = Adwin(self.settings.adwin)
+        shares = (counts / size).tolist()
+        j = 0
+        while (k := first_true(map(self._adwin.update, shares[j:]))) is not None:
+            end = int(ends[j + k])
+            seen = recent[: len(recent) - n + end + 1][-self._recent_window :]
+            detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
+            self._adwin = Adwin(self.settings.adwin)
+            j += k + 1
         last = int(ends[-1])
         self._fill = n - last - 1
         self._count = int(cumulative[-1] - cumulative[last])

@@ -152,10 +152,16 @@ class RunLoop:
     def _observe_times(self, model_ids: list[str], rows: list[int],
                        times: dict[int, float | None]) -> None:
         newest: dict[str, float] = {}
-        for model_id, row in zip(model_ids, rows, strict=True):
-            t = times[row]
-            if t is not None and t > newest.get(model_id, float("-inf")):
-                newest[model_id] = t
+        models = set(model_ids)
+        if len(models) == 1:  # the usual case when producers key by model_id
+            known = [t for t in map(times.__getitem__, rows) if t is not None]
+            if known:
+                newest[model_ids[0]] = max(known)
+        else:
+            for model_id, row in zip(model_ids, rows, strict=True):
+                t = times[row]
+                if t is not None and t > newest.get(model_id, float("-inf")):
+                    newest[model_id] = t
         for model_id, t in newest.items():
             label = self.metrics.model(model_id)
             if t > self._newest.get(label, float("-inf")):  # a model may span partitions

@@ -8,6 +8,7 @@ under ``other``.
 from __future__ import annotations
 
 import threading
+from collections import Counter as Counter_  # prometheus_client has a Counter too
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -80,10 +81,7 @@ class Metrics:
         return bound(feature)
 
     def count_events(self, model_ids: Iterable[str]) -> None:
-        counts: dict[str, int] = {}
-        for m in model_ids:
-            counts[m] = counts.get(m, 0) + 1
-        for m, n in counts.items():
+        for m, n in Counter_(model_ids).items():
             self.events.labels(self.model(m)).inc(n)
 
     def serve(self, host: str, port: int, live: Probe | None = None,

@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="events to pre-fill and to consume per variant (default 200000)")
     p.add_argument("--rounds", type=int, default=5, metavar="R",
                    help="rounds of a, b, c (default 5)")
-    p.add_argument("--batch-size", type=int, default=5000, metavar="N",
-                   help="records per consume call, all variants (default 5000, the "
+    p.add_argument("--batch-size", type=int, default=2000, metavar="N",
+                   help="records per consume call, all variants (default 2000, the "
                         "default kafka.batch_size)")
     p.add_argument("--fetch-wait-ms", type=int, default=50, metavar="MS",
                    help="librdkafka fetch.wait.max.ms, all variants (default 50; see "

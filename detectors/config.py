@@ -32,10 +32,10 @@ class PageHinkleySettings(_Strict):
     """
 
     enabled: bool = True
-    block: int = Field(default=25, ge=1, le=1000)
-    min_instances: int = Field(default=4, ge=1)
+    block: int = Field(default=50, ge=1, le=1000)
+    min_instances: int = Field(default=2, ge=1)
     delta: float = Field(default=0.03, ge=0.0, lt=1.0)
-    threshold: float = Field(default=0.8, gt=0.0)
+    threshold: float = Field(default=0.4, gt=0.0)
     alpha: float = Field(default=1.0, gt=0.0, le=1.0)
 
 

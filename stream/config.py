@@ -35,7 +35,7 @@ class KafkaConfig(_Strict):
     group_id: str = Field(default="streamdrift", min_length=1)
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
     batch_timeout_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
     connect_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     create_topics: bool = True

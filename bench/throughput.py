@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-servers", default=default_bootstrap(), metavar="HOSTS")
-    p.add_argument("--events", type=int, default=200_000, metavar="N",
-                   help="events to pre-fill and to consume per variant (default 200000)")
+    p.add_argument("--events", type=int, default=400_000, metavar="N",
+                   help="events to pre-fill and to consume per variant (default 400000)")
     p.add_argument("--rounds", type=int, default=5, metavar="R",
                    help="rounds of a, b, c (default 5)")
     p.add_argument("--batch-size", type=int, default=2000, metavar="N",

@@ -383,21 +383,17 @@ def run_naive(args: argparse.Namespace) -> Result:
 def run_streamdrift(args: argparse.Namespace) -> Result:
     import logging
 
-    from stream.alerts import describe_alert
-    from stream.cli import _producer  # the producer cmd_run makes, settings and all
+    from stream.cli import live_loop  # the loop exactly as `streamdrift run` wires it
     from stream.config import load_config
     from stream.loop import RunLoop
-    from stream.metrics import Metrics
     from stream.records import RecordBatch
-    from stream.sinks import DeliveryTracker, KafkaAlertSink, KafkaDeadLetterSink
     from stream.sources import KafkaSource
 
     # As `streamdrift run` logs (alerts at INFO, to stderr; the parent keeps it).
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("streamdrift")
-    # env={}: default settings whatever STREAMDRIFT_* variables are set (with-kafka.sh
-    # exports STREAMDRIFT_TEST_BOOTSTRAP, which the config would refuse as a key).
+    # env={}: default settings whatever STREAMDRIFT_* variables are set.
     config = load_config(env={}, overrides={
         "kafka.bootstrap_servers": args.bootstrap_servers,
         "kafka.events_topic": args.topic,
@@ -407,7 +403,6 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
         "kafka.batch_size": args.batch_size,
         "kafka.consumer": fetch_settings(args),
     })
-    conf = config.kafka
     stop = threading.Event()
     clock = Clock(args.idle_timeout)
     target = args.events
@@ -429,6 +424,8 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
                 self.rss = peak_rss_mib()
                 stop.set()
 
+    holder: dict[str, RunLoop] = {}
+
     class BoundedSource(KafkaSource):
         """KafkaSource that asks for no more than the records still to come.
 
@@ -442,17 +439,8 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
                 self.conf = self.conf.model_copy(update={"batch_size": remaining})
             return super().poll()
 
-    metrics = Metrics(max_models=config.metrics.max_models,
-                      max_features=config.metrics.max_features)
-    producer = _producer(config)
-    tracker = DeliveryTracker()
-    holder: dict[str, RunLoop] = {}
-    source = BoundedSource(conf, [conf.events_topic],
-                           on_stats=lambda stats: holder["loop"].update_lag(stats))
-    loop = holder["loop"] = BoundedLoop(
-        source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
-        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
-        on_alert=lambda alert: log.info("%s", describe_alert(alert)))
+    loop = holder["loop"] = live_loop(config, source_class=BoundedSource,
+                                      loop_class=BoundedLoop)
 
     def watchdog() -> None:
         while not stop.wait(1.0):

@@ -142,6 +142,26 @@ def _producer(config: AppConfig, **extra: Any) -> Producer:
     return Producer(settings)
 
 
+def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
+              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None
+              ) -> RunLoop:
+    """The run loop as ``run`` wires it: consumer group in, alerts and dead letters out."""
+    conf = config.kafka
+    metrics = Metrics(max_models=config.metrics.max_models,
+                      max_features=config.metrics.max_features)
+    producer = _producer(config)
+    tracker = DeliveryTracker()
+    holder: dict[str, RunLoop] = {}
+    source = source_class(conf, [conf.events_topic],
+                          on_stats=lambda stats: holder["loop"].update_lag(stats))
+    loop = holder["loop"] = loop_class(
+        source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
+        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
+        on_alert=lambda alert: log.info("%s", describe_alert(alert)),
+        progress_seconds=progress_seconds)
+    return loop
+
+
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     conf = config.kafka
     if conf.processing_guarantee == "exactly-once":
@@ -152,17 +172,8 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     if conf.create_topics:
         ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic],
                       conf.topic_partitions, conf.topic_replication_factor)
-    metrics = Metrics(max_models=config.metrics.max_models,
-                      max_features=config.metrics.max_features)
-    producer = _producer(config)
-    tracker = DeliveryTracker()
-    holder: dict[str, RunLoop] = {}
-    source = KafkaSource(conf, [conf.events_topic],
-                         on_stats=lambda stats: holder["loop"].update_lag(stats))
-    loop = holder["loop"] = RunLoop(
-        source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
-        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
-        on_alert=lambda alert: log.info("%s", describe_alert(alert)), progress_seconds=30.0)
+    loop = live_loop(config, progress_seconds=30.0)
+    metrics = loop.metrics
     if config.metrics.port is not None:
         port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)
         log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", config.metrics.host,

@@ -54,18 +54,13 @@ class DeliveryTracker:
             raise SinkError(f"{len(failures)} deliveries failed, first: {failures[0]}")
 
 
-class KafkaAlertSink:
-    """Alerts to a topic, keyed by model_id."""
+class _KafkaSink:
+    """A topic written through a shared producer; durable once ``flush`` returns."""
 
     def __init__(self, producer: Producer, topic: str, tracker: DeliveryTracker,
                  flush_timeout: float = 60.0) -> None:
         self.producer, self.topic, self.tracker = producer, topic, tracker
         self.flush_timeout = flush_timeout
-
-    def send(self, alert: dict[str, Any]) -> None:
-        self.producer.produce(self.topic, encode_alert(alert), alert["model_id"].encode(),
-                              on_delivery=self.tracker)
-        self.producer.poll(0)
 
     def flush(self) -> None:
         self.tracker.flush(self.producer, self.flush_timeout)
@@ -74,13 +69,17 @@ class KafkaAlertSink:
         self.flush()
 
 
-class KafkaDeadLetterSink:
-    """The original record, untouched, with the reason and its origin in headers."""
+class KafkaAlertSink(_KafkaSink):
+    """Alerts to a topic, keyed by model_id."""
 
-    def __init__(self, producer: Producer, topic: str, tracker: DeliveryTracker,
-                 flush_timeout: float = 60.0) -> None:
-        self.producer, self.topic, self.tracker = producer, topic, tracker
-        self.flush_timeout = flush_timeout
+    def send(self, alert: dict[str, Any]) -> None:
+        self.producer.produce(self.topic, encode_alert(alert), alert["model_id"].encode(),
+                              on_delivery=self.tracker)
+        self.producer.poll(0)
+
+
+class KafkaDeadLetterSink(_KafkaSink):
+    """The original record, untouched, with the reason and its origin in headers."""
 
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
@@ -94,12 +93,6 @@ class KafkaDeadLetterSink:
         self.producer.produce(self.topic, records.values[row], records.keys[row],
                               headers=headers, on_delivery=self.tracker)
         self.producer.poll(0)
-
-    def flush(self) -> None:
-        self.tracker.flush(self.producer, self.flush_timeout)
-
-    def close(self) -> None:
-        self.flush()
 
 
 class JsonLinesSink:

@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--invalid-rate", type=float, default=0.0,
                      help="share of records that break the event contract")
     sim.add_argument("--start", type=_time, metavar="TIME",
-                     help="event time of the first event (default 2026-01-01T00:00:00Z; "
-                          "with --rate: now)")
+                     help="event time of the first event (default: 2026-01-01T00:00:00Z "
+                          "in a file, now on a topic)")
     sim.add_argument("--rate", type=float, metavar="EVENTS_PER_S",
                      help="produce at this pace in real time (default: as fast as possible)")
     sim.add_argument("--partitions", type=int, default=3,
@@ -226,8 +226,10 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
+    # On a topic the record timestamps are event times: start now, or the broker's
+    # time-based retention may delete records stamped months ago while they are read.
     start = args.start if args.start is not None else (
-        float(int(time.time())) if args.rate else None)
+        float(int(time.time())) if args.topic else None)
     scenario = Scenario(events=args.events, seed=args.seed,
                         models=tuple(m for m in args.models.split(",") if m),
                         drift_at=args.drift_at, drift_period=args.drift_period,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import io
 import logging
 import signal
 import sys
@@ -287,6 +290,9 @@ def _summary(stats: LoopStats) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if sys.__stderr__ is not None:  # `kill -USR1 PID` prints every thread's stack
+        with contextlib.suppress(ValueError, io.UnsupportedOperation):
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -58,20 +58,34 @@ class RunLoop:
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
         self.assignment: set[Partition] = set()
+        self._next_offset: dict[Partition, int] = {}
+        self._parked: set[Partition] = set()
         self.last_poll = time.monotonic()
         if hasattr(source, "listener"):
             source.listener = self
 
     # Partition lifecycle: state lives and dies with its partition.
-    def assigned(self, partitions: list[Partition]) -> None:
-        for p in partitions:
-            self.banks.setdefault(p, DetectorBank(self.config.detectors))
+    def assigned(self, partitions: list[Partition],
+                 resume_at: dict[Partition, int] | None = None) -> None:
+        """Partitions are ours; ``resume_at`` is where the group resumes each one.
+
+        A bank kept from before (an eager rebalance revokes every partition and gives
+        most back at once) is used again only if the partition resumes exactly where
+        the bank stopped; otherwise another member moved it on, and it starts afresh.
+        """
         self.assignment.update(partitions)
+        for p in partitions:
+            self._parked.discard(p)
+            resumes = (resume_at or {}).get(p)
+            if p in self.banks and (resumes is None or resumes != self._next_offset.get(p)):
+                log.info("%s[%d]: resumes at %s, its detectors stopped at %s: new warm-up",
+                         p[0], p[1], resumes, self._next_offset.get(p))
+                del self.banks[p]
 
     def revoked(self, partitions: list[Partition]) -> None:
         self.assignment.difference_update(partitions)
+        self._parked.update(partitions)  # kept until we know where they resume
         for topic, partition in partitions:
-            self.banks.pop((topic, partition), None)
             with contextlib.suppress(KeyError):  # no lag reported yet for it
                 self.metrics.lag.remove(topic, str(partition))
         self._refresh_drifting()
@@ -143,6 +157,7 @@ class RunLoop:
                 if self.on_alert:
                     self.on_alert(alert)
             self.stats.events += len(events)
+        self._next_offset.update(records.next_offsets())
         if fired or self._drifting:
             self._refresh_drifting()
         self.stats.records += len(records)
@@ -169,7 +184,8 @@ class RunLoop:
                 self.metrics.last_event.labels(label).set(t)
 
     def _refresh_drifting(self) -> None:
-        now = {pair for bank in self.banks.values() for pair in bank.drifting()}
+        now = {pair for key, bank in self.banks.items() if key not in self._parked
+               for pair in bank.drifting()}
         metrics = self.metrics
         for model_id, feature in now - self._drifting:
             metrics.drift_active.labels(metrics.model(model_id),
@@ -199,7 +215,7 @@ class RunLoop:
         """librdkafka statistics callback: consumer lag per assigned partition."""
         for topic, info in stats.get("topics", {}).items():
             for pid, part in info.get("partitions", {}).items():
-                if pid == "-1" or (topic, int(pid)) not in self.banks:
+                if pid == "-1" or (topic, int(pid)) not in self.assignment:
                     continue
                 lag = part.get("consumer_lag", -1)
                 if lag < 0 and part.get("lo_offset", -1) >= 0:

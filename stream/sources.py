@@ -33,7 +33,8 @@ Partition = tuple[str, int]
 
 
 class PartitionListener(Protocol):
-    def assigned(self, partitions: list[Partition]) -> None: ...
+    def assigned(self, partitions: list[Partition],
+                 resume_at: dict[Partition, int] | None = None) -> None: ...
     def revoked(self, partitions: list[Partition]) -> None: ...
 
 
@@ -104,21 +105,24 @@ def _check(msg: Message) -> bool:
 class KafkaSource:
     """The live source: a member of the consumer group on the events topic.
 
-    Offsets are committed only by ``commit``, which the run loop calls after
-    the batch's alerts are durable (``enable.auto.commit`` is off).
+    An offset becomes committable only through ``commit``, which the run loop
+    calls after the batch's alerts are durable: it stores the offsets
+    (``enable.auto.offset.store`` is off) and librdkafka commits stored offsets
+    in the background, on revoke and on close. A synchronous commit of our own
+    at close could wait out a rebalance in progress (seen: more than 30 s).
     """
 
     def __init__(self, conf: KafkaConfig, topics: list[str],
                  on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.conf = conf
         self.listener: PartitionListener | None = None
-        self._processed: dict[Partition, int] = {}
         settings: dict[str, Any] = {
             **client_settings(conf),
             "group.id": conf.group_id,
-            "enable.auto.commit": False,
+            "enable.auto.commit": True,  # commits only what commit() stored
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 1000,
             "auto.offset.reset": conf.auto_offset_reset,
-            "partition.assignment.strategy": "cooperative-sticky",
             "isolation.level": "read_committed",
         }
         if on_stats is not None and conf.statistics_interval_seconds > 0:
@@ -132,23 +136,24 @@ class KafkaSource:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _names(partitions))
         if self.listener:
-            self.listener.assigned([(tp.topic, tp.partition) for tp in partitions])
+            try:  # where the group resumes each partition: the committed offsets
+                committed = consumer.committed(partitions, timeout=10)
+                resume_at = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            except KafkaException as exc:
+                log.warning("committed offsets unknown (%s): detectors start afresh",
+                            exc.args[0].str())
+                resume_at = {}
+            self.listener.assigned([(tp.topic, tp.partition) for tp in partitions], resume_at)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch was checkpointed before this poll; its commit may still be in
-        # flight (asynchronous), so commit those offsets once more, synchronously.
+        # Every batch was checkpointed before this poll, its offsets stored; librdkafka
+        # commits stored offsets of revoked partitions as part of the rebalance.
         log.info("revoked %s", _names(partitions))
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
-        self._commit({k: o for k, o in self._processed.items() if k in revoked}, wait=True)
-        for key in revoked:
-            self._processed.pop(key, None)
         if self.listener:
             self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s (another member may own them now)", _names(partitions))
-        for tp in partitions:  # never commit for partitions that are no longer ours
-            self._processed.pop((tp.topic, tp.partition), None)
         if self.listener:
             self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
 
@@ -157,29 +162,21 @@ class KafkaSource:
         return _columns([m for m in messages if _check(m)])
 
     def commit(self, offsets: dict[Partition, int]) -> None:
-        """Commit processed offsets; asynchronous between batches, synchronous on
-        revoke and close, so a clean stop or hand-over leaves nothing to re-read."""
-        self._processed.update(offsets)
-        self._commit(offsets, wait=False)
-
-    def _commit(self, offsets: dict[Partition, int], wait: bool) -> None:
+        """Make processed offsets committable (librdkafka commits them within a second,
+        on revoke and on close), so a clean stop or hand-over re-reads nothing."""
         if not offsets:
             return
-        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            if wait:
-                self._consumer.commit(offsets=positions, asynchronous=False)
-            else:
-                self._consumer.commit(offsets=positions, asynchronous=True)
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()])
         except KafkaException as exc:
-            # A commit that fails (e.g. after a rebalance) means a re-read: at-least-once.
+            # A partition revoked meanwhile: its new owner re-reads (at-least-once).
             if exc.args[0].fatal():
                 raise
-            log.warning("commit failed, records will be re-read: %s", exc.args[0].str())
+            log.warning("offsets not stored, records will be re-read: %s", exc.args[0].str())
 
     def close(self) -> None:
-        self._commit(self._processed, wait=True)
-        self._consumer.close()
+        self._consumer.close()  # commits the stored offsets, then leaves the group
 
 
 def _names(partitions: list[TopicPartition]) -> str:

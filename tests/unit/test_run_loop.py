@@ -317,7 +317,7 @@ def test_run_loop_registers_as_the_sources_partition_listener() -> None:
     assert h.source.listener is h.loop
 
 
-def test_revoked_partition_drops_its_detector_bank() -> None:
+def test_revoked_partition_keeps_its_state_only_if_it_resumes_where_it_stopped() -> None:
     records = [(TOPIC, i % 2, i // 2, valid_event(i)) for i in range(600)]
     h = Harness(records)
     h.loop.assigned([(TOPIC, 0), (TOPIC, 1)])
@@ -328,15 +328,22 @@ def test_revoked_partition_drops_its_detector_bank() -> None:
     kept = h.loop.banks[(TOPIC, 1)]
     assert h.loop.banks[(TOPIC, 0)].models  # partition 0 has state before the revoke
 
-    h.loop.revoked([(TOPIC, 0)])
+    before = h.loop.banks[(TOPIC, 0)]
+    h.loop.revoked([(TOPIC, 0), (TOPIC, 1)])  # an eager rebalance revokes everything
+    # Partition 1 resumes where this member stopped; another member moved 0 on meanwhile.
+    h.loop.assigned([(TOPIC, 0), (TOPIC, 1)], {(TOPIC, 0): 400, (TOPIC, 1): 300})
 
-    assert (TOPIC, 0) not in h.loop.banks
+    resumed = RecordBatch()
+    for offset in range(300, 350):
+        resumed.append(TOPIC, 1, offset, RECORD_MS, None, valid_event(offset))
+    h.loop.process(resumed)
     assert h.loop.banks[(TOPIC, 1)] is kept
-    again = RecordBatch()  # partition 0 comes back: its detectors start from scratch
-    for offset in range(300, 400):
-        again.append(TOPIC, 0, offset, RECORD_MS, None, valid_event(offset))
-    h.loop.process(again)
+    moved_on = RecordBatch()
+    for offset in range(400, 450):
+        moved_on.append(TOPIC, 0, offset, RECORD_MS, None, valid_event(offset))
+    h.loop.process(moved_on)
     fresh = h.loop.banks[(TOPIC, 0)]
+    assert fresh is not before
     assert fresh.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]
     assert not kept.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]
 

@@ -299,18 +299,25 @@ def _is_error(msg: Message) -> bool:
     return True
 
 
+def consumed(consumer: Any, args: argparse.Namespace, clock: Clock, variant: str,
+             done: Callable[[], int]) -> Iterator[list[Any]]:
+    """Batches until ``done()`` reaches the target; no more records asked than remain."""
+    while (n := done()) < args.events:
+        msgs = consumer.consume(min(args.batch_size, args.events - n), 0.5)
+        if not msgs:
+            if clock.idle():
+                raise SystemExit(f"{variant}: no record for {args.idle_timeout:g}s after {n}")
+            continue
+        clock.progress()
+        yield msgs
+
+
 def run_plain(args: argparse.Namespace) -> Result:
-    n, batches, target = 0, 0, args.events
+    n, batches = 0, 0
     loads = orjson.loads
     with subscribed(args) as consumer:
         clock = Clock(args.idle_timeout)
-        while n < target:
-            msgs = consumer.consume(min(args.batch_size, target - n), 0.5)
-            if not msgs:
-                if clock.idle():
-                    raise SystemExit(f"a: no record for {args.idle_timeout:g}s after {n}")
-                continue
-            clock.progress()
+        for msgs in consumed(consumer, args, clock, "a", lambda: n):  # noqa: B023 - live n
             for msg in msgs:
                 if _is_error(msg):
                     continue
@@ -339,16 +346,10 @@ def run_naive(args: argparse.Namespace) -> Result:
     events_total = Counter("bench_events", "Events processed.", ["model_id"],
                            registry=registry)
     detectors: dict[tuple[str, str], tuple[drift.ADWIN, drift.PageHinkley]] = {}
-    n, batches, fired, target = 0, 0, 0, args.events
+    n, batches, fired = 0, 0, 0
     with subscribed(args) as consumer:
         clock = Clock(args.idle_timeout)
-        while n < target:
-            msgs = consumer.consume(min(args.batch_size, target - n), 0.5)
-            if not msgs:
-                if clock.idle():
-                    raise SystemExit(f"b: no record for {args.idle_timeout:g}s after {n}")
-                continue
-            clock.progress()
+        for msgs in consumed(consumer, args, clock, "b", lambda: n):  # noqa: B023 - live n
             offsets: dict[tuple[str, int], int] = {}
             for msg in msgs:
                 if _is_error(msg):

@@ -70,12 +70,6 @@ class FileSource:
         self._file.close()
 
 
-def _append(batch: RecordBatch, msg: Message) -> None:
-    ts_type, ts = msg.timestamp()
-    batch.append(msg.topic() or "", msg.partition() or 0, msg.offset() or 0,
-                 None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts, msg.key(), msg.value())
-
-
 def _columns(messages: list[Message]) -> RecordBatch:
     """Records as columns, one pass per column (the hot path of a live run)."""
     stamps = [m.timestamp() for m in messages]
@@ -229,15 +223,12 @@ class KafkaRangeSource:
     def poll(self) -> RecordBatch | None:
         if not self._ends:
             return None
-        batch = RecordBatch()
-        for msg in self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds):
-            if not _check(msg):
-                continue
-            end = self._ends.get(msg.partition() or 0)
-            if end is not None and (msg.offset() or 0) < end:
-                _append(batch, msg)
+        messages = self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds)
+        ends = self._ends
+        in_range = [m for m in messages  # a finished partition's end is -1: nothing passes
+                    if _check(m) and (m.offset() or 0) < ends.get(m.partition() or 0, -1)]
         self._drop_finished()
-        return batch
+        return _columns(in_range)
 
     def _drop_finished(self) -> None:
         positions = self._consumer.position(

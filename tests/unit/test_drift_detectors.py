@@ -328,3 +328,27 @@ def test_predictions_that_stop_arriving_are_flagged_for_any_batch_size() -> None
     whole = detect(events, FAST, batch_size=len(events))
     assert [(s.feature, s.kind) for s in whole] == [("prediction", "data_quality")]
     assert detect(events, FAST, batch_size=500) == whole
+
+
+def test_class_probabilities_are_monitored_as_class_and_confidence() -> None:
+    # A classifier that grows unsure: the top class stays, its probability drops.
+    rng = random.Random(21)
+    preds: list[Any] = []
+    for i in range(6000):
+        top = rng.uniform(0.8, 0.99) if i < 3000 else rng.uniform(0.5, 0.7)
+        preds.append({"yes": round(top, 4), "no": round(1 - top, 4)})
+    preds[10] = 0.3  # a stray score among the objects counts as a missing confidence
+    column = [rng.gauss(0, 1) for _ in range(6000)]
+    signals = {}
+    for size in (6000, 700, 137):
+        bank, found = DetectorBank(DetectorConfig(warmup=200)), []
+        for start in range(0, 6000, size):
+            batch = EventBatch()
+            for i in range(start, min(6000, start + size)):
+                batch.append("m", "1", {"x": column[i]}, preds[i], i)
+            found += [(s.feature, s.kind, s.detector, s.position) for s in bank.update(batch)]
+        signals[size] = found
+    assert signals[6000] == signals[700] == signals[137]
+    fired = signals[6000]
+    assert [(f, k) for f, k, _, _ in fired] == [("prediction.confidence", "prediction_drift")]
+    assert 3000 <= fired[0][3] < 3500

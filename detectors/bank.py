@@ -234,26 +234,23 @@ class ModelMonitors:
         if start is None:
             return []
         self._predicts = True
-        columns: dict[str, tuple[int, list[FeatureValue]]] = {PREDICTION: (start, [])}
-        kinds = set(map(type, preds))
-        first_mapping = 0 if self._probabilities else next(
-            (i for i, p in enumerate(preds) if isinstance(p, Mapping)), None) if (
-            kinds - _SCALARS) else None
-        if first_mapping is not None:
-            self._probabilities = True
-            columns[CONFIDENCE] = (first_mapping, [])
-        for name, (begin, column) in columns.items():
-            if not kinds - _SCALARS:  # scores or classes only: the column is the values
-                rest = preds[begin:]
-                column.extend(rest if name == PREDICTION else [None] * len(rest))
-                continue
-            for p in preds[begin:]:
-                if isinstance(p, Mapping):
-                    top = _argmax(p)
-                    column.append(None if top is None else
-                                  (top[0] if name == PREDICTION else top[1]))
-                else:
-                    column.append(p if name == PREDICTION else None)
+        scalars_only = set(map(type, preds)) <= _SCALARS
+        if scalars_only:  # scores or classes: the column is the values
+            classes: list[FeatureValue] = preds
+            confidence: list[FeatureValue] = [None] * len(preds)
+        else:  # class probabilities somewhere: their argmax class and its probability
+            tops = [_argmax(p) if isinstance(p, Mapping) else None for p in preds]
+            classes = [(top[0] if top else None) if isinstance(p, Mapping) else p
+                       for p, top in zip(preds, tops, strict=True)]
+            confidence = [top[1] if top else None for top in tops]
+        columns = {PREDICTION: (start, classes[start:])}
+        if self._probabilities:
+            columns[CONFIDENCE] = (0, confidence)
+        elif not scalars_only:
+            first = next((i for i, p in enumerate(preds) if isinstance(p, Mapping)), None)
+            if first is not None:
+                self._probabilities = True
+                columns[CONFIDENCE] = (first, confidence[first:])
         out = []
         for name, (begin, column) in columns.items():
             series = self._prediction_series(name)

@@ -8,6 +8,7 @@ import faulthandler
 import io
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,7 +23,14 @@ from stream import __version__
 from stream.alerts import describe_alert
 from stream.config import AppConfig, ConfigError, load_config
 from stream.events import Rejected
-from stream.kafka import BrokerUnavailable, client_settings, ensure_topics, wait_for_broker
+from stream.kafka import (
+    BrokerUnavailable,
+    TopicMismatch,
+    client_settings,
+    ensure_changelog,
+    ensure_topics,
+    wait_for_broker,
+)
 from stream.loop import LoopStats, RunLoop
 from stream.metrics import Metrics
 from stream.records import RecordBatch
@@ -38,6 +46,7 @@ from stream.sinks import (
     SinkError,
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
+from stream.state import Changelog, Transactions
 
 log = logging.getLogger("streamdrift")
 
@@ -148,41 +157,59 @@ def _producer(config: AppConfig, **extra: Any) -> Producer:
 def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
               loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None
               ) -> RunLoop:
-    """The run loop as ``run`` wires it: consumer group in, alerts and dead letters out."""
+    """The run loop as ``run`` wires it: consumer group in; alerts, dead letters and
+    detector state out; offsets committed after them (or with them, exactly-once)."""
     conf = config.kafka
     metrics = Metrics(max_models=config.metrics.max_models,
                       max_features=config.metrics.max_features)
-    producer = _producer(config)
+    exactly_once = conf.processing_guarantee == "exactly-once"
+    extra: dict[str, Any] = {}
+    if exactly_once:
+        extra = {"transactional.id": conf.transactional_id
+                 or f"streamdrift-{conf.group_id}-{socket.gethostname()}",
+                 "transaction.timeout.ms": int(conf.transaction_timeout_seconds * 1000)}
+    producer = _producer(config, **extra)
     tracker = DeliveryTracker()
     holder: dict[str, RunLoop] = {}
-    source = source_class(conf, [conf.events_topic],
+    topics = [conf.events_topic] + ([conf.labels_topic] if conf.labels_topic else [])
+    source = source_class(conf, topics,
                           on_stats=lambda stats: holder["loop"].update_lag(stats))
+    transactions = (Transactions(producer, source.group_metadata,
+                                 timeout=conf.connect_timeout_seconds)
+                    if exactly_once else None)
+    state = Changelog(conf, config.state_topic, producer, config.config_hash(),
+                      on_delivery=tracker)
     loop = holder["loop"] = loop_class(
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
         KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
         on_alert=lambda alert: log.info("%s", describe_alert(alert)),
-        progress_seconds=progress_seconds)
+        progress_seconds=progress_seconds, state=state, transactions=transactions,
+        checkpoint_seconds=conf.checkpoint_interval_seconds)
     return loop
 
 
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     conf = config.kafka
-    if conf.processing_guarantee == "exactly-once":
-        log.error("kafka.processing_guarantee: exactly-once needs the changelog state that is "
-                  "not built yet; use at-least-once")
-        return EXIT_CONFIG
     admin = wait_for_broker(conf)
     if conf.create_topics:
-        ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic],
+        ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic,
+                              conf.labels_topic or ""],
                       conf.topic_partitions, conf.topic_replication_factor)
+    try:
+        ensure_changelog(admin, conf.events_topic, config.state_topic, conf.create_topics,
+                         conf.topic_replication_factor)
+    except TopicMismatch as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
     loop = live_loop(config, progress_seconds=30.0)
     metrics = loop.metrics
     if config.metrics.port is not None:
         port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)
         log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", config.metrics.host,
                  port)
-    log.info("streamdrift %s: %s -> alerts %s, dead letters %s (group %s)", __version__,
-             conf.events_topic, conf.alerts_topic, conf.dlq_topic, conf.group_id)
+    log.info("streamdrift %s: %s -> alerts %s, dead letters %s, state %s (group %s, %s)",
+             __version__, conf.events_topic, conf.alerts_topic, conf.dlq_topic,
+             config.state_topic, conf.group_id, conf.processing_guarantee)
     _summary(loop.run(_stop_on_signals()))
     return 0
 

@@ -34,6 +34,19 @@ class KafkaConfig(_Strict):
     dlq_topic: str = Field(default="model-events-dlq", min_length=1)
     group_id: str = Field(default="streamdrift", min_length=1)
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    # Detector state per input partition (compacted, co-partitioned with the events
+    # topic); default "<group_id>-state".
+    changelog_topic: str | None = Field(default=None, min_length=1)
+    # How often alerts, state and offsets are made durable together (a crash re-reads
+    # at most this much; exactly-once alerts become visible at this pace).
+    checkpoint_interval_seconds: float = Field(default=1.0, ge=0.0, le=600.0)
+    # Static membership: a restart within session.timeout.ms keeps the partitions.
+    group_instance_id: str | None = Field(default=None, min_length=1)
+    # exactly-once: stable per process slot (e.g. the pod name of a StatefulSet), so a
+    # restarted process fences and aborts its predecessor's open transaction at once;
+    # default "streamdrift-<group_id>-<hostname>".
+    transactional_id: str | None = Field(default=None, min_length=1)
+    transaction_timeout_seconds: float = Field(default=60.0, ge=1.0, le=900.0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     batch_size: int = Field(default=2000, ge=1, le=100_000)
     batch_timeout_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
@@ -63,6 +76,10 @@ class AppConfig(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     limits: LimitsConfig = LimitsConfig()
     detectors: DetectorConfig = DetectorConfig()
+
+    @property
+    def state_topic(self) -> str:
+        return self.kafka.changelog_topic or f"{self.kafka.group_id}-state"
 
     def config_hash(self) -> str:
         """Hash of what decides the alerts (the detectors), not of where they go."""

@@ -7,7 +7,11 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 
 from stream.config import KafkaConfig
 
@@ -32,7 +36,8 @@ def _log_error(err: KafkaError) -> None:
 def wait_for_broker(conf: KafkaConfig) -> AdminClient:
     """An admin client once the cluster answers a metadata request, or BrokerUnavailable."""
     settings: dict[str, Any] = {"bootstrap.servers": conf.bootstrap_servers,
-                                "error_cb": lambda err: None}  # the timeout below says it once
+                                "error_cb": lambda err: None,  # the timeout below says it once
+                                "logger": logging.getLogger("streamdrift.librdkafka")}
     admin = AdminClient(settings)
     deadline = time.monotonic() + conf.connect_timeout_seconds
     last = "no answer"
@@ -67,3 +72,55 @@ def ensure_topics(admin: AdminClient, names: list[str], partitions: int,
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+
+
+class TopicMismatch(Exception):
+    """A topic exists with settings streamdrift cannot work with."""
+
+
+def ensure_changelog(admin: AdminClient, events_topic: str, changelog_topic: str,
+                     create: bool, replication_factor: int, timeout: float = 30.0) -> None:
+    """The state changelog: compacted, with the events topic's partition count.
+
+    Created when missing (if ``create``); an existing one with another partition
+    count or without compaction is refused: its partition p must hold the state
+    of the events' partition p, and only compaction keeps it bounded.
+    """
+    topics = admin.list_topics(timeout=timeout).topics
+    events = topics.get(events_topic)
+    if events is None or events.error is not None:
+        raise TopicMismatch(f"events topic {events_topic!r} does not exist")
+    wanted = len(events.partitions)
+    existing = topics.get(changelog_topic)
+    if existing is None:
+        if not create:
+            raise TopicMismatch(f"state changelog topic {changelog_topic!r} does not exist "
+                                f"(kafka.create_topics is off): create it with "
+                                f"cleanup.policy=compact and {wanted} partitions")
+        future = admin.create_topics([NewTopic(
+            changelog_topic, num_partitions=wanted, replication_factor=replication_factor,
+            config={"cleanup.policy": "compact", "segment.bytes": str(64 * 1024 * 1024),
+                    "segment.ms": str(15 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1"},
+        )], operation_timeout=timeout)[changelog_topic]
+        try:
+            future.result(timeout)
+            log.info("created state changelog %s (%d partitions, compacted)", changelog_topic,
+                     wanted)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        return
+    have = len(existing.partitions)
+    if have != wanted:
+        raise TopicMismatch(
+            f"state changelog topic {changelog_topic!r} has {have} partitions, the events "
+            f"topic {events_topic!r} has {wanted}: they must match (partition p holds the "
+            f"state of events partition p); delete it to start the state afresh, or set "
+            f"kafka.changelog_topic to another name")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, changelog_topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout)
+    policy = configs["cleanup.policy"].value
+    if "compact" not in policy.split(","):
+        raise TopicMismatch(
+            f"state changelog topic {changelog_topic!r} has cleanup.policy={policy}: it must "
+            f"be compact (delete would lose the state of quiet partitions)")

@@ -25,6 +25,7 @@ from stream.metrics import Metrics
 from stream.records import RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink
 from stream.sources import Partition, Source
+from stream.state import Changelog, Transactions
 
 log = logging.getLogger("streamdrift.loop")
 
@@ -44,7 +45,9 @@ class RunLoop:
     def __init__(self, source: Source, alerts: AlertSink, dead_letters: DeadLetterSink,
                  config: AppConfig, metrics: Metrics,
                  on_alert: Callable[[dict[str, Any]], None] | None = None,
-                 progress_seconds: float | None = None) -> None:
+                 progress_seconds: float | None = None, state: Changelog | None = None,
+                 transactions: Transactions | None = None,
+                 checkpoint_seconds: float = 0.0) -> None:
         self.source = source
         self.alerts = alerts
         self.dead_letters = dead_letters
@@ -52,42 +55,103 @@ class RunLoop:
         self.metrics = metrics
         self.on_alert = on_alert
         self.progress_seconds = progress_seconds
+        self.state = state
+        self.transactions = transactions
+        self.checkpoint_seconds = checkpoint_seconds
         self.config_hash = config.config_hash()
-        self.banks: dict[Partition, DetectorBank] = {}
+        # Detector state per input partition number: the events topic's partition p and
+        # the labels topic's partition p (co-partitioned) share one bank.
+        self.banks: dict[int, DetectorBank] = {}
         self.stats = LoopStats()
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
         self.assignment: set[Partition] = set()
-        self._next_offset: dict[Partition, int] = {}
-        self._parked: set[Partition] = set()
+        self._next_offset: dict[Partition, int] = {}  # where each bank's input stands
+        self._pending: dict[Partition, int] = {}  # processed, not yet committed
+        self._dirty: set[int] = set()  # banks changed since their last snapshot
+        self._parked: set[int] = set()
+        self._last_checkpoint = time.monotonic()
         self.last_poll = time.monotonic()
         if hasattr(source, "listener"):
             source.listener = self
 
     # Partition lifecycle: state lives and dies with its partition.
     def assigned(self, partitions: list[Partition],
-                 resume_at: dict[Partition, int] | None = None) -> None:
+                 resume_at: dict[Partition, int | None] | None = None) -> None:
         """Partitions are ours; ``resume_at`` is where the group resumes each one.
 
         A bank kept from before (an eager rebalance revokes every partition and gives
-        most back at once) is used again only if the partition resumes exactly where
-        the bank stopped; otherwise another member moved it on, and it starts afresh.
+        most back at once) is used again only if its partition resumes exactly where the
+        bank stopped. Otherwise the state is restored from the changelog (the snapshot
+        that matches the committed offsets), or starts a new warm-up.
         """
         self.assignment.update(partitions)
-        for p in partitions:
-            self._parked.discard(p)
-            resumes = (resume_at or {}).get(p)
-            if p in self.banks and (resumes is None or resumes != self._next_offset.get(p)):
-                log.info("%s[%d]: resumes at %s, its detectors stopped at %s: new warm-up",
-                         p[0], p[1], resumes, self._next_offset.get(p))
-                del self.banks[p]
+        by_number: dict[int, dict[str, int | None]] = {}
+        for topic, number in partitions:
+            by_number.setdefault(number, {})[topic] = (resume_at or {}).get((topic, number))
+        to_restore: dict[int, dict[str, int | None]] = {}
+        for number, wanted in sorted(by_number.items()):
+            self._parked.discard(number)
+            if number in self.banks:
+                if resume_at is None or self._resumes_exactly(number, wanted):
+                    continue
+                log.info("partition %d: resumes at %s, its detectors stopped at %s", number,
+                         wanted, self._positions(number))
+                self._drop(number)
+            to_restore[number] = wanted
+        if self.state is not None and to_restore and resume_at is not None:
+            started = time.perf_counter()
+            for number, restored in self.state.restore(to_restore).items():
+                self.banks[number] = restored.bank
+                for topic, offset in restored.offsets.items():
+                    self._next_offset[(topic, number)] = offset
+            self.metrics.restore_duration.observe(time.perf_counter() - started)
+
+    def _positions(self, number: int) -> dict[str, int]:
+        return {t: o for (t, p), o in self._next_offset.items() if p == number}
+
+    def _resumes_exactly(self, number: int, wanted: dict[str, int | None]) -> bool:
+        here = self._positions(number)
+        return bool(here) and all(wanted.get(t) == o for t, o in here.items())
+
+    def _drop(self, number: int) -> None:
+        self.banks.pop(number, None)
+        self._dirty.discard(number)
+        self._parked.discard(number)
+        for key in [k for k in self._next_offset if k[1] == number]:
+            del self._next_offset[key]
+            self._pending.pop(key, None)
+        if self.state is not None:
+            self.state.forget(number)
 
     def revoked(self, partitions: list[Partition]) -> None:
+        """A rebalance takes partitions away: checkpoint first (within the rebalance
+        callback, well inside max.poll.interval.ms), so the next owner resumes exactly
+        where this member stopped, with its state."""
+        if self._pending or self._dirty:
+            self.checkpoint()
         self.assignment.difference_update(partitions)
-        self._parked.update(partitions)  # kept until we know where they resume
+        self._parked.update(p for _, p in partitions)  # kept until we know where they resume
+        self._forget_series(partitions)
+
+    def lost(self, partitions: list[Partition]) -> None:
+        """Partitions taken without a revoke (session timed out): another member may own
+        them already, so nothing is committed for them and their state is dropped."""
+        if self.transactions is not None:
+            self.transactions.abort()  # its records would claim offsets we no longer own
+            for number in list(self.banks):
+                self._drop(number)
+        for _, number in partitions:
+            self._drop(number)
+        self.assignment.difference_update(partitions)
+        self._forget_series(partitions)
+
+    def _forget_series(self, partitions: list[Partition]) -> None:
         for topic, partition in partitions:
             with contextlib.suppress(KeyError):  # no lag reported yet for it
                 self.metrics.lag.remove(topic, str(partition))
+            with contextlib.suppress(KeyError):
+                self.metrics.state_bytes.remove(str(partition))
         self._refresh_drifting()
 
     def run(self, stop: threading.Event | None = None) -> LoopStats:
@@ -101,10 +165,14 @@ class RunLoop:
                 if records is None:
                     break
                 if not len(records):
+                    if ((self._pending or self._dirty) and time.monotonic()
+                            - self._last_checkpoint >= self.checkpoint_seconds):
+                        self.checkpoint()
                     continue
                 started = time.perf_counter()
                 self.process(records)
-                self.checkpoint(records)
+                if time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
+                    self.checkpoint()
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
                 now = time.monotonic()
                 if self.progress_seconds and now - last_progress >= self.progress_seconds:
@@ -112,22 +180,70 @@ class RunLoop:
                     s = self.stats
                     log.info("progress: %d records, %d events, %d rejected, %d alerts",
                              s.records, s.events, s.rejected, s.alerts)
+            if self._pending or self._dirty:
+                self.checkpoint()
         finally:
             self.source.close()
             self.alerts.close()
             self.dead_letters.close()
         return self.stats
 
-    def checkpoint(self, records: RecordBatch) -> None:
-        # The order is the guarantee. Alerts and dead letters are durable before
-        # the offsets that produced them are committed, so a crash in between
-        # re-reads the batch and re-sends its alerts with the same alert_id
-        # (at-least-once); committing first could lose them.
-        self.alerts.flush()
-        self.dead_letters.flush()
-        self.source.commit(records.next_offsets())
+    def checkpoint(self) -> None:
+        """The one checkpoint sequence; its order is the processing guarantee.
+
+        1. Alerts and dead letters are made durable first (at-least-once: flushed and
+           acknowledged; exactly-once: they are in the open transaction).
+        2. Then the detector state of every partition changed since the last checkpoint
+           goes to the changelog, each snapshot carrying the source offsets it covers.
+        3. Only then are those source offsets committed (exactly-once: in the same
+           transaction as 1 and 2, which commits all or nothing).
+
+        A crash before 3 re-reads from the previous commit with the state of the previous
+        commit (restore takes the snapshot that matches the committed offsets), so the
+        same records give the same alerts with the same alert_id: at-least-once repeats
+        them, exactly-once never made them visible. Committing first could lose alerts;
+        writing state after the commit could restore state that missed records.
+        """
+        started = time.perf_counter()
+        self._last_checkpoint = time.monotonic()
+        txn = self.transactions
+        if txn is None:
+            self.alerts.flush()
+            self.dead_letters.flush()
+        if self.state is not None:
+            for number in sorted(self._dirty):
+                bank = self.banks.get(number)
+                if bank is not None:
+                    size = self.state.write(number, bank, self._positions(number))
+                    self.metrics.state_bytes.labels(str(number)).set(size)
+            if txn is None and self._dirty:
+                self.alerts.flush()  # the shared producer: the changelog records too
+        offsets = dict(self._pending)
+        if txn is not None:
+            committed = txn.commit(offsets)
+        else:
+            committed = self.source.commit(offsets) is not False
+        if committed:
+            self._pending.clear()
+            self._dirty.clear()
+            if self.state is not None:
+                self.state.committed()
+        elif txn is not None:
+            self._rewind()
+        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: back to the committed offsets and their state."""
+        rewind = getattr(self.source, "rewind", None)
+        resume_at = rewind() if rewind is not None else {}
+        assignment = sorted(self.assignment)
+        for number in list(self.banks):
+            self._drop(number)
+        self.assigned(assignment, resume_at)
 
     def process(self, records: RecordBatch) -> None:
+        if self.transactions is not None:
+            self.transactions.begin()  # what this batch produces is part of the transaction
         decoded = decode_batch(records, self.config.limits.max_record_bytes)
         metrics = self.metrics
         for rejected in decoded.rejected:
@@ -137,10 +253,10 @@ class RunLoop:
                       records.partitions[rejected.row], records.offsets[rejected.row],
                       rejected.reason, rejected.detail)
         fired = False
-        for partition, events in decoded.events.items():
-            bank = self.banks.get(partition)
+        for (_topic, number), events in decoded.events.items():
+            bank = self.banks.get(number)
             if bank is None:
-                bank = self.banks[partition] = DetectorBank(self.config.detectors)
+                bank = self.banks[number] = DetectorBank(self.config.detectors)
             metrics.count_events(events.model_ids)
             self._observe_times(events.model_ids, events.positions, decoded.event_times)
             for signal in bank.update(events):
@@ -157,7 +273,10 @@ class RunLoop:
                 if self.on_alert:
                     self.on_alert(alert)
             self.stats.events += len(events)
-        self._next_offset.update(records.next_offsets())
+        processed = records.next_offsets()
+        self._next_offset.update(processed)
+        self._pending.update(processed)
+        self._dirty.update(p for _, p in processed)
         if fired or self._drifting:
             self._refresh_drifting()
         self.stats.records += len(records)

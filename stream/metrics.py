@@ -71,6 +71,18 @@ class Metrics:
         self.last_event = Gauge("streamdrift_last_event_timestamp_seconds",
                                 "Event time of the newest event seen, per model.", ["model_id"],
                                 registry=r)
+        self.checkpoint_duration = Histogram(
+            "streamdrift_checkpoint_duration_seconds",
+            "Time to make alerts, detector state and offsets durable (or commit the transaction).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r)
+        self.state_bytes = Gauge("streamdrift_state_bytes",
+                                 "Size of the last detector-state snapshot written, per partition.",
+                                 ["partition"], registry=r)
+        self.restore_duration = Histogram(
+            "streamdrift_state_restore_seconds",
+            "Time to restore the detector state of newly assigned partitions.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=r)
         self.build = Info("streamdrift_build", "Version of the running streamdrift.", registry=r)
         self.build.info({"version": __version__})
 

@@ -58,7 +58,7 @@ class _KafkaSink:
     """A topic written through a shared producer; durable once ``flush`` returns."""
 
     def __init__(self, producer: Producer, topic: str, tracker: DeliveryTracker,
-                 flush_timeout: float = 60.0) -> None:
+                 flush_timeout: float = 330.0) -> None:  # librdkafka gives up at 300 s
         self.producer, self.topic, self.tracker = producer, topic, tracker
         self.flush_timeout = flush_timeout
 

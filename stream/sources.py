@@ -7,6 +7,7 @@ once a bounded input is exhausted. Only the live source commits.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import IO, Any, Protocol
 import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    OFFSET_STORED,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
@@ -34,13 +36,14 @@ Partition = tuple[str, int]
 
 class PartitionListener(Protocol):
     def assigned(self, partitions: list[Partition],
-                 resume_at: dict[Partition, int] | None = None) -> None: ...
+                 resume_at: dict[Partition, int | None] | None = None) -> None: ...
     def revoked(self, partitions: list[Partition]) -> None: ...
+    def lost(self, partitions: list[Partition]) -> None: ...
 
 
 class Source(Protocol):
     def poll(self) -> RecordBatch | None: ...
-    def commit(self, offsets: dict[Partition, int]) -> None: ...
+    def commit(self, offsets: dict[Partition, int]) -> bool | None: ...
     def close(self) -> None: ...
 
 
@@ -90,20 +93,21 @@ def _check(msg: Message) -> bool:
         return True
     if err.code() == KafkaError._PARTITION_EOF:
         return False
-    if err.fatal():
+    if err.fatal() or err.code() == KafkaError._FATAL:  # e.g. a fenced static member
         raise KafkaException(err)
     log.warning("consumer: %s", err.str())
     return False
 
 
 class KafkaSource:
-    """The live source: a member of the consumer group on the events topic.
+    """The live source: a member of the consumer group on the events (and labels) topic.
 
-    An offset becomes committable only through ``commit``, which the run loop
-    calls after the batch's alerts are durable: it stores the offsets
-    (``enable.auto.offset.store`` is off) and librdkafka commits stored offsets
-    in the background, on revoke and on close. A synchronous commit of our own
-    at close could wait out a rebalance in progress (seen: more than 30 s).
+    Offsets are committed only through ``commit`` (at-least-once) or by the run loop's
+    transaction (exactly-once), after the alerts and the detector state they produced
+    are durable. Assignment is eager with the range assignor, so partition p of every
+    subscribed topic goes to the same member (co-partitioning). On assignment the
+    listener gets the committed offsets before any record of the partitions is fetched,
+    and the partitions are assigned at exactly those offsets.
     """
 
     def __init__(self, conf: KafkaConfig, topics: list[str],
@@ -113,12 +117,14 @@ class KafkaSource:
         settings: dict[str, Any] = {
             **client_settings(conf),
             "group.id": conf.group_id,
-            "enable.auto.commit": True,  # commits only what commit() stored
+            "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.commit.interval.ms": 1000,
             "auto.offset.reset": conf.auto_offset_reset,
             "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",
         }
+        if conf.group_instance_id:
+            settings["group.instance.id"] = conf.group_instance_id
         if on_stats is not None and conf.statistics_interval_seconds > 0:
             settings["statistics.interval.ms"] = int(conf.statistics_interval_seconds * 1000)
             settings["stats_cb"] = lambda raw: on_stats(orjson.loads(raw))
@@ -127,50 +133,76 @@ class KafkaSource:
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
+    def _committed(self, partitions: list[TopicPartition]) -> dict[Partition, int | None]:
+        """Committed offsets, waiting out unstable ones (a transaction still open)."""
+        deadline = time.monotonic() + max(self.conf.connect_timeout_seconds, 90.0)
+        while True:
+            try:
+                found = self._consumer.committed(partitions, timeout=10)
+                return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
+                        for tp in found}
+            except KafkaException as exc:
+                if time.monotonic() > deadline or exc.args[0].fatal():
+                    raise
+                log.warning("committed offsets not known yet (%s): retrying",
+                            exc.args[0].str())
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _names(partitions))
+        resume_at = self._committed(partitions)
         if self.listener:
-            try:  # where the group resumes each partition: the committed offsets
-                committed = consumer.committed(partitions, timeout=10)
-                resume_at = {(tp.topic, tp.partition): tp.offset for tp in committed}
-            except KafkaException as exc:
-                log.warning("committed offsets unknown (%s): detectors start afresh",
-                            exc.args[0].str())
-                resume_at = {}
             self.listener.assigned([(tp.topic, tp.partition) for tp in partitions], resume_at)
+        # Fetch from the offsets the state was restored for (none committed: the reset
+        # policy decides, and the listener started those partitions afresh).
+        consumer.assign([TopicPartition(tp.topic, tp.partition,
+                                        resume_at.get((tp.topic, tp.partition)) or OFFSET_STORED)
+                         for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch was checkpointed before this poll, its offsets stored; librdkafka
-        # commits stored offsets of revoked partitions as part of the rebalance.
         log.info("revoked %s", _names(partitions))
-        if self.listener:
+        if self.listener:  # checkpoints, so the next owner resumes where we stopped
             self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s (another member may own them now)", _names(partitions))
         if self.listener:
-            self.listener.revoked([(tp.topic, tp.partition) for tp in partitions])
+            self.listener.lost([(tp.topic, tp.partition) for tp in partitions])
 
     def poll(self) -> RecordBatch:
         messages = self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds)
         return _columns([m for m in messages if _check(m)])
 
-    def commit(self, offsets: dict[Partition, int]) -> None:
-        """Make processed offsets committable (librdkafka commits them within a second,
-        on revoke and on close), so a clean stop or hand-over re-reads nothing."""
+    def commit(self, offsets: dict[Partition, int]) -> bool:
+        """Commit processed offsets (synchronously); False if the group refused them
+        (a rebalance in progress, a broker away): the next checkpoint tries again."""
         if not offsets:
-            return
+            return True
         try:
-            self._consumer.store_offsets(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())],
+                asynchronous=False)
         except KafkaException as exc:
-            # A partition revoked meanwhile: its new owner re-reads (at-least-once).
             if exc.args[0].fatal():
                 raise
-            log.warning("offsets not stored, records will be re-read: %s", exc.args[0].str())
+            log.warning("offsets not committed yet: %s", exc.args[0].str())
+            return False
+        return True
+
+    def group_metadata(self) -> Any:
+        return self._consumer.consumer_group_metadata()
+
+    def rewind(self) -> dict[Partition, int | None]:
+        """Seek every assigned partition back to its committed offset (after an abort)."""
+        assignment = self._consumer.assignment()
+        resume_at = self._committed(assignment)
+        for tp in assignment:
+            offset = resume_at.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        return resume_at
 
     def close(self) -> None:
-        self._consumer.close()  # commits the stored offsets, then leaves the group
+        self._consumer.close()  # revokes (the loop checkpoints), then leaves the group
 
 
 def _names(partitions: list[TopicPartition]) -> str:

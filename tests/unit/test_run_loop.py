@@ -325,10 +325,10 @@ def test_revoked_partition_keeps_its_state_only_if_it_resumes_where_it_stopped()
     for topic, partition, offset, value in records:
         batch.append(topic, partition, offset, RECORD_MS, None, value)
     h.loop.process(batch)
-    kept = h.loop.banks[(TOPIC, 1)]
-    assert h.loop.banks[(TOPIC, 0)].models  # partition 0 has state before the revoke
+    kept = h.loop.banks[1]
+    assert h.loop.banks[0].models  # partition 0 has state before the revoke
 
-    before = h.loop.banks[(TOPIC, 0)]
+    before = h.loop.banks[0]
     h.loop.revoked([(TOPIC, 0), (TOPIC, 1)])  # an eager rebalance revokes everything
     # Partition 1 resumes where this member stopped; another member moved 0 on meanwhile.
     h.loop.assigned([(TOPIC, 0), (TOPIC, 1)], {(TOPIC, 0): 400, (TOPIC, 1): 300})
@@ -337,12 +337,12 @@ def test_revoked_partition_keeps_its_state_only_if_it_resumes_where_it_stopped()
     for offset in range(300, 350):
         resumed.append(TOPIC, 1, offset, RECORD_MS, None, valid_event(offset))
     h.loop.process(resumed)
-    assert h.loop.banks[(TOPIC, 1)] is kept
+    assert h.loop.banks[1] is kept
     moved_on = RecordBatch()
     for offset in range(400, 450):
         moved_on.append(TOPIC, 0, offset, RECORD_MS, None, valid_event(offset))
     h.loop.process(moved_on)
-    fresh = h.loop.banks[(TOPIC, 0)]
+    fresh = h.loop.banks[0]
     assert fresh is not before
     assert fresh.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]
     assert not kept.models["credit-risk"].series["income"].values.warming_up  # type: ignore[union-attr]

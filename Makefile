@@ -22,7 +22,7 @@ help:
 	@echo "make test         ruff, mypy, then pytest against its own broker on port $(TEST_KAFKA_PORT)"
 	@echo "make lint         ruff + mypy"
 	@echo "make kafka-up     start the local broker on KAFKA_PORT=$(KAFKA_PORT) (kafka-down stops it)"
-	@echo "make bench        throughput (own broker on port $(BENCH_KAFKA_PORT)) and detection-quality (bench/quality.py) benchmarks"
+	@echo "make bench        throughput and state size/restore (own broker on port $(BENCH_KAFKA_PORT)), detection-quality (bench/quality.py) benchmarks"
 	@echo "make clean        remove var/ and caches (keeps $(VENV) and the Kafka jar cache)"
 
 setup: $(STAMP)
@@ -61,7 +61,7 @@ demo: setup
 
 bench: setup
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) KAFKA_CLEAN=1 \
-	deploy/with-kafka.sh $(BIN)/python bench/throughput.py
+	deploy/with-kafka.sh sh -c '$(BIN)/python bench/throughput.py && $(BIN)/python bench/state.py'
 	$(BIN)/python bench/quality.py
 
 # Stops any broker of ours still running from var/ before removing its files.

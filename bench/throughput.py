@@ -16,7 +16,10 @@ process that consumes the whole topic with a fresh consumer group:
      dead-letter sinks and ``Metrics`` (not served): ``streamdrift run``'s code
      path (``stream.cli.cmd_run``) minus the HTTP server.
 
-Variants are interleaved per round (a, b, c, a, b, c, ...) so that noise from
+  x  streamdrift, exactly-once: c with ``--processing-guarantee exactly-once`` (alerts,
+     changelog records and offsets in one Kafka transaction per checkpoint).
+
+Variants are interleaved per round (a, b, c, x, a, b, c, x, ...) so that noise from
 other work on the machine hits all of them alike; the ratios c/a and c/b are
 computed per round and reported as medians with their range. A child's time runs
 from its first poll to its last record processed (and committed, for b and c):
@@ -63,11 +66,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-VARIANTS = ("a", "b", "c")
+VARIANTS = ("a", "b", "c", "x")
 DESCRIPTIONS = {
     "a": "plain: consume + orjson.loads",
     "b": "naive: pydantic model, river ADWIN + PageHinkley per feature, counter, per event",
-    "c": "streamdrift run (RunLoop + KafkaSource + Kafka sinks + Metrics)",
+    "c": "streamdrift run, at-least-once (RunLoop + KafkaSource + Kafka sinks + changelog "
+         "+ Metrics)",
+    "x": "streamdrift run, exactly-once (c in Kafka transactions)",
 }
 MODELS = ("credit-risk", "churn")
 N_FEATURES = 20
@@ -91,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=400_000, metavar="N",
                    help="events to pre-fill and to consume per variant (default 400000)")
     p.add_argument("--rounds", type=int, default=5, metavar="R",
-                   help="rounds of a, b, c (default 5)")
+                   help="rounds of a, b, c, x (default 5)")
     p.add_argument("--batch-size", type=int, default=2000, metavar="N",
                    help="records per consume call, all variants (default 2000, the "
                         "default kafka.batch_size)")
@@ -381,7 +386,7 @@ def run_naive(args: argparse.Namespace) -> Result:
     return _result("b", n, clock, ended, rss, batches, fired)
 
 
-def run_streamdrift(args: argparse.Namespace) -> Result:
+def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Result:
     import logging
 
     from stream.cli import live_loop  # the loop exactly as `streamdrift run` wires it
@@ -403,7 +408,13 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
         "kafka.group_id": args.group_id,
         "kafka.batch_size": args.batch_size,
         "kafka.consumer": fetch_settings(args),
+        "kafka.processing_guarantee": "exactly-once" if exactly_once else "at-least-once",
+        "kafka.transactional_id": f"{args.group_id}-tx",
     })
+    from stream.kafka import ensure_changelog, wait_for_broker
+
+    ensure_changelog(wait_for_broker(config.kafka), args.topic, config.state_topic, True, 1)
+    variant = "x" if exactly_once else "c"
     stop = threading.Event()
     clock = Clock(args.idle_timeout)
     target = args.events
@@ -417,10 +428,8 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
         def process(self, records: RecordBatch) -> None:
             clock.progress()
             super().process(records)
-
-        def checkpoint(self, records: RecordBatch) -> None:
-            super().checkpoint(records)
             if self.stats.records >= target and self.ended is None:
+                self.checkpoint()  # the last records' alerts, state and offsets durable
                 self.ended = time.perf_counter()
                 self.rss = peak_rss_mib()
                 stop.set()
@@ -446,7 +455,7 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
     def watchdog() -> None:
         while not stop.wait(1.0):
             if clock.idle():
-                log.error("c: no record for %gs after %d", args.idle_timeout,
+                log.error("%s: no record for %gs after %d", variant, args.idle_timeout,
                           loop.stats.records)
                 stop.set()
 
@@ -454,8 +463,8 @@ def run_streamdrift(args: argparse.Namespace) -> Result:
     clock.started = clock.last_progress = time.perf_counter()
     stats = loop.run(stop)  # closes the source and the sinks after `ended`
     if loop.ended is None:
-        raise SystemExit(f"c: stopped after {stats.records} of {target} records")
-    return _result("c", stats.records, clock, loop.ended, loop.rss, stats.batches, stats.alerts)
+        raise SystemExit(f"{variant}: stopped after {stats.records} of {target} records")
+    return _result(variant, stats.records, clock, loop.ended, loop.rss, stats.batches, stats.alerts)
 
 
 def _result(variant: str, n: int, clock: Clock, ended: float, rss: float, batches: int,
@@ -468,14 +477,15 @@ def _result(variant: str, n: int, clock: Clock, ended: float, rss: float, batche
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "a": run_plain, "b": run_naive, "c": run_streamdrift,
+    "x": lambda args: run_streamdrift(args, exactly_once=True),
 }
 
 
 def child(args: argparse.Namespace) -> int:
     if not args.topic:
         raise SystemExit("--variant needs --topic (and, for c, --alerts-topic, --dlq-topic)")
-    if args.variant == "c" and not (args.alerts_topic and args.dlq_topic):
-        raise SystemExit("--variant c needs --alerts-topic and --dlq-topic")
+    if args.variant in ("c", "x") and not (args.alerts_topic and args.dlq_topic):
+        raise SystemExit("--variant c and x need --alerts-topic and --dlq-topic")
     args.group_id = args.group_id or f"bench-{args.variant}-{uuid.uuid4().hex[:12]}"
     runner = RUNNERS[args.variant]
     if args.profile is None:
@@ -538,7 +548,7 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         "# Throughput: streamdrift run vs. plain consume and a naive per-event loop",
         "",
         f"N = {args.events:,} events (20 numeric features, {len(MODELS)} models, "
-        f"{PARTITIONS} partitions), {len(rounds)} rounds, variants interleaved a, b, c "
+        f"{PARTITIONS} partitions), {len(rounds)} rounds, variants interleaved a, b, c, x "
         "per round; medians (min..max) across rounds.",
         "",
         "| variant | what | events/s | events/s min..max | events/s after join "
@@ -556,6 +566,8 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
     cb = median_range([r["c"].events_per_s / r["b"].events_per_s for r in rounds])
     ca_j = median_range([after_join(r["c"]) / after_join(r["a"]) for r in rounds])
     cb_j = median_range([after_join(r["c"]) / after_join(r["b"]) for r in rounds])
+    xc = median_range([r["x"].events_per_s / r["c"].events_per_s for r in rounds])
+    xc_j = median_range([after_join(r["x"]) / after_join(r["c"]) for r in rounds])
     verdict = "met" if cb[0] >= BAR_C_OVER_B else "NOT met"
     lines += [
         "",
@@ -565,10 +577,12 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         f"| {ca_j[1]:.2f}..{ca_j[2]:.2f} |",
         f"| c/b | {cb[0]:.2f} | {cb[1]:.2f}..{cb[2]:.2f} | {cb_j[0]:.2f} "
         f"| {cb_j[1]:.2f}..{cb_j[2]:.2f} |",
+        f"| x/c (exactly-once vs at-least-once) | {xc[0]:.2f} | {xc[1]:.2f}..{xc[2]:.2f} "
+        f"| {xc_j[0]:.2f} | {xc_j[1]:.2f}..{xc_j[2]:.2f} |",
         "",
         f"Bar (median c/b >= {BAR_C_OVER_B:g}): **{verdict}**.",
         "",
-        "Per round, events/s (a / b / c):",
+        "Per round, events/s (a / b / c / x):",
         "",
     ]
     for i, r in enumerate(rounds, 1):

@@ -29,6 +29,9 @@ from stream.state import Changelog, Transactions
 
 log = logging.getLogger("streamdrift.loop")
 
+#: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
+CHECKPOINT_SHARE = 0.1
+
 
 @dataclass(slots=True)
 class LoopStats:
@@ -71,6 +74,7 @@ class RunLoop:
         self._dirty: set[int] = set()  # banks changed since their last snapshot
         self._parked: set[int] = set()
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_cost = 0.0
         self.last_poll = time.monotonic()
         if hasattr(source, "listener"):
             source.listener = self
@@ -165,13 +169,12 @@ class RunLoop:
                 if records is None:
                     break
                 if not len(records):
-                    if ((self._pending or self._dirty) and time.monotonic()
-                            - self._last_checkpoint >= self.checkpoint_seconds):
+                    if (self._pending or self._dirty) and self._checkpoint_due():
                         self.checkpoint()
                     continue
                 started = time.perf_counter()
                 self.process(records)
-                if time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
+                if self._checkpoint_due():
                     self.checkpoint()
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
                 now = time.monotonic()
@@ -187,6 +190,12 @@ class RunLoop:
             self.alerts.close()
             self.dead_letters.close()
         return self.stats
+
+    def _checkpoint_due(self) -> bool:
+        # Large states take long to snapshot: space checkpoints so that they cost at most
+        # CHECKPOINT_SHARE of the time (a crash then re-reads more, nothing else changes).
+        wait = max(self.checkpoint_seconds, self._checkpoint_cost / CHECKPOINT_SHARE)
+        return time.monotonic() - self._last_checkpoint >= wait
 
     def checkpoint(self) -> None:
         """The one checkpoint sequence; its order is the processing guarantee.
@@ -230,7 +239,8 @@ class RunLoop:
                 self.state.committed()
         elif txn is not None:
             self._rewind()
-        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
+        self._checkpoint_cost = time.perf_counter() - started
+        self.metrics.checkpoint_duration.observe(self._checkpoint_cost)
 
     def _rewind(self) -> None:
         """After an aborted transaction: back to the committed offsets and their state."""

@@ -410,3 +410,35 @@ def test_event_time_out_of_datetime_range_never_crashes_the_loop() -> None:
         values.append(orjson.dumps(event))
     h = Harness(one_partition(values)).run()
     assert h.loop.stats.events + h.loop.stats.rejected == len(values)
+
+
+def test_revoke_checkpoints_what_was_processed_before_the_partitions_go() -> None:
+    h = Harness([])
+    h.loop.checkpoint_seconds = 3600.0  # no checkpoint of its own in between
+    batch = RecordBatch()
+    for offset in range(120):
+        batch.append(TOPIC, 0, offset, RECORD_MS, None, valid_event(offset))
+    h.loop.assigned([(TOPIC, 0)])
+    h.loop.process(batch)
+    assert h.source.commits == []
+
+    h.loop.revoked([(TOPIC, 0)])
+
+    assert h.source.commits == [{(TOPIC, 0): 120}]
+    assert h.calls[-3:] == ["alerts.flush", "dead_letters.flush", ("commit", {(TOPIC, 0): 120})]
+
+
+def test_lost_partitions_drop_their_state_and_commit_nothing() -> None:
+    h = Harness([])
+    h.loop.checkpoint_seconds = 3600.0
+    batch = RecordBatch()
+    for offset in range(120):
+        batch.append(TOPIC, offset % 2, offset // 2, RECORD_MS, None, valid_event(offset))
+    h.loop.assigned([(TOPIC, 0), (TOPIC, 1)])
+    h.loop.process(batch)
+
+    h.loop.lost([(TOPIC, 0)])  # another member may have it already: nothing to commit for it
+
+    assert 0 not in h.loop.banks and 1 in h.loop.banks
+    h.loop.checkpoint()
+    assert h.source.commits == [{(TOPIC, 1): 60}]

@@ -354,3 +354,82 @@ def format_time(epoch_seconds: float | None) -> str | None:
         return None
     moment = datetime.fromtimestamp(epoch_seconds, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Label(TypedDict):
+    """Ground truth that arrives later, on the labels topic (DESIGN.md's label contract)."""
+
+    __pydantic_config__ = ConfigDict(strict=True, extra="allow")  # type: ignore[misc]
+
+    event_id: Required[NonEmpty]
+    model_id: Required[NonEmpty]
+    label: Required[StrictBool | Number | StrictStr]
+    timestamp: NotRequired[StrictStr | Number | None]
+
+
+_LABELS = TypeAdapter(list[Label])
+
+
+@dataclass(slots=True)
+class LabelColumns:
+    """Valid labels of one partition, as columns; ``positions`` are RecordBatch rows."""
+
+    model_ids: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
+    times: list[float | None] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DecodedLabels:
+    labels: dict[tuple[str, int], LabelColumns] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def decode_labels(records: RecordBatch, max_record_bytes: int) -> DecodedLabels:
+    """Valid labels per partition and rejected records with their reasons (the same
+    reasons as events; a label must have a non-null ``label``)."""
+    out = DecodedLabels()
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for row, value in enumerate(records.values):
+        obj = _parse(value, max_record_bytes)
+        if type(obj) is dict:
+            parsed.append((row, obj))
+        else:
+            assert isinstance(obj, Rejected)
+            out.rejected.append(Rejected(row, obj.reason, obj.detail))
+    bad: dict[int, tuple[str, str]] = {}
+    try:
+        _LABELS.validate_python([obj for _, obj in parsed])
+    except ValidationError as exc:
+        by_row: dict[int, list[dict[str, Any]]] = {}
+        for err in exc.errors(include_url=False):
+            by_row.setdefault(int(err["loc"][0]), []).append(dict(err))
+        bad = {i: _reason(errs) for i, errs in by_row.items()}
+        for i, (reason, _detail) in bad.items():
+            value = parsed[i][1].get("label")
+            if reason == "wrong_type" and "label" in parsed[i][1] and (
+                    type(value) not in _LABEL_TYPES):
+                got = "null" if value is None else type(value).__name__
+                bad[i] = (reason, f"label: expected boolean, number or string, got {got}")
+    for i, (row, obj) in enumerate(parsed):
+        if i in bad:
+            out.rejected.append(Rejected(row, *bad[i]))
+            continue
+        try:
+            when = _event_time(obj.get("timestamp"), records.timestamps_ms[row])
+        except ValueError as exc:
+            out.rejected.append(Rejected(row, "bad_timestamp", str(exc)))
+            continue
+        key = (records.topics[row], records.partitions[row])
+        columns = out.labels.get(key)
+        if columns is None:
+            columns = out.labels[key] = LabelColumns()
+        columns.model_ids.append(obj["model_id"])
+        columns.event_ids.append(obj["event_id"])
+        columns.labels.append(obj["label"])
+        columns.times.append(when)
+        columns.positions.append(row)
+    out.rejected.sort(key=lambda r: r.row)
+    return out

@@ -210,14 +210,16 @@ def _names(partitions: list[TopicPartition]) -> str:
 
 
 class KafkaRangeSource:
-    """Records of a topic between two times, for replay: never joins a group or commits.
+    """Records of topics between two times, for replay: never joins a group or commits.
 
     Each partition starts at the first offset whose timestamp is >= ``start_ms``
     (offsets_for_times) and stops before the first whose timestamp is >= ``end_ms``,
-    or at the end offset seen when the replay started.
+    or at the end offset seen when the replay started. With a labels topic beside the
+    events topic, both are read (the run loop holds each label until the events of its
+    partition have passed its timestamp, live or replayed alike).
     """
 
-    def __init__(self, conf: KafkaConfig, topic: str, start_ms: int | None,
+    def __init__(self, conf: KafkaConfig, topic: str | list[str], start_ms: int | None,
                  end_ms: int | None) -> None:
         self.conf = conf
         self.listener: PartitionListener | None = None
@@ -229,23 +231,27 @@ class KafkaRangeSource:
             "isolation.level": "read_committed",
         })
         timeout = conf.connect_timeout_seconds
-        meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise ValueError(f"topic {topic!r} does not exist")
-        self._ends: dict[int, int] = {}
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self._ends: dict[Partition, int] = {}
         starts: list[TopicPartition] = []
-        for p in sorted(meta.partitions):
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout)
-            start = self._offset_at(topic, p, start_ms, low, high) if start_ms is not None else low
-            end = self._offset_at(topic, p, end_ms, low, high) if end_ms is not None else high
-            if start < end:
-                self._ends[p] = end
-                starts.append(TopicPartition(topic, p, start if start >= 0 else OFFSET_BEGINNING))
-        self.topic = topic
+        for name in self.topics:
+            meta = self._consumer.list_topics(name, timeout=timeout).topics.get(name)
+            if meta is None or meta.error is not None:
+                raise ValueError(f"topic {name!r} does not exist")
+            for p in sorted(meta.partitions):
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(name, p),
+                                                                 timeout)
+                start = (self._offset_at(name, p, start_ms, low, high)
+                         if start_ms is not None else low)
+                end = self._offset_at(name, p, end_ms, low, high) if end_ms is not None else high
+                if start < end:
+                    self._ends[(name, p)] = end
+                    starts.append(TopicPartition(name, p,
+                                                 start if start >= 0 else OFFSET_BEGINNING))
         self._consumer.assign(starts)
-        log.info("replaying %s: %s", topic,
-                 ", ".join(f"[{tp.partition}] {tp.offset}..{self._ends[tp.partition]}"
-                           for tp in starts) or "nothing in range")
+        log.info("replaying %s", ", ".join(
+            f"{tp.topic}[{tp.partition}] {tp.offset}..{self._ends[(tp.topic, tp.partition)]}"
+            for tp in starts) or "nothing in range")
 
     def _offset_at(self, topic: str, partition: int, at_ms: int, low: int, high: int) -> int:
         found = self._consumer.offsets_for_times([TopicPartition(topic, partition, at_ms)],
@@ -258,16 +264,16 @@ class KafkaRangeSource:
         messages = self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds)
         ends = self._ends
         in_range = [m for m in messages  # a finished partition's end is -1: nothing passes
-                    if _check(m) and (m.offset() or 0) < ends.get(m.partition() or 0, -1)]
+                    if _check(m) and (m.offset() or 0) < ends.get(
+                        (m.topic() or "", m.partition() or 0), -1)]
         self._drop_finished()
         return _columns(in_range)
 
     def _drop_finished(self) -> None:
-        positions = self._consumer.position(
-            [TopicPartition(self.topic, p) for p in self._ends])
+        positions = self._consumer.position([TopicPartition(t, p) for t, p in self._ends])
         for tp in positions:
-            if tp.offset >= self._ends[tp.partition]:
-                del self._ends[tp.partition]
+            if tp.offset >= self._ends[(tp.topic, tp.partition)]:
+                del self._ends[(tp.topic, tp.partition)]
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         pass  # a replay never commits

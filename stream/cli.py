@@ -26,6 +26,7 @@ from stream.events import Rejected
 from stream.kafka import (
     BrokerUnavailable,
     TopicMismatch,
+    check_copartitioned,
     client_settings,
     ensure_changelog,
     ensure_topics,
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--from", dest="start", metavar="TIME", type=_time,
                         help="RFC 3339 or epoch seconds (with --topic)")
     replay.add_argument("--to", dest="end", metavar="TIME", type=_time)
+    replay.add_argument("--labels-topic", dest="kafka.labels_topic", metavar="L",
+                        help="with --topic: join the labels of this topic (same time range)")
     replay.add_argument("--output", metavar="FILE.jsonl", help="alerts (default: stdout)")
     replay.add_argument("--dlq-output", metavar="FILE.jsonl",
                         help="rejected records (default: a warning per record on stderr)")
@@ -196,6 +199,8 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
                               conf.labels_topic or ""],
                       conf.topic_partitions, conf.topic_replication_factor)
     try:
+        if conf.labels_topic:
+            check_copartitioned(admin, conf.events_topic, conf.labels_topic)
         ensure_changelog(admin, conf.events_topic, config.state_topic, conf.create_topics,
                          conf.topic_replication_factor)
     except TopicMismatch as exc:
@@ -242,7 +247,9 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
             return EXIT_CONFIG
     else:
         wait_for_broker(config.kafka)
-        source = KafkaRangeSource(config.kafka, args.topic,
+        topics = [args.topic] + ([config.kafka.labels_topic] if config.kafka.labels_topic
+                                 else [])
+        source = KafkaRangeSource(config.kafka, topics,
                                   None if args.start is None else int(args.start * 1000),
                                   None if args.end is None else int(args.end * 1000))
     alerts: AlertSink = JsonLinesSink(args.output)

@@ -124,3 +124,17 @@ def ensure_changelog(admin: AdminClient, events_topic: str, changelog_topic: str
         raise TopicMismatch(
             f"state changelog topic {changelog_topic!r} has cleanup.policy={policy}: it must "
             f"be compact (delete would lose the state of quiet partitions)")
+
+
+def check_copartitioned(admin: AdminClient, events_topic: str, labels_topic: str,
+                        timeout: float = 30.0) -> None:
+    """Labels join their predictions within a partition: both topics need the same
+    partition count (and producers that key both by model_id)."""
+    topics = admin.list_topics(timeout=timeout).topics
+    counts = {name: len(topics[name].partitions) for name in (events_topic, labels_topic)
+              if name in topics and topics[name].error is None}
+    if len(counts) == 2 and counts[events_topic] != counts[labels_topic]:
+        raise TopicMismatch(
+            f"labels topic {labels_topic!r} has {counts[labels_topic]} partitions, the events "
+            f"topic {events_topic!r} has {counts[events_topic]}: they must match (a label is "
+            f"joined in the partition of its prediction; key both by model_id)")

@@ -83,6 +83,29 @@ class Metrics:
             "streamdrift_state_restore_seconds",
             "Time to restore the detector state of newly assigned partitions.",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=r)
+        self.labels = Counter("streamdrift_labels",
+                              "Labels by what became of them: joined to their prediction, late "
+                              "(prediction expired), orphan (no prediction), duplicate, or "
+                              "expired (a prediction that never got its label).",
+                              ["model_id", "outcome"], registry=r)
+        self.join_store = Gauge("streamdrift_label_join_store_size",
+                                "Predictions waiting for their label and labels waiting for "
+                                "their prediction, assigned partitions.", registry=r)
+        self.labels_held = Gauge("streamdrift_labels_held",
+                                 "Labels read but held until their partition's events pass "
+                                 "their timestamp.", registry=r)
+        self.label_delay = Histogram(
+            "streamdrift_label_delay_seconds",
+            "Event time from a prediction to its label, for joined labels.",
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400),
+            registry=r)
+        self.error_rate = Gauge("streamdrift_model_error_rate",
+                                "Realized error rate of recent joined labels, per model.",
+                                ["model_id"], registry=r)
+        self.estimated_accuracy = Gauge(
+            "streamdrift_model_estimated_accuracy",
+            "Expected accuracy from recent class probabilities (mean top probability).",
+            ["model_id"], registry=r)
         self.build = Info("streamdrift_build", "Version of the running streamdrift.", registry=r)
         self.build.info({"version": __version__})
 

@@ -38,3 +38,14 @@ class RecordBatch:
         last = dict(zip(zip(self.topics, self.partitions, strict=True), self.offsets,
                         strict=True))
         return {key: offset + 1 for key, offset in last.items()}
+
+    def take(self, rows: list[int]) -> RecordBatch:
+        """The given rows, in that order, as a batch of their own."""
+        return RecordBatch(
+            topics=[self.topics[i] for i in rows],
+            partitions=[self.partitions[i] for i in rows],
+            offsets=[self.offsets[i] for i in rows],
+            timestamps_ms=[self.timestamps_ms[i] for i in rows],
+            keys=[self.keys[i] for i in rows],
+            values=[self.values[i] for i in rows],
+        )

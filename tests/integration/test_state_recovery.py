@@ -35,7 +35,9 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-EVENTS = 24_000
+# bench/recovery.sh runs this module longer: more events, more kills.
+EVENTS = int(os.environ.get("RECOVERY_EVENTS", "24000"))
+KILLS = int(os.environ.get("RECOVERY_KILLS", "3"))
 MODELS = "credit,fraud,ads,churn"  # partitions 0, 1, 2, 0 (librdkafka: crc32 of the key)
 CONFIG = """
 kafka:
@@ -122,7 +124,7 @@ class Group:
         self.alive()
         return self.committed() == self.ends
 
-    def finish(self, timeout: float = 180.0) -> list[str]:
+    def finish(self, timeout: float = 180.0 + EVENTS / 1000) -> list[str]:
         wait_until(self.done, timeout, f"{self.name} to commit every input offset")
         for slot in list(self.members):
             self.stop(slot)
@@ -172,7 +174,7 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
     group = Group(bootstrap, stream, f"state-kill-{guarantee[:5]}", guarantee, tmp_path)
     for slot in ("a", "b"):
         group.start(slot)
-    _kill_at_random_points(group, random.Random(guarantee), ["a", "b"], kills=3)
+    _kill_at_random_points(group, random.Random(guarantee), ["a", "b"], kills=KILLS)
     ids = group.finish()
     assert set(ids) == baseline
     if guarantee == "exactly-once":

@@ -40,20 +40,20 @@ METRICS_PORT = 9108
 
 # README's metrics table, plus the model-performance metrics the dashboard shows
 # once the app exports them.
-KNOWN_METRICS = {
-    "streamdrift_events_total",
-    "streamdrift_events_invalid_total",
-    "streamdrift_drift_alerts_total",
-    "streamdrift_feature_drift_active",
-    "streamdrift_batch_duration_seconds",
-    "streamdrift_consumer_lag",
-    "streamdrift_last_event_timestamp_seconds",
-    "streamdrift_build_info",
-    "streamdrift_labels_total",
-    "streamdrift_model_error_rate",
-    "streamdrift_model_estimated_accuracy",
-}
-HISTOGRAMS = {"streamdrift_batch_duration_seconds"}
+def _exported() -> tuple[set[str], set[str]]:
+    """Metric names as the app's registry exposes them, and its histograms."""
+    from stream.metrics import Metrics
+
+    names, histograms = set(), set()
+    for family in Metrics().registry.collect():
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        names.add(family.name + suffix)
+        if family.type == "histogram":
+            histograms.add(family.name)
+    return names, histograms
+
+
+KNOWN_METRICS, HISTOGRAMS = _exported()
 METRIC_NAME = re.compile(r"streamdrift_[a-z_]+")
 
 

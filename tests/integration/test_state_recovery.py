@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -66,6 +67,20 @@ def stream(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return {"events": events, "config": config, "ends": ends, "tag": tag}
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers() -> Iterator[None]:
+    """A failed test must not leave a member running (it would hold the group)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Group:
     """`streamdrift run` processes of one consumer group, by slot."""
 
@@ -96,6 +111,7 @@ class Group:
                  "--group-id", self.name, "--metrics-port", "0",
                  "--processing-guarantee", self.guarantee],
                 stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+        _STARTED.append(proc)
         self.members[slot] = Running(proc, 0, log_path)
         return self.members[slot]
 

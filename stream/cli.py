@@ -227,7 +227,7 @@ class LogDeadLetterSink:
         log.warning("rejected %s[%d]@%d: %s: %s", records.topics[row], records.partitions[row],
                     records.offsets[row], rejected.reason, rejected.detail)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         pass
 
     def close(self) -> None:

@@ -23,11 +23,14 @@ from stream.config import AppConfig
 from stream.events import decode_batch
 from stream.metrics import Metrics
 from stream.records import RecordBatch
-from stream.sinks import AlertSink, DeadLetterSink
+from stream.sinks import AlertSink, DeadLetterSink, SinkError
 from stream.sources import Partition, Source
 from stream.state import Changelog, Transactions
 
 log = logging.getLogger("streamdrift.loop")
+
+#: A checkpoint on revoke finishes within this bound (max.poll.interval.ms is 300 s).
+REVOKE_SECONDS = 30.0
 
 #: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
 CHECKPOINT_SHARE = 0.1
@@ -129,11 +132,16 @@ class RunLoop:
             self.state.forget(number)
 
     def revoked(self, partitions: list[Partition]) -> None:
-        """A rebalance takes partitions away: checkpoint first (within the rebalance
-        callback, well inside max.poll.interval.ms), so the next owner resumes exactly
-        where this member stopped, with its state."""
+        """A rebalance takes partitions away: checkpoint first, within REVOKE_SECONDS
+        (well inside max.poll.interval.ms), so the next owner resumes exactly where this
+        member stopped, with its state. A checkpoint that cannot finish in time commits
+        nothing (exactly-once: aborts); the next owner then re-reads from the last commit."""
         if self._pending or self._dirty:
-            self.checkpoint()
+            try:
+                self.checkpoint(within=REVOKE_SECONDS)
+            except SinkError as exc:
+                log.warning("revoke: checkpoint not done in %gs (%s): the next owner "
+                            "re-reads from the last commit", REVOKE_SECONDS, exc)
         self.assignment.difference_update(partitions)
         self._parked.update(p for _, p in partitions)  # kept until we know where they resume
         self._forget_series(partitions)
@@ -197,7 +205,7 @@ class RunLoop:
         wait = max(self.checkpoint_seconds, self._checkpoint_cost / CHECKPOINT_SHARE)
         return time.monotonic() - self._last_checkpoint >= wait
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, within: float | None = None) -> None:
         """The one checkpoint sequence; its order is the processing guarantee.
 
         1. Alerts and dead letters are made durable first (at-least-once: flushed and
@@ -217,8 +225,8 @@ class RunLoop:
         self._last_checkpoint = time.monotonic()
         txn = self.transactions
         if txn is None:
-            self.alerts.flush()
-            self.dead_letters.flush()
+            self.alerts.flush(within)
+            self.dead_letters.flush(within)
         if self.state is not None:
             for number in sorted(self._dirty):
                 bank = self.banks.get(number)
@@ -226,10 +234,10 @@ class RunLoop:
                     size = self.state.write(number, bank, self._positions(number))
                     self.metrics.state_bytes.labels(str(number)).set(size)
             if txn is None and self._dirty:
-                self.alerts.flush()  # the shared producer: the changelog records too
+                self.alerts.flush(within)  # the shared producer: the changelog records too
         offsets = dict(self._pending)
         if txn is not None:
-            committed = txn.commit(offsets)
+            committed = txn.commit(offsets, within)
         else:
             committed = self.source.commit(offsets) is not False
         if committed:
@@ -237,8 +245,11 @@ class RunLoop:
             self._dirty.clear()
             if self.state is not None:
                 self.state.committed()
-        elif txn is not None:
+        elif txn is not None and within is None:
             self._rewind()
+        elif txn is not None:  # a revoke: every partition's in-memory state ran ahead
+            for number in list(self.banks):
+                self._drop(number)
         self._checkpoint_cost = time.perf_counter() - started
         self.metrics.checkpoint_duration.observe(self._checkpoint_cost)
 

@@ -25,13 +25,13 @@ class SinkError(Exception):
 
 class AlertSink(Protocol):
     def send(self, alert: dict[str, Any]) -> None: ...
-    def flush(self) -> None: ...
+    def flush(self, timeout: float | None = None) -> None: ...
     def close(self) -> None: ...
 
 
 class DeadLetterSink(Protocol):
     def send(self, records: RecordBatch, rejected: Rejected) -> None: ...
-    def flush(self) -> None: ...
+    def flush(self, timeout: float | None = None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -62,8 +62,8 @@ class _KafkaSink:
         self.producer, self.topic, self.tracker = producer, topic, tracker
         self.flush_timeout = flush_timeout
 
-    def flush(self) -> None:
-        self.tracker.flush(self.producer, self.flush_timeout)
+    def flush(self, timeout: float | None = None) -> None:
+        self.tracker.flush(self.producer, self.flush_timeout if timeout is None else timeout)
 
     def close(self) -> None:
         self.flush()
@@ -118,7 +118,7 @@ class JsonLinesSink:
             "value": None if value is None else value.decode("utf-8", "backslashreplace"),
         }) + b"\n")
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self._out.flush()
 
     def close(self) -> None:
@@ -136,7 +136,7 @@ class JsonLinesDeadLetterSink:
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         self._lines.send_rejected(records, rejected)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self._lines.flush()
 
     def close(self) -> None:

@@ -325,17 +325,21 @@ class Transactions:
             self.producer.begin_transaction()
             self.open = True
 
-    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+    def commit(self, offsets: dict[tuple[str, int], int],
+               within: float | None = None) -> bool:
+        """Commit the open transaction with ``offsets``; False if it was aborted (also
+        when it could not commit ``within`` seconds, e.g. during a rebalance)."""
         self.begin()
+        retry = self.retry_seconds if within is None else within
         try:
             if offsets:
                 tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
                 self._retry(lambda timeout: self.producer.send_offsets_to_transaction(
-                    tps, self.group_metadata(), timeout))
-            self._retry(self.producer.commit_transaction)
+                    tps, self.group_metadata(), timeout), retry)
+            self._retry(self.producer.commit_transaction, retry)
         except KafkaException as exc:
             err = exc.args[0]
-            if not err.txn_requires_abort():
+            if not (err.txn_requires_abort() or (within is not None and err.retriable())):
                 raise
             log.warning("transaction aborted (%s): rewinding to the last commit", err.str())
             self.abort()
@@ -348,11 +352,11 @@ class Transactions:
             self._retry(self.producer.abort_transaction)
             self.open = False
 
-    def _retry(self, operation: Any) -> None:
-        deadline = time.monotonic() + self.retry_seconds
+    def _retry(self, operation: Any, seconds: float | None = None) -> None:
+        deadline = time.monotonic() + (self.retry_seconds if seconds is None else seconds)
         while True:
             try:
-                operation(self.timeout)
+                operation(min(self.timeout, max(1.0, deadline - time.monotonic())))
                 return
             except KafkaException as exc:
                 err = exc.args[0]

@@ -75,7 +75,7 @@ class RecordingAlertSink:
         self.calls.append("alerts.send")
         self.sent.append(alert)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         if self.fail_flush:
             raise SinkError("broker did not acknowledge")
         self.calls.append("alerts.flush")
@@ -96,7 +96,7 @@ class RecordingDeadLetterSink:
         self.sent.append(((records.topics[row], records.partitions[row]), records.offsets[row],
                           rejected.reason, records.values[row]))
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self.calls.append("dead_letters.flush")
 
     def close(self) -> None:

@@ -17,6 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.concept_drift import (
+    EstimatedAccuracy,
+    LabelBatch,
+    LabelJoin,
+    OutcomeMonitor,
+    outcome,
+    top_class,
+)
 from detectors.config import DetectorConfig
 from detectors.monitors import CategoricalMonitor, Detection, MissingMonitor, NumericMonitor
 
@@ -37,14 +45,23 @@ class EventBatch:
     features: list[Mapping[str, FeatureValue]] = field(default_factory=list)
     predictions: list[Any] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    # For concept drift: the event's id, event time (epoch seconds) and label, if known.
+    event_ids: list[str | None] = field(default_factory=list)
+    times: list[float | None] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
 
     def append(self, model_id: str, model_version: str | None,
-               features: Mapping[str, FeatureValue], prediction: Any, position: int) -> None:
+               features: Mapping[str, FeatureValue], prediction: Any, position: int,
+               event_id: str | None = None, time: float | None = None,
+               label: Any = None) -> None:
         self.model_ids.append(model_id)
         self.model_versions.append(model_version)
         self.features.append(features)
         self.predictions.append(prediction)
         self.positions.append(position)
+        self.event_ids.append(event_id)
+        self.times.append(time)
+        self.labels.append(label)
 
     def __len__(self) -> int:
         return len(self.model_ids)
@@ -286,10 +303,16 @@ class DetectorBank:
     [('income', 'data_drift', True)]
     """
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, join_labels: bool = False) -> None:
         self.config = config or DetectorConfig()
         self.models: dict[str, ModelMonitors] = {}
         self.untracked_models = 0
+        # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their
+        # labels; labels on the events themselves are used either way.
+        self.join_labels = join_labels
+        self.join = LabelJoin(self.config.concept)
+        self.outcomes: dict[tuple[str, str | None], OutcomeMonitor] = {}
+        self.estimates: dict[str, EstimatedAccuracy] = {}
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
         rows_by_model: dict[str, list[int]] = {}
@@ -311,8 +334,134 @@ class DetectorBank:
                 signals.append(DriftSignal(batch.positions[d.position], model_id,
                                            batch.model_versions[d.position], feature, kind,
                                            d.detector, d.stats))
+        if self.config.concept.enabled:
+            signals.extend(self._concept(batch))
         signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
         return signals
+
+    # --- concept drift -------------------------------------------------------------------
+
+    def _concept(self, batch: EventBatch) -> list[DriftSignal]:
+        """Outcomes from labels on the events and from labels that waited for them;
+        estimated accuracy from class probabilities; predictions stored for the join."""
+        preds, labels = batch.predictions, batch.labels
+        probabilities = dict in set(map(type, preds))
+        with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
+        if not (self.join_labels or with_labels or probabilities):
+            return []  # the usual data-drift-only batch: nothing per row
+        settings = self.config.concept
+        join = self.join
+        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
+        tops: dict[str, tuple[list[float], list[int]]] = {}
+        ids = batch.event_ids if len(batch.event_ids) == len(preds) else [None] * len(preds)
+        times = batch.times if len(batch.times) == len(preds) else [None] * len(preds)
+        if not with_labels:
+            labels = [None] * len(preds)
+        for row, (model_id, version, pred, label, event_id, when) in enumerate(zip(
+                batch.model_ids, batch.model_versions, preds, labels, ids, times,
+                strict=True)):
+            if pred is None:
+                continue
+            if probabilities and isinstance(pred, Mapping):
+                top = top_class(pred)
+                if top is not None:
+                    tops.setdefault(model_id, ([], []))[0].append(top[1])
+                    tops[model_id][1].append(row)
+            if label is None and self.join_labels and event_id is not None:
+                early = join.add_prediction((model_id, event_id), pred, version, when)
+                if early is None:
+                    continue
+                join.count(model_id, "joined")
+                if early.time is not None and when is not None:
+                    join.delays.append((model_id, max(0.0, early.time - when)))
+                label = early.label
+            found = outcome(pred, label, settings) if label is not None else None
+            if found is not None:
+                key = (model_id, version if settings.per_version else None)
+                entry = fed.setdefault(key, (found[0], [], []))
+                if entry[0] == found[0]:
+                    entry[1].append(found[1])
+                    entry[2].append(row)
+        if self.join_labels:
+            join.expire(max((t for t in times if t is not None), default=None))
+        out = self._feed(fed, batch.positions)
+        for model_id, (values, rows) in tops.items():
+            estimate = self.estimates.get(model_id)
+            if estimate is None:
+                estimate = self.estimates[model_id] = EstimatedAccuracy(
+                    settings.estimated_accuracy, settings.recent_window)
+            for position, feature, detector, stats in estimate.update(values, rows):
+                out.append(DriftSignal(batch.positions[position], model_id,
+                                       batch.model_versions[position], feature,
+                                       "concept_drift", detector, stats))
+        return out
+
+    def _feed(self, fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]],
+              positions: Sequence[int]) -> list[DriftSignal]:
+        out = []
+        for key, (kind, values, rows) in fed.items():
+            monitor = self.outcomes.get(key)
+            if monitor is None:
+                if len(self.outcomes) >= 10 * self.config.max_models:
+                    continue
+                monitor = self.outcomes[key] = OutcomeMonitor(self.config.concept)
+            for row, feature, detector, stats in monitor.update(kind, values, rows):
+                out.append(DriftSignal(positions[row], key[0], key[1], feature,
+                                       "concept_drift", detector, stats))
+        return out
+
+    def update_labels(self, batch: LabelBatch) -> list[DriftSignal]:
+        """Labels from the labels topic, in its order: each joins its prediction now, waits
+        for it, or is counted (duplicate, late, orphan)."""
+        if not self.config.concept.enabled:
+            return []
+        settings = self.config.concept
+        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
+        versions: dict[int, str | None] = {}
+        for row, (model_id, event_id, label, when) in enumerate(zip(
+                batch.model_ids, batch.event_ids, batch.labels, batch.times, strict=True)):
+            pending = self.join.take((model_id, event_id), label, when)
+            if pending is None:
+                continue
+            found = outcome(pending.prediction, label, settings)
+            if found is None:
+                continue
+            versions[row] = pending.version
+            key = (model_id, pending.version if settings.per_version else None)
+            entry = fed.setdefault(key, (found[0], [], []))
+            if entry[0] == found[0]:
+                entry[1].append(found[1])
+                entry[2].append(row)
+        signals = self._feed(fed, batch.positions)
+        positions = {p: r for r, p in enumerate(batch.positions)}
+        signals = [DriftSignal(s.position, s.model_id,
+                               s.model_version or versions.get(positions[s.position]),
+                               s.feature, s.kind, s.detector, s.stats) for s in signals]
+        signals.sort(key=lambda s: s.position)
+        return signals
+
+    def drain_label_counts(self) -> dict[tuple[str, str], int]:
+        """(model_id, outcome) -> labels counted since the last call."""
+        counts, self.join.counts = self.join.counts, {}
+        return counts
+
+    def drain_label_delays(self) -> list[tuple[str, float]]:
+        """(model_id, seconds from prediction to label) of labels joined since the last call."""
+        delays, self.join.delays = self.join.delays, []
+        return delays
+
+    def join_store_size(self) -> int:
+        return self.join.size()
+
+    def model_performance(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per model: rolling realized error rate (binary outcomes) and estimated accuracy."""
+        out: dict[str, tuple[float | None, float | None]] = {}
+        for (model_id, _version), monitor in self.outcomes.items():
+            if monitor.kind == "binary" and model_id not in out:
+                out[model_id] = (monitor.rate(), None)
+        for model_id, estimate in self.estimates.items():
+            out[model_id] = (out.get(model_id, (None, None))[0], estimate.value())
+        return out
 
     def drifting(self) -> list[tuple[str, str]]:
         """(model, feature) pairs in their post-alert cooldown."""

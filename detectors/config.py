@@ -7,6 +7,8 @@ detector watches a bounded stream derived from a warm-up reference (see
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -82,6 +84,26 @@ class FeatureSettings(_Strict):
     missing: MissingSettings | None = None
 
 
+class ConceptSettings(_Strict):
+    """Label join and concept-drift detectors (``detectors.concept`` in the YAML)."""
+
+    enabled: bool = True
+    # river's binary detectors on the 0/1 error stream; bench/quality_concept.py
+    # compares them: HDDM_A fires after fewer labels at fewer false alarms.
+    detector: Literal["ddm", "eddm", "hddm_a", "hddm_w"] = "hddm_a"
+    drift_confidence: float = Field(default=1e-4, gt=0.0, lt=1.0)  # HDDM_A/HDDM_W
+    score_threshold: float = 0.5  # a numeric score >= this predicts the positive class
+    regression_error: Literal["absolute", "squared"] = "absolute"
+    regression: NumericSettings = NumericSettings()
+    warmup: int = Field(default=500, ge=50)  # errors in a regression model's reference
+    per_version: bool = False  # one detector per (model, model_version)
+    max_wait_seconds: float = Field(default=7 * 86400.0, gt=0.0)  # event time
+    max_pending: int = Field(default=100_000, ge=1)  # predictions waiting, per partition
+    max_early_labels: int = Field(default=20_000, ge=1)  # labels before their prediction
+    recent_window: int = Field(default=1000, ge=10)  # for the rolling rates (gauges)
+    estimated_accuracy: AdwinSettings = AdwinSettings(delta=1e-5, clock=32)
+
+
 class DetectorConfig(_Strict):
     """Everything the detectors need; the run loop embeds it under ``detectors``.
 
@@ -105,6 +127,7 @@ class DetectorConfig(_Strict):
     categorical: CategoricalSettings = CategoricalSettings()
     missing: MissingSettings = MissingSettings()
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    concept: ConceptSettings = ConceptSettings()
 
     @property
     def warmup_after_alert(self) -> int:

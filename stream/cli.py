@@ -12,7 +12,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from stream.kafka import (
 from stream.loop import LoopStats, RunLoop
 from stream.metrics import Metrics
 from stream.records import RecordBatch
-from stream.simulate import FEATURES, Scenario, generate
+from stream.simulate import FEATURES, Scenario, generate, generate_labels
 from stream.sinks import (
     AlertSink,
     DeadLetterSink,
@@ -113,6 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="produce at this pace in real time (default: as fast as possible)")
     sim.add_argument("--partitions", type=int, default=3,
                      help="partitions of the topic if it has to be created")
+    sim.add_argument("--labels-topic", metavar="L",
+                     help="with --topic: also write the events' labels here (keyed alike)")
+    sim.add_argument("--labels-output", metavar="FILE.jsonl",
+                     help="with --output: also write the events' labels to this file")
+    sim.add_argument("--concept-at", type=int, metavar="K",
+                     help="from event K the label's relation to the score changes")
+    sim.add_argument("--error-rate", type=float, default=0.1,
+                     help="share of wrong predictions (default 0.1)")
+    sim.add_argument("--concept-error-rate", type=float, default=0.2,
+                     help="share of wrong predictions from --concept-at on (default 0.2)")
+    sim.add_argument("--label-delay", type=float, default=30.0, metavar="SECONDS",
+                     help="mean delay of a label after its event, exponential (default 30)")
+    sim.add_argument("--unlabeled-rate", type=float, default=0.0,
+                     help="share of events that never get a label")
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", metavar="FILE")
@@ -272,18 +286,36 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
                         drift_at=args.drift_at, drift_period=args.drift_period,
                         drift_feature=args.drift_feature,
                         shift=args.shift, missing_rate=args.missing_rate,
-                        invalid_rate=args.invalid_rate,
+                        invalid_rate=args.invalid_rate, concept_at=args.concept_at,
+                        error_rate=args.error_rate,
+                        concept_error_rate=args.concept_error_rate,
+                        label_delay=args.label_delay, unlabeled_rate=args.unlabeled_rate,
                         **({"start": start} if start is not None else {}),
                         **({"events_per_second": args.rate} if args.rate else {}))
+    if (args.labels_output and not args.output) or (args.labels_topic and not args.topic):
+        log.error("--labels-output goes with --output, --labels-topic with --topic")
+        return EXIT_CONFIG
     records = generate(scenario)
     if args.output:
-        with open(args.output, "wb") as out:
-            for _key, value, _when in records:
-                out.write(value + b"\n")
-        log.info("wrote %d records to %s", scenario.events, args.output)
+        for path, lines in ((args.output, records),
+                            (args.labels_output, generate_labels(scenario))):
+            if path:
+                with open(path, "wb") as out:
+                    for _key, value, _when in lines:
+                        out.write(value + b"\n")
+                log.info("wrote %s", path)
         return 0
     admin = wait_for_broker(config.kafka)
-    ensure_topics(admin, [args.topic], args.partitions, config.kafka.topic_replication_factor)
+    ensure_topics(admin, [args.topic, args.labels_topic or ""], args.partitions,
+                  config.kafka.topic_replication_factor)
+    sent = _produce(config, args, args.topic, records)
+    if args.labels_topic and sent == scenario.events:
+        _produce(config, args, args.labels_topic, generate_labels(scenario))
+    return 0
+
+
+def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
+             records: Iterator[tuple[str, bytes, float]]) -> int:
     producer = _producer(config)
     tracker = DeliveryTracker()
     stop = _stop_on_signals()
@@ -299,7 +331,7 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
         while True:
             try:
                 # The record timestamp is the event time, so replay --from/--to selects by it.
-                producer.produce(args.topic, value, key.encode(), timestamp=int(when * 1000),
+                producer.produce(topic, value, key.encode(), timestamp=int(when * 1000),
                                  on_delivery=tracker)
                 break
             except BufferError:
@@ -307,8 +339,8 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
         sent += 1
         producer.poll(0)
     tracker.flush(producer, 60.0)
-    log.info("produced %d records to %s", sent, args.topic)
-    return 0
+    log.info("produced %d records to %s", sent, topic)
+    return sent
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -139,7 +139,8 @@ def _decode_columns(records: RecordBatch, max_record_bytes: int) -> DecodedBatch
         out.events[key] = EventBatch(
             model_ids=_take(model_ids, rows), model_versions=_take(versions, rows),
             features=_take(features, rows), predictions=_take(predictions, rows),
-            positions=rows)
+            positions=rows, event_ids=_take(event_ids, rows), times=_take(times, rows),
+            labels=_take(labels, rows))
     return out
 
 
@@ -217,7 +218,8 @@ def _decode_records(records: RecordBatch, max_record_bytes: int) -> DecodedBatch
             batch = out.events[key] = EventBatch()
         version = obj.get("model_version")
         batch.append(obj["model_id"], None if version is None else str(version),
-                     obj["features"], obj.get("prediction"), row)
+                     obj["features"], obj.get("prediction"), row, obj["event_id"], when,
+                     obj.get("label"))
         out.event_ids[row] = obj["event_id"]
         out.event_times[row] = when
     out.rejected.sort(key=lambda r: r.row)

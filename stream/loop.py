@@ -13,14 +13,16 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.bank import DetectorBank
+from detectors.bank import DetectorBank, DriftSignal
+from detectors.concept_drift import LabelBatch
 from stream.alerts import build_alert
 from stream.config import AppConfig
-from stream.events import decode_batch
+from stream.events import Rejected, decode_batch, decode_labels
 from stream.metrics import Metrics
 from stream.records import RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
@@ -32,6 +34,24 @@ log = logging.getLogger("streamdrift.loop")
 #: A checkpoint on revoke finishes within this bound (max.poll.interval.ms is 300 s).
 REVOKE_SECONDS = 30.0
 
+#: A label waits at most this long (wall clock) for its partition's events to pass it,
+#: and a partition holds at most this many labels; past either, labels go in order.
+HOLD_SECONDS = 60.0
+HOLD_MAX_LABELS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLabel:
+    topic: str
+    offset: int
+    timestamp_ms: int | None
+    model_id: str
+    event_id: str
+    label: Any
+    time: float | None
+    arrived: float
+
+
 #: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
 CHECKPOINT_SHARE = 0.1
 
@@ -40,6 +60,7 @@ CHECKPOINT_SHARE = 0.1
 class LoopStats:
     records: int = 0
     events: int = 0
+    labels: int = 0
     rejected: int = 0
     alerts: int = 0
     batches: int = 0
@@ -68,6 +89,10 @@ class RunLoop:
         # Detector state per input partition number: the events topic's partition p and
         # the labels topic's partition p (co-partitioned) share one bank.
         self.banks: dict[int, DetectorBank] = {}
+        self.labels_topic = config.kafka.labels_topic
+        self._held: dict[int, deque[HeldLabel]] = {}  # labels waiting for events to pass
+        self._events_ms: dict[int, int] = {}  # newest events record timestamp per partition
+        self._labels_read: dict[int, int] = {}  # next labels offset to read, per partition
         self.stats = LoopStats()
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
@@ -99,6 +124,8 @@ class RunLoop:
         to_restore: dict[int, dict[str, int | None]] = {}
         for number, wanted in sorted(by_number.items()):
             self._parked.discard(number)
+            self._held.pop(number, None)  # held labels are read again from the committed offset
+            self._labels_read.pop(number, None)
             if number in self.banks:
                 if resume_at is None or self._resumes_exactly(number, wanted):
                     continue
@@ -123,6 +150,9 @@ class RunLoop:
 
     def _drop(self, number: int) -> None:
         self.banks.pop(number, None)
+        self._held.pop(number, None)
+        self._events_ms.pop(number, None)
+        self._labels_read.pop(number, None)
         self._dirty.discard(number)
         self._parked.discard(number)
         for key in [k for k in self._next_offset if k[1] == number]:
@@ -175,8 +205,10 @@ class RunLoop:
                 records = self.source.poll()
                 self.last_poll = time.monotonic()
                 if records is None:
+                    self._release_all()
                     break
                 if not len(records):
+                    self.tick()
                     if (self._pending or self._dirty) and self._checkpoint_due():
                         self.checkpoint()
                     continue
@@ -265,44 +297,183 @@ class RunLoop:
     def process(self, records: RecordBatch) -> None:
         if self.transactions is not None:
             self.transactions.begin()  # what this batch produces is part of the transaction
-        decoded = decode_batch(records, self.config.limits.max_record_bytes)
-        metrics = self.metrics
-        for rejected in decoded.rejected:
-            self.dead_letters.send(records, rejected)
-            metrics.invalid.labels(rejected.reason).inc()
-            log.debug("rejected %s[%d]@%d: %s (%s)", records.topics[rejected.row],
-                      records.partitions[rejected.row], records.offsets[rejected.row],
-                      rejected.reason, rejected.detail)
-        fired = False
-        for (_topic, number), events in decoded.events.items():
-            bank = self.banks.get(number)
-            if bank is None:
-                bank = self.banks[number] = DetectorBank(self.config.detectors)
-            metrics.count_events(events.model_ids)
-            self._observe_times(events.model_ids, events.positions, decoded.event_times)
-            for signal in bank.update(events):
-                row = signal.position
-                alert = build_alert(signal, decoded.event_ids[row], decoded.event_times[row],
-                                    records.topics[row], records.partitions[row],
-                                    records.offsets[row], self.config_hash)
-                self.alerts.send(alert)
-                model = metrics.model(signal.model_id)
-                metrics.alerts.labels(model, metrics.feature(signal.model_id, signal.feature),
-                                      signal.kind, signal.detector).inc()
-                self.stats.alerts += 1
-                fired = True
-                if self.on_alert:
-                    self.on_alert(alert)
-            self.stats.events += len(events)
+        labels_topic = self.labels_topic
+        label_rows = ([i for i, t in enumerate(records.topics) if t == labels_topic]
+                      if labels_topic else [])
+        if label_rows:  # events first: a label is held until its partition's events pass it
+            events = records.take([i for i, t in enumerate(records.topics) if t != labels_topic])
+            labels = records.take(label_rows)
+        else:
+            events, labels = records, None
+        fired = self._process_events(events) if len(events) else False
+        if labels is not None:
+            self._hold_labels(labels)
+        if self._held:
+            fired = self._release_labels() or fired
         processed = records.next_offsets()
         self._next_offset.update(processed)
         self._pending.update(processed)
         self._dirty.update(p for _, p in processed)
+        if labels_topic:
+            for (topic, number), offset in processed.items():
+                if topic == labels_topic:
+                    self._labels_read[number] = offset
+            self._label_positions()
+        self._concept_metrics({p for _, p in processed})
         if fired or self._drifting:
             self._refresh_drifting()
         self.stats.records += len(records)
-        self.stats.rejected += len(decoded.rejected)
         self.stats.batches += 1
+
+    def _concept_metrics(self, numbers: set[int]) -> None:
+        """Label outcomes, delays, join-store size and model performance gauges."""
+        metrics = self.metrics
+        for number in numbers:
+            bank = self.banks.get(number)
+            if bank is None or not (bank.outcomes or bank.estimates or bank.join_labels):
+                continue
+            for (model_id, what), n in bank.drain_label_counts().items():
+                metrics.labels.labels(metrics.model(model_id), what).inc(n)
+            for _model_id, seconds in bank.drain_label_delays():
+                metrics.label_delay.observe(seconds)
+            for model_id, (error_rate, estimated) in bank.model_performance().items():
+                if error_rate is not None:
+                    metrics.error_rate.labels(metrics.model(model_id)).set(error_rate)
+                if estimated is not None:
+                    metrics.estimated_accuracy.labels(metrics.model(model_id)).set(estimated)
+        if self.labels_topic:
+            metrics.join_store.set(sum(b.join_store_size() for n, b in self.banks.items()
+                                       if n not in self._parked))
+
+    def _label_positions(self) -> None:
+        """A held label is not processed yet: its partition resumes at the first one."""
+        topic = self.labels_topic
+        assert topic is not None
+        for number, read in self._labels_read.items():
+            held = self._held.get(number)
+            position = held[0].offset if held else read
+            if self._next_offset.get((topic, number)) != position:
+                self._next_offset[(topic, number)] = position
+                self._pending[(topic, number)] = position
+                self._dirty.add(number)
+        self.metrics.labels_held.set(sum(map(len, self._held.values())))
+
+    def tick(self) -> None:
+        """Between batches (an empty poll): labels that waited long enough go."""
+        if not any(self._held.values()):
+            return
+        if self.transactions is not None:
+            self.transactions.begin()
+        if self._release_labels():
+            self._refresh_drifting()
+        self._label_positions()
+        self._concept_metrics(set(self.banks))
+
+    def _release_all(self) -> None:
+        """A bounded input ended: every held label goes, in order."""
+        if any(self._held.values()):
+            if self.transactions is not None:
+                self.transactions.begin()
+            self._release_labels(everything=True)
+            self._label_positions()
+            self._refresh_drifting()
+            self._concept_metrics(set(self.banks))
+
+    def _bank(self, number: int) -> DetectorBank:
+        bank = self.banks.get(number)
+        if bank is None:
+            bank = self.banks[number] = DetectorBank(self.config.detectors,
+                                                     join_labels=bool(self.labels_topic))
+        return bank
+
+    def _reject(self, records: RecordBatch, rejected: list[Rejected]) -> None:
+        for r in rejected:
+            self.dead_letters.send(records, r)
+            self.metrics.invalid.labels(r.reason).inc()
+            log.debug("rejected %s[%d]@%d: %s (%s)", records.topics[r.row],
+                      records.partitions[r.row], records.offsets[r.row], r.reason, r.detail)
+        self.stats.rejected += len(rejected)
+
+    def _publish(self, signal: DriftSignal, event_id: str, event_time: float | None,
+                 topic: str, partition: int, offset: int) -> None:
+        alert = build_alert(signal, event_id, event_time, topic, partition, offset,
+                            self.config_hash)
+        self.alerts.send(alert)
+        metrics = self.metrics
+        metrics.alerts.labels(metrics.model(signal.model_id),
+                              metrics.feature(signal.model_id, signal.feature),
+                              signal.kind, signal.detector).inc()
+        self.stats.alerts += 1
+        if self.on_alert:
+            self.on_alert(alert)
+
+    def _process_events(self, records: RecordBatch) -> bool:
+        decoded = decode_batch(records, self.config.limits.max_record_bytes)
+        self._reject(records, decoded.rejected)
+        metrics = self.metrics
+        fired = False
+        for (_topic, number), events in decoded.events.items():
+            bank = self._bank(number)
+            metrics.count_events(events.model_ids)
+            self._observe_times(events.model_ids, events.positions, decoded.event_times)
+            for signal in bank.update(events):
+                row = signal.position
+                self._publish(signal, decoded.event_ids[row], decoded.event_times[row],
+                              records.topics[row], records.partitions[row],
+                              records.offsets[row])
+                fired = True
+            self.stats.events += len(events)
+        if self.labels_topic:
+            newest = self._events_ms
+            for number, stamp in zip(records.partitions, records.timestamps_ms, strict=True):
+                if stamp is not None and stamp > newest.get(number, -1):
+                    newest[number] = stamp
+        return fired
+
+    def _hold_labels(self, records: RecordBatch) -> None:
+        decoded = decode_labels(records, self.config.limits.max_record_bytes)
+        self._reject(records, decoded.rejected)
+        arrived = time.monotonic()
+        for (topic, number), columns in decoded.labels.items():
+            held = self._held.setdefault(number, deque())
+            for model_id, event_id, label, when, row in zip(
+                    columns.model_ids, columns.event_ids, columns.labels, columns.times,
+                    columns.positions, strict=True):
+                held.append(HeldLabel(topic, records.offsets[row], records.timestamps_ms[row],
+                                      model_id, event_id, label, when, arrived))
+
+    def _release_labels(self, everything: bool = False) -> bool:
+        """Labels whose partition's events have passed their record timestamp go to the
+        detectors, in the labels topic's order.
+
+        Holding them makes the join independent of how the consumer interleaves the two
+        topics: a label is joined once its prediction (produced before it) has been read,
+        live or replayed. A label also goes when its partition holds too many, or has
+        waited HOLD_SECONDS for events that do not come (a quiet partition).
+        """
+        fired = False
+        now = time.monotonic()
+        for number, held in self._held.items():
+            passed = self._events_ms.get(number, -1)
+            released: list[HeldLabel] = []
+            while held and (everything or held[0].timestamp_ms is None
+                            or held[0].timestamp_ms <= passed
+                            or len(held) > HOLD_MAX_LABELS
+                            or now - held[0].arrived > HOLD_SECONDS):
+                released.append(held.popleft())
+            if not released:
+                continue
+            batch = LabelBatch(model_ids=[h.model_id for h in released],
+                               event_ids=[h.event_id for h in released],
+                               labels=[h.label for h in released],
+                               times=[h.time for h in released],
+                               positions=list(range(len(released))))
+            for signal in self._bank(number).update_labels(batch):
+                h = released[signal.position]
+                self._publish(signal, h.event_id, h.time, h.topic, number, h.offset)
+                fired = True
+            self.stats.labels += len(released)
+        return fired
 
     def _observe_times(self, model_ids: list[str], rows: list[int],
                        times: dict[int, float | None]) -> None:

@@ -62,6 +62,15 @@ class Scenario:
     invalid_rate: float = 0.0
     start: float = DEFAULT_START
     events_per_second: float = 100.0  # event-time spacing
+    # Ground truth (generate_labels): the score's class is wrong with probability
+    # error_rate, from event concept_at on with concept_error_rate (the features keep
+    # their distribution: only the relation to the label changes). Labels come
+    # label_delay seconds (mean, exponential) after their event; unlabeled_rate never.
+    concept_at: int | None = None
+    error_rate: float = 0.1
+    concept_error_rate: float = 0.2
+    label_delay: float = 30.0
+    unlabeled_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.drift_at is not None and self.drift_feature not in FEATURES:
@@ -85,6 +94,35 @@ def generate(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
             yield model, MALFORMED[i % len(MALFORMED)], when
             continue
         yield model, orjson.dumps(_event(rng, s, i, model, drifting, when)), when
+
+
+def generate_labels(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
+    """(key, value, label time) of the labels of ``generate(s)``'s events, in label-time
+    order (DESIGN.md's label contract); an RNG of its own leaves the events unchanged.
+
+    >>> s = Scenario(events=4, seed=2, error_rate=0.0, label_delay=5.0)
+    >>> [orjson.loads(v)["event_id"] for _, v, _ in generate_labels(s)]  # by label time
+    ['e-000000000', 'e-000000003', 'e-000000001', 'e-000000002']
+    """
+    rng = random.Random(f"labels-{s.seed}")
+    labels: list[tuple[float, int, str, bytes]] = []
+    for i, (model, value, when) in enumerate(generate(s)):
+        delay = rng.expovariate(1.0 / s.label_delay) if s.label_delay > 0 else 0.0
+        unlabeled = rng.random() < s.unlabeled_rate
+        wrong = rng.random() < (s.concept_error_rate if s.concept_at is not None
+                                and i >= s.concept_at else s.error_rate)
+        if unlabeled or value in MALFORMED:
+            continue
+        event = orjson.loads(value)
+        predicted = event["prediction"] >= 0.5
+        label = int(predicted != wrong)
+        at = when + delay
+        labels.append((at, i, model, orjson.dumps({
+            "event_id": event["event_id"], "model_id": model, "label": label,
+            "timestamp": format_time(at)})))
+    labels.sort(key=lambda item: (item[0], item[1]))
+    for at, _i, model, value in labels:
+        yield model, value, at
 
 
 def _event(rng: random.Random, s: Scenario, i: int, model: str, drifting: bool, when: float

@@ -383,7 +383,7 @@ class DetectorBank:
                     entry[1].append(found[1])
                     entry[2].append(row)
         if self.join_labels:
-            join.expire(max((t for t in times if t is not None), default=None))
+            join.advance(events=max((t for t in times if t is not None), default=None))
         out = self._feed(fed, batch.positions)
         for model_id, (values, rows) in tops.items():
             estimate = self.estimates.get(model_id)
@@ -432,6 +432,7 @@ class DetectorBank:
             if entry[0] == found[0]:
                 entry[1].append(found[1])
                 entry[2].append(row)
+        self.join.advance(labels=max((t for t in batch.times if t is not None), default=None))
         signals = self._feed(fed, batch.positions)
         positions = {p: r for r, p in enumerate(batch.positions)}
         signals = [DriftSignal(s.position, s.model_id,

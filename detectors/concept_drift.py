@@ -243,7 +243,11 @@ class LabelJoin:
     expired: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     delays: list[tuple[str, float]] = field(default_factory=list)
-    newest: float = -math.inf  # newest event time seen (events or labels)
+    # Event time reached by the events and by the labels. Time expiry follows the slower
+    # of the two: when one topic is read far ahead of the other (catching up a backlog),
+    # predictions must not expire before the labels of their time have been read.
+    events_time: float = -math.inf
+    labels_time: float = -math.inf
 
     def count(self, model_id: str, what: str) -> None:
         key = (model_id, what)
@@ -251,8 +255,8 @@ class LabelJoin:
 
     def _remember(self, store: OrderedDict[tuple[str, str], None], key: tuple[str, str]
                   ) -> None:
-        store[key] = None
-        if len(store) > self.settings.max_pending:
+        store[key] = None  # keys joined or expired lately, to tell duplicate/late from orphan
+        if len(store) > max(10_000, self.settings.max_pending):
             store.popitem(last=False)
 
     def add_prediction(self, key: tuple[str, str], prediction: Any, version: str | None,
@@ -292,12 +296,14 @@ class LabelJoin:
                 self.count(old[0], "orphan")
         return None
 
-    def expire(self, now: float | None) -> None:
-        """Predictions and early labels older than ``max_wait_seconds`` of event time."""
-        if now is None or now <= self.newest:
-            return
-        self.newest = now
-        horizon = now - self.settings.max_wait_seconds
+    def advance(self, events: float | None = None, labels: float | None = None) -> None:
+        """Move the event-time watermarks on and expire what waited longer than
+        ``max_wait_seconds`` behind the slower of the two."""
+        if events is not None and events > self.events_time:
+            self.events_time = events
+        if labels is not None and labels > self.labels_time:
+            self.labels_time = labels
+        horizon = min(self.events_time, self.labels_time) - self.settings.max_wait_seconds
         while self.pending:
             key, item = next(iter(self.pending.items()))
             if item.time is None or item.time >= horizon:

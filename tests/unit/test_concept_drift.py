@@ -1,0 +1,200 @@
+"""Concept drift without Kafka: the label join, its counts and bounds, the detectors."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from typing import Any
+
+import pytest
+
+from detectors.bank import DetectorBank, EventBatch
+from detectors.concept_drift import LabelBatch, outcome
+from detectors.config import ConceptSettings, DetectorConfig
+
+T0 = 1_767_225_600.0
+
+
+def stream(n: int, change_at: int, before: float, after: float, seed: int = 0
+           ) -> list[tuple[str, float, int, float]]:
+    """(event_id, score, label, time): the score's class is wrong with the given rate."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        score = rng.random()
+        wrong = rng.random() < (before if i < change_at else after)
+        out.append((f"e{i}", round(score, 4), int((score >= 0.5) != wrong), T0 + i))
+    return out
+
+
+def events_of(rows: list[tuple[str, float, int, float]], with_labels: bool,
+              model: str = "m") -> EventBatch:
+    batch = EventBatch()
+    for i, (event_id, score, label, when) in enumerate(rows):
+        batch.append(model, "1", {"x": 1.0}, score, i, event_id, when,
+                     label if with_labels else None)
+    return batch
+
+
+def labels_of(rows: list[tuple[str, float, int, float]], delay: float = 5.0,
+              model: str = "m") -> LabelBatch:
+    batch = LabelBatch()
+    for i, (event_id, _score, label, when) in enumerate(rows):
+        batch.append(model, event_id, label, when + delay, i)
+    return batch
+
+
+def concept(config: DetectorConfig, signals: list[Any]) -> list[tuple[str, str, int]]:
+    return [(s.feature, s.detector, s.position) for s in signals if s.kind == "concept_drift"]
+
+
+@pytest.mark.parametrize("detector", ["ddm", "eddm", "hddm_a", "hddm_w"])
+def test_each_binary_detector_fires_after_an_error_rate_change_not_before(
+        detector: str) -> None:
+    config = DetectorConfig(concept=ConceptSettings(detector=detector))  # type: ignore[arg-type]
+    rows = stream(12_000, 6000, 0.1, 0.3, seed=3)
+    fired = concept(config, DetectorBank(config).update(events_of(rows, with_labels=True)))
+    assert fired, f"{detector} missed a 10% -> 30% error rate"
+    assert all(feature == "error_rate" and name == detector for feature, name, _ in fired)
+    if detector != "eddm":  # EDDM (river's defaults) fires on stationary streams too
+        assert all(position >= 6000 for *_, position in fired), fired
+
+
+def test_default_fires_once_per_change_and_stays_quiet_before() -> None:
+    config = DetectorConfig()
+    rows = stream(20_000, 10_000, 0.1, 0.2, seed=5)
+    fired = concept(config, DetectorBank(config).update(events_of(rows, with_labels=True)))
+    assert [(f, d) for f, d, _ in fired] == [("error_rate", "hddm_a")]
+    assert 10_000 <= fired[0][2] < 12_000
+
+
+def test_regression_error_scale_change_is_detected() -> None:
+    rng = random.Random(7)
+    batch = EventBatch()
+    for i in range(8000):
+        truth = rng.gauss(100, 20)
+        error = rng.gauss(0, 5 if i < 4000 else 7.5)
+        batch.append("reg", None, {"x": 1.0}, round(truth + error, 3), i, f"e{i}", T0 + i,
+                     round(truth, 3))
+    fired = concept(DetectorConfig(), DetectorBank().update(batch))
+    assert fired and all(f == "error" and p >= 4000 for f, _, p in fired)
+
+
+def test_labels_joined_late_or_early_give_the_same_alerts() -> None:
+    config = DetectorConfig()
+    rows = stream(16_000, 8000, 0.1, 0.3, seed=9)
+    on_events = concept(config, DetectorBank(config).update(events_of(rows, True)))
+
+    later = DetectorBank(config, join_labels=True)  # the usual: labels after predictions
+    assert later.update(events_of(rows, False)) == []
+    from_labels = concept(config, later.update_labels(labels_of(rows)))
+    assert from_labels == on_events
+    assert later.drain_label_counts() == {("m", "joined"): 16_000}
+    assert {d for _, d in later.drain_label_delays()} == {5.0}
+
+    earlier = DetectorBank(config, join_labels=True)  # every label before its prediction
+    assert earlier.update_labels(labels_of(rows)) == []
+    assert concept(config, earlier.update(events_of(rows, False))) == on_events
+    assert earlier.drain_label_counts() == {("m", "joined"): 16_000}
+    assert earlier.join_store_size() == 0
+
+
+def test_duplicate_late_and_orphan_labels_are_counted() -> None:
+    settings = ConceptSettings(max_wait_seconds=100.0, max_pending=50)
+    bank = DetectorBank(DetectorConfig(concept=settings), join_labels=True)
+    rows = stream(300, 10**9, 0.1, 0.1)
+    bank.update(events_of(rows[:10], False))
+    labels = labels_of(rows[:3])
+    labels.append("m", "e0", 1, T0 + 9, 3)  # twice
+    labels.append("ghost-model", "x1", 1, T0 + 9, 4)  # an unknown model
+    labels.append("m", "never", 0, T0 + 9, 5)  # an event that never comes
+    bank.update_labels(labels)
+    bank.update(events_of(rows[10:300], False))  # event time moves 290 s on: old ones expire
+    late = LabelBatch()
+    late.append("m", "e5", 1, T0 + 295, 0)  # its prediction expired meanwhile
+    bank.update_labels(late)
+    counts = bank.drain_label_counts()
+    assert counts[("m", "joined")] == 3
+    assert counts[("m", "duplicate")] == 1
+    assert counts[("ghost-model", "orphan")] == 1 and counts[("m", "orphan")] == 1
+    assert counts[("m", "late")] == 1
+    assert counts[("m", "expired")] == 300 - 3 - 50  # all but the joined and the pending
+    assert bank.join_store_size() == 50  # the newest predictions, under max_pending
+
+
+def test_join_store_stays_bounded_under_a_flood_of_unmatched_predictions() -> None:
+    settings = ConceptSettings(max_pending=1000, max_early_labels=100)
+    bank = DetectorBank(DetectorConfig(concept=settings), join_labels=True)
+    for start in range(0, 50_000, 5000):
+        bank.update(events_of(stream(5000, 10**9, 0.1, 0.1, seed=start), False))
+        assert bank.join_store_size() <= 1000
+    flood = LabelBatch()
+    for i in range(5000):
+        flood.append("m", f"nobody-{i}", 1, T0, i)
+    bank.update_labels(flood)
+    assert len(bank.join.early) == 100
+    assert len(pickle.dumps(bank)) < 2_000_000
+
+
+def test_per_version_keeps_one_detector_per_model_version() -> None:
+    config = DetectorConfig(concept=ConceptSettings(per_version=True))
+    batch = EventBatch()
+    for i, (event_id, score, label, when) in enumerate(stream(4000, 10**9, 0.1, 0.1)):
+        batch.append("m", str(i % 2), {"x": 1.0}, score, i, event_id, when, label)
+    bank = DetectorBank(config)
+    bank.update(batch)
+    assert set(bank.outcomes) == {("m", "0"), ("m", "1")}
+
+
+def test_estimated_accuracy_is_the_mean_top_probability() -> None:
+    bank = DetectorBank()
+    batch = EventBatch()
+    for i in range(500):
+        batch.append("clf", None, {"x": 1.0}, {"a": 0.8, "b": 0.2} if i % 2 else
+                     {"a": 0.4, "b": 0.6}, i)
+    bank.update(batch)
+    error_rate, estimated = bank.model_performance()["clf"]
+    assert error_rate is None and estimated == pytest.approx(0.7)
+
+
+def test_a_restored_bank_continues_exactly_like_one_that_never_stopped() -> None:
+    config = DetectorConfig()
+    rows = stream(16_000, 9000, 0.1, 0.3, seed=11)
+    whole = DetectorBank(config, join_labels=True)
+    whole.update(events_of(rows, False))
+    expected = concept(config, whole.update_labels(labels_of(rows)))
+    assert expected
+    first = DetectorBank(config, join_labels=True)
+    first.update(events_of(rows, False))
+    first.update_labels(labels_of(rows[:7000]))
+    restored = pickle.loads(pickle.dumps(first))
+    rest = labels_of(rows[7000:])
+    rest.positions = list(range(7000, 16_000))
+    assert concept(config, restored.update_labels(rest)) == expected
+
+
+@pytest.mark.parametrize("size", [1, 137, 16_000])
+def test_label_batches_of_any_size_give_the_same_alerts(size: int) -> None:
+    config = DetectorConfig()
+    rows = stream(16_000, 8000, 0.1, 0.3, seed=2)
+    bank = DetectorBank(config, join_labels=True)
+    bank.update(events_of(rows, False))
+    found = []
+    for start in range(0, 16_000, size):
+        part = labels_of(rows[start:start + size])
+        part.positions = list(range(start, start + len(part)))
+        found += concept(config, bank.update_labels(part))
+    reference = DetectorBank(config, join_labels=True)
+    reference.update(events_of(rows, False))
+    assert found == concept(config, reference.update_labels(labels_of(rows)))
+
+
+def test_outcomes_of_each_prediction_type() -> None:
+    s = ConceptSettings(score_threshold=0.7)
+    assert outcome(0.65, 1, s) == ("binary", 1.0)
+    assert outcome(0.75, True, s) == ("binary", 0.0)
+    assert outcome({"a": 0.2, "b": 0.8}, "b", s) == ("binary", 0.0)
+    assert outcome("yes", "no", s) == ("binary", 1.0)
+    assert outcome(3.0, 5.5, ConceptSettings(regression_error="squared")) == (
+        "regression", 6.25)
+    assert outcome(None, 1, s) is None

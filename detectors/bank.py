@@ -368,13 +368,9 @@ class DetectorBank:
                     tops.setdefault(model_id, ([], []))[0].append(top[1])
                     tops[model_id][1].append(row)
             if label is None and self.join_labels and event_id is not None:
-                early = join.add_prediction((model_id, event_id), pred, version, when)
-                if early is None:
+                label = join.add_prediction((model_id, event_id), pred, version, when)
+                if label is None:
                     continue
-                join.count(model_id, "joined")
-                if early.time is not None and when is not None:
-                    join.delays.append((model_id, max(0.0, early.time - when)))
-                label = early.label
             found = outcome(pred, label, settings) if label is not None else None
             if found is not None:
                 key = (model_id, version if settings.per_version else None)
@@ -382,8 +378,6 @@ class DetectorBank:
                 if entry[0] == found[0]:
                     entry[1].append(found[1])
                     entry[2].append(row)
-        if self.join_labels:
-            join.advance(events=max((t for t in times if t is not None), default=None))
         out = self._feed(fed, batch.positions)
         for model_id, (values, rows) in tops.items():
             estimate = self.estimates.get(model_id)
@@ -432,7 +426,6 @@ class DetectorBank:
             if entry[0] == found[0]:
                 entry[1].append(found[1])
                 entry[2].append(row)
-        self.join.advance(labels=max((t for t in batch.times if t is not None), default=None))
         signals = self._feed(fed, batch.positions)
         positions = {p: r for r, p in enumerate(batch.positions)}
         signals = [DriftSignal(s.position, s.model_id,

@@ -221,20 +221,36 @@ class EstimatedAccuracy:
 
 @dataclass(slots=True)
 class _Pending:
-    prediction: Any
+    prediction: Any  # only what ``outcome`` needs: a score, a class, the top class
     version: str | None
-    time: float | None
+    time: float  # -inf: unknown, expires with the first watermark
 
 
 @dataclass(slots=True)
 class _Early:
     label: Any
-    time: float | None
+    time: float
 
 
 @dataclass
 class LabelJoin:
-    """Predictions waiting for labels and labels waiting for predictions, bounded."""
+    """Predictions waiting for labels and labels waiting for predictions, bounded.
+
+    Time expiry looks at the oldest entries (in arrival order) only: one that arrived
+    out of event-time order waits behind a newer one, never beyond ``max_pending``.
+
+    >>> join = LabelJoin(ConceptSettings(max_wait_seconds=60.0))
+    >>> join.add_prediction(("m", "e1"), 0.9, None, 100.0) is None  # stored, waits
+    True
+    >>> join.take(("m", "e1"), 1, 130.0).prediction, join.delays
+    (0.9, [('m', 30.0)])
+    >>> join.take(("m", "e2"), 0, 131.0)  # before its prediction: kept
+    >>> join.add_prediction(("m", "e2"), 0.2, None, 125.0)  # joins the label kept
+    0
+    >>> join.take(("m", "e2"), 0, 140.0)  # once more
+    >>> sorted(join.counts.items())
+    [(('m', 'duplicate'), 1), (('m', 'joined'), 2)]
+    """
 
     settings: ConceptSettings
     pending: OrderedDict[tuple[str, str], _Pending] = field(default_factory=OrderedDict)
@@ -259,15 +275,27 @@ class LabelJoin:
         if len(store) > max(10_000, self.settings.max_pending):
             store.popitem(last=False)
 
+    def _join(self, key: tuple[str, str], prediction_time: float, label_time: float) -> None:
+        self._remember(self.joined, key)
+        self.count(key[0], "joined")
+        if math.isfinite(prediction_time) and math.isfinite(label_time):
+            self.delays.append((key[0], max(0.0, label_time - prediction_time)))
+
     def add_prediction(self, key: tuple[str, str], prediction: Any, version: str | None,
-                       time: float | None) -> _Early | None:
-        """Store a prediction; returns the label that was waiting for it, if any."""
+                       time: float | None) -> Any:
+        """Store a prediction (as ``needed(prediction)``); returns the label that was
+        waiting for it (joined now), or None."""
+        if time is None:
+            time = self.events_time
+        elif time > self.events_time:
+            self.advance(events=time)  # per event: where batches are cut changes nothing
         early = self.early.pop(key, None)
         if early is not None:
-            return early
+            self._join(key, time, early.time)
+            return early.label
         if key in self.pending or key in self.joined:
             return None  # a replayed prediction: keep the first
-        self.pending[key] = _Pending(prediction, version, time)
+        self.pending[key] = _Pending(needed(prediction), version, time)
         if len(self.pending) > self.settings.max_pending:
             old, _ = self.pending.popitem(last=False)
             self.count(old[0], "expired")
@@ -276,12 +304,13 @@ class LabelJoin:
 
     def take(self, key: tuple[str, str], label: Any, time: float | None) -> _Pending | None:
         """The prediction a label joins, or None (then the label is counted or kept)."""
+        if time is None:
+            time = self.labels_time
+        elif time > self.labels_time:
+            self.advance(labels=time)
         found = self.pending.pop(key, None)
         if found is not None:
-            self._remember(self.joined, key)
-            self.count(key[0], "joined")
-            if found.time is not None and time is not None:
-                self.delays.append((key[0], max(0.0, time - found.time)))
+            self._join(key, found.time, time)
             return found
         if key in self.joined:
             self.count(key[0], "duplicate")
@@ -304,19 +333,28 @@ class LabelJoin:
         if labels is not None and labels > self.labels_time:
             self.labels_time = labels
         horizon = min(self.events_time, self.labels_time) - self.settings.max_wait_seconds
-        while self.pending:
-            key, item = next(iter(self.pending.items()))
-            if item.time is None or item.time >= horizon:
-                break
-            self.pending.popitem(last=False)
+        pending, early = self.pending, self.early
+        while pending and next(iter(pending.values())).time < horizon:
+            key, _ = pending.popitem(last=False)
             self.count(key[0], "expired")
             self._remember(self.expired, key)
-        while self.early:
-            key, early = next(iter(self.early.items()))
-            if early.time is None or early.time >= horizon:
-                break
-            self.early.popitem(last=False)
+        while early and next(iter(early.values())).time < horizon:
+            key, _ = early.popitem(last=False)
             self.count(key[0], "orphan")
 
     def size(self) -> int:
         return len(self.pending) + len(self.early)
+
+
+def needed(prediction: Any) -> Any:
+    """What a stored prediction keeps: class probabilities shrink to their top class
+    (``outcome`` compares nothing else), which keeps the join store and its snapshots
+    small; scores and classes stay as they are.
+
+    >>> needed({"cat": 0.7, "dog": 0.3}), needed(0.8)
+    ('cat', 0.8)
+    """
+    if isinstance(prediction, Mapping):
+        top = top_class(prediction)
+        return None if top is None else top[0]
+    return prediction

@@ -1,0 +1,88 @@
+"""The label join's edge cases: what each label ends as, whatever the batch cuts."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from detectors.bank import DetectorBank, EventBatch
+from detectors.concept_drift import LabelBatch
+from detectors.config import ConceptSettings, DetectorConfig
+
+T0 = 1_767_225_600.0
+
+
+def bank_with(**settings: Any) -> DetectorBank:
+    return DetectorBank(DetectorConfig(concept=ConceptSettings(**settings)), join_labels=True)
+
+
+def events(rows: list[tuple[str, float | None]], prediction: Any = 0.9) -> EventBatch:
+    batch = EventBatch()
+    for i, (event_id, when) in enumerate(rows):
+        # A decoded batch has one object per event: copy, or pickle would share one.
+        copy = dict(prediction) if isinstance(prediction, dict) else prediction
+        batch.append("m", "1", {"x": 1.0}, copy, i, event_id, when)
+    return batch
+
+
+def labels(rows: list[tuple[str, float | None]], label: Any = 1) -> LabelBatch:
+    batch = LabelBatch()
+    for i, (event_id, when) in enumerate(rows):
+        batch.append("m", event_id, label, when, i)
+    return batch
+
+
+def test_a_second_label_after_an_early_join_is_a_duplicate() -> None:
+    bank = bank_with(max_wait_seconds=100.0)
+    bank.update_labels(labels([("e0", T0 + 1)]))  # before its prediction
+    bank.update(events([("e0", T0)]))  # joins it
+    bank.update_labels(labels([("e0", T0 + 2)]))  # once more
+    bank.update(events([(f"f{i}", T0 + i) for i in range(1, 400)]))  # time passes
+    counts = bank.drain_label_counts()
+    assert counts.get(("m", "duplicate")) == 1
+    assert ("m", "orphan") not in counts
+    assert counts[("m", "joined")] == 1
+
+
+def test_early_labels_expire_by_event_time_whatever_the_event_batches() -> None:
+    # The label for 'e150' waits longer than max_wait_seconds for its prediction: an
+    # orphan, and the prediction waits in its turn, whether the events come one by one
+    # or in one batch. (A label far ahead moves the labels' watermark on.)
+    rows = [(f"e{i}", T0 + i) for i in range(200)]
+    outcomes = []
+    for size in (1, 7, 200):
+        bank = bank_with(max_wait_seconds=100.0)
+        bank.update_labels(labels([("e150", T0), ("ahead", T0 + 10_000)]))
+        for start in range(0, 200, size):
+            bank.update(events(rows[start:start + size]))
+        outcomes.append((bank.drain_label_counts(), bank.join_store_size()))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert outcomes[0] == ({("m", "orphan"): 1, ("m", "expired"): 99}, 101 + 1)
+
+
+def test_a_label_later_than_max_wait_seconds_is_late() -> None:
+    bank = bank_with(max_wait_seconds=100.0)
+    bank.update(events([("e0", T0), ("e1", T0 + 50), ("e2", T0 + 130)]))
+    bank.update_labels(labels([("e1", T0 + 120), ("e0", T0 + 121)]))
+    assert bank.drain_label_counts() == {("m", "joined"): 1, ("m", "expired"): 1,
+                                         ("m", "late"): 1}
+    assert bank.drain_label_delays() == [("m", 70.0)]
+
+
+def test_predictions_without_event_time_do_not_hold_back_expiry() -> None:
+    bank = bank_with(max_wait_seconds=10.0)
+    bank.update_labels(labels([("ahead", T0 + 10_000)]))
+    bank.update(events([("untimed", None)] + [(f"e{i}", T0 + i) for i in range(100)]))
+    assert bank.join_store_size() == 11 + 1  # the last 11 seconds, and the label ahead
+
+
+def test_stored_predictions_keep_only_what_the_outcome_needs() -> None:
+    classes = {f"class-{k}": 0.01 for k in range(40)} | {"class-7": 0.6}
+    bank = bank_with(max_pending=5000)
+    bank.update(events([(f"event-{i:06d}", T0 + i) for i in range(5000)], classes))
+    assert bank.join_store_size() == 5000
+    size = len(pickle.dumps(bank.join))
+    assert size < 5000 * 80, size  # 40 class probabilities each would be kilobytes
+    bank.update_labels(labels([("event-000001", T0 + 3)], label="class-7"))
+    bank.update_labels(labels([("event-000002", T0 + 3)], label="class-8"))
+    assert [round(x) for x in bank.outcomes[("m", None)].recent] == [0, 1]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import random
 from typing import Any
+
+import pytest
 
 from detectors.bank import DetectorBank, EventBatch
 from detectors.concept_drift import LabelBatch
@@ -86,3 +89,41 @@ def test_stored_predictions_keep_only_what_the_outcome_needs() -> None:
     bank.update_labels(labels([("event-000001", T0 + 3)], label="class-7"))
     bank.update_labels(labels([("event-000002", T0 + 3)], label="class-8"))
     assert [round(x) for x in bank.outcomes[("m", None)].recent] == [0, 1]
+
+
+def _error_stream(n: int, change_at: int, seed: int) -> list[tuple[str, float, int, float]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        score = rng.random()
+        wrong = rng.random() < (0.1 if i < change_at else 0.3)
+        rows.append((f"e{i}", round(score, 4), int((score >= 0.5) != wrong), T0 + i))
+    return rows
+
+
+@pytest.mark.parametrize("detector", ["hddm_a", "adwin"])
+def test_alerts_are_identical_to_the_byte_whatever_the_batch_sizes(detector: str) -> None:
+    # Positions, versions and stats: an alert's id and body must not depend on the cuts.
+    config = DetectorConfig(concept=ConceptSettings(detector=detector))  # type: ignore[arg-type]
+    rows = _error_stream(12_000, 6000, seed=4)
+    found = {}
+    for size in (1, 137, 12_000):
+        bank = DetectorBank(config, join_labels=True)
+        signals = []
+        for start in range(0, len(rows), size):
+            part = rows[start:start + size]
+            batch = EventBatch()
+            for i, (event_id, score, _label, when) in enumerate(part, start):
+                batch.append("m", "1", {"x": 1.0}, score, i, event_id, when)
+            signals += bank.update(batch)
+            labels_part = LabelBatch()
+            for i, (event_id, _score, label, when) in enumerate(part, start):
+                labels_part.append("m", event_id, label, when + 3.0, i)
+            signals += bank.update_labels(labels_part)
+        found[size] = [s for s in signals if s.kind == "concept_drift"]
+    assert found[1] == found[137] == found[12_000]
+    assert [(s.feature, s.detector, s.model_version) for s in found[1]] == [
+        ("error_rate", detector, "1")]
+    assert found[1][0].position >= 6000
+    stats = found[1][0].stats
+    assert stats["before"]["error_rate"] < 0.15 < stats["after"]["error_rate"]

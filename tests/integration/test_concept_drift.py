@@ -93,7 +93,7 @@ def test_a_changed_relation_to_the_label_raises_concept_drift_only(
     live = [a for a in live if a["kind"] != "data_quality"]
     assert {a["kind"] for a in live} == {"concept_drift"}, "the features did not drift"
     for alert in live:
-        assert alert["feature"] == "error_rate" and alert["detector"] == "hddm_a"
+        assert alert["feature"] == "error_rate" and alert["detector"] == "adwin"
         assert alert["source"]["topic"] == labels  # the label whose outcome fired it
         assert int(str(alert["event_id"]).split("-")[1]) >= CHANGE
 

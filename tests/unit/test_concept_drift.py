@@ -48,7 +48,7 @@ def concept(config: DetectorConfig, signals: list[Any]) -> list[tuple[str, str, 
     return [(s.feature, s.detector, s.position) for s in signals if s.kind == "concept_drift"]
 
 
-@pytest.mark.parametrize("detector", ["ddm", "eddm", "hddm_a", "hddm_w"])
+@pytest.mark.parametrize("detector", ["ddm", "eddm", "hddm_a", "hddm_w", "adwin"])
 def test_each_binary_detector_fires_after_an_error_rate_change_not_before(
         detector: str) -> None:
     config = DetectorConfig(concept=ConceptSettings(detector=detector))  # type: ignore[arg-type]
@@ -64,7 +64,7 @@ def test_default_fires_once_per_change_and_stays_quiet_before() -> None:
     config = DetectorConfig()
     rows = stream(20_000, 10_000, 0.1, 0.2, seed=5)
     fired = concept(config, DetectorBank(config).update(events_of(rows, with_labels=True)))
-    assert [(f, d) for f, d, _ in fired] == [("error_rate", "hddm_a")]
+    assert [(f, d) for f, d, _ in fired] == [("error_rate", "adwin")]
     assert 10_000 <= fired[0][2] < 12_000
 
 

@@ -1,0 +1,302 @@
+"""Concept-drift detection quality: the binary error-rate detectors and the error monitors.
+
+    python bench/quality_concept.py          # the full run (about 6 min on 2 shared cores)
+    python bench/quality_concept.py --quick  # 5 seeds, 2 x 50,000 stationary labels (~15 s)
+
+What it measures. A label stream is the stream of outcomes of joined labels, one value per
+label: the 0/1 error indicator of a classifier, or the absolute error of a regression model.
+
+Change streams. Per scenario and seed, ``--before`` (5,000) outcomes, then ``--after``
+(20,000) after the change: the error rate goes from 10% to 20% or to 15% (Bernoulli
+indicators), or the regression residual's scale grows x1.5 (|N(0, 1)| or |Student-t(3)|
+errors: a heavy tail). Delay = first detection at or after the change minus the change
+index, in labels; none within ``--after`` labels is a miss; FA = detections before the
+change, summed over the seeds; alerts = detections at or after the change per detected
+seed (a detector that re-baselines fires once per change).
+
+Stationary streams. ``--stationary-seeds`` (5) independent streams of ``--labels``
+(1,000,000) outcomes with no change (2%, 10% and 30% errors; |N(0, 1)| and |t(3)|
+errors): every detection is a false alarm, reported per million labels.
+
+Methods. Every row but the raw ADWIN ones runs streamdrift's code path:
+``detectors.concept_drift.OutcomeMonitor`` with ``ConceptSettings(detector=...,
+drift_confidence=...)``, all outcomes of a stream in one call (the result does not depend
+on how it is cut). DDM and EDDM take river's defaults (the config exposes no knob for
+them); HDDM_A and HDDM_W take ``drift_confidence`` (river's default 1e-3); ADWIN
+(``detector: adwin``) takes it as its delta. Each is replaced by a fresh detector after a
+detection. The raw ADWIN rows are ``river.drift.ADWIN`` on the raw outcomes, left as river
+leaves it after a detection (it drops the older part of its window). Regression errors:
+``OutcomeMonitor`` ranks each error in a reference of the first ``warmup`` errors
+(``NumericMonitor``: ADWIN and Page-Hinkley on ranks in [0, 1]), against ADWIN on the raw
+error magnitudes.
+
+Writes a markdown report to stdout and bench/results/quality_concept.md (the raw numbers
+to bench/results/quality_concept.json); --quick writes nothing unless --out is given.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from river import drift
+
+from detectors.concept_drift import OutcomeMonitor
+from detectors.config import ConceptSettings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+#: A detector over one outcome stream: the indices where it fired.
+Method = Callable[[list[float]], list[int]]
+
+
+def ours(kind: str, **settings: Any) -> Method:
+    def run(values: list[float]) -> list[int]:
+        monitor = OutcomeMonitor(ConceptSettings(**settings))
+        return [hit[0] for hit in monitor.update(kind, values, list(range(len(values))))]
+    return run
+
+
+def raw_adwin(delta: float) -> Method:
+    def run(values: list[float]) -> list[int]:
+        detector = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        fired = []
+        for i, x in enumerate(values):
+            detector.update(x)
+            if detector.drift_detected:
+                fired.append(i)
+        return fired
+    return run
+
+
+BINARY: dict[str, Method] = {
+    "ddm (river defaults)": ours("binary", detector="ddm"),
+    "eddm (river defaults)": ours("binary", detector="eddm"),
+    "hddm_a, drift_confidence 1e-3 (river default)": ours(
+        "binary", detector="hddm_a", drift_confidence=1e-3),
+    "hddm_a, drift_confidence 1e-4": ours("binary", detector="hddm_a", drift_confidence=1e-4),
+    "hddm_a, drift_confidence 1e-5": ours("binary", detector="hddm_a", drift_confidence=1e-5),
+    "hddm_w, drift_confidence 1e-3 (river default)": ours(
+        "binary", detector="hddm_w", drift_confidence=1e-3),
+    "hddm_w, drift_confidence 1e-4": ours("binary", detector="hddm_w", drift_confidence=1e-4),
+    "adwin, delta 2e-3 (river's default delta)": ours(
+        "binary", detector="adwin", drift_confidence=2e-3),
+    "adwin, delta 1e-3": ours("binary", detector="adwin", drift_confidence=1e-3),
+    "adwin, delta 1e-4": ours("binary", detector="adwin", drift_confidence=1e-4),
+    "raw river ADWIN() on 0/1 errors (no re-baseline)": raw_adwin(0.002),
+}
+REGRESSION: dict[str, Method] = {
+    "OutcomeMonitor: ranks of errors (NumericMonitor)": ours("regression"),
+    "adwin on raw errors, delta 0.002 (river default)": raw_adwin(0.002),
+    "adwin on raw errors, delta 1e-5": raw_adwin(1e-5),
+}
+
+Maker = Callable[[np.random.Generator, int, float], np.ndarray]
+
+
+def _bernoulli(p: float) -> Maker:
+    return lambda rng, n, scale: (rng.random(n) < p * scale).astype(np.float64)
+
+
+def _abs_normal(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    return np.abs(rng.normal(0.0, scale, n))
+
+
+def _abs_t3(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    return np.abs(rng.standard_t(3, n) * scale)
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    kind: str  # "binary" | "regression"
+    make: Maker
+    scale: float  # before: scale 1; after: this (error rate x, or residual scale x)
+
+
+CHANGES = (
+    Change("error rate 10% -> 20%", "binary", _bernoulli(0.1), 2.0),
+    Change("error rate 10% -> 15%", "binary", _bernoulli(0.1), 1.5),
+    Change("|N(0,1)| error scale x1.5", "regression", _abs_normal, 1.5),
+    Change("|t(3)| error scale x1.5", "regression", _abs_t3, 1.5),
+)
+STATIONARY = (
+    Change("stationary 2% errors", "binary", _bernoulli(0.02), 1.0),
+    Change("stationary 10% errors", "binary", _bernoulli(0.1), 1.0),
+    Change("stationary 30% errors", "binary", _bernoulli(0.3), 1.0),
+    Change("stationary |N(0,1)| errors", "regression", _abs_normal, 1.0),
+    Change("stationary |t(3)| errors", "regression", _abs_t3, 1.0),
+)
+
+
+@dataclass
+class Cell:
+    delays: list[int] = field(default_factory=list)
+    after: int = 0  # detections at or after the change
+    runs: int = 0
+    false_alarms: int = 0
+    labels: int = 0  # stationary: labels watched
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"runs": self.runs, "false_alarms": self.false_alarms}
+        if self.labels:
+            out["labels"] = self.labels
+            out["fa_per_million"] = self.false_alarms / self.labels * 1e6
+        else:
+            out["detected"] = len(self.delays)
+            out["alerts_per_change"] = self.after / len(self.delays) if self.delays else None
+            out["median"] = statistics.median(self.delays) if self.delays else None
+            out["p90"] = (float(np.percentile(self.delays, 90, method="nearest"))
+                          if self.delays else None)
+        return out
+
+
+def run(seeds: int, before: int, after: int, stationary_seeds: int, labels: int
+        ) -> tuple[dict[str, dict[str, Cell]], dict[str, float]]:
+    cells: dict[str, dict[str, Cell]] = {}
+    seconds: dict[str, float] = {}
+    for index, change in enumerate(CHANGES):
+        methods = BINARY if change.kind == "binary" else REGRESSION
+        streams = []
+        for seed in range(seeds):
+            rng = np.random.default_rng([index, seed])
+            values = np.concatenate((change.make(rng, before, 1.0),
+                                     change.make(rng, after, change.scale)))
+            streams.append(values.tolist())
+        for method, detect in methods.items():
+            cell = cells.setdefault(method, {}).setdefault(change.name, Cell())
+            start = time.perf_counter()
+            for values in streams:
+                fired = detect(values)
+                cell.runs += 1
+                cell.false_alarms += sum(1 for i in fired if i < before)
+                hit = next((i for i in fired if i >= before), None)
+                cell.after += sum(1 for i in fired if i >= before)
+                if hit is not None:
+                    cell.delays.append(hit - before)
+            seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
+        print(f"{change.name}: done", file=sys.stderr)
+    for index, change in enumerate(STATIONARY):
+        methods = BINARY if change.kind == "binary" else REGRESSION
+        for stream in range(stationary_seeds):
+            rng = np.random.default_rng([100 + index, stream])
+            values = change.make(rng, labels, 1.0).tolist()
+            for method, detect in methods.items():
+                cell = cells.setdefault(method, {}).setdefault(change.name, Cell())
+                start = time.perf_counter()
+                cell.false_alarms += len(detect(values))
+                seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - start
+                cell.runs += 1
+                cell.labels += len(values)
+        print(f"{change.name}: done", file=sys.stderr)
+    return cells, seconds
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _fa(x: float) -> str:
+    return f"{x:,.1f}" if x >= 1 or x == 0 else f"{x:.2f}"
+
+
+def table(cells: dict[str, dict[str, Cell]], kind: str) -> list[str]:
+    changes = [c.name for c in CHANGES if c.kind == kind]
+    steady = [c.name for c in STATIONARY if c.kind == kind]
+    methods = [m for m in (BINARY if kind == "binary" else REGRESSION) if m in cells]
+    head = ["method"]
+    for name in changes:
+        head += [f"{name}: detected", "median", "p90", "alerts", "FA"]
+    head += [f"{name}: FA per 1M labels" for name in steady]
+    lines = ["| " + " | ".join(head) + " |",
+             "|---|" + "---:|" * (len(head) - 1)]
+    for method in methods:
+        row = [method]
+        for name in changes:
+            s = cells[method][name].summary()
+            alerts = s["alerts_per_change"]
+            row += [f"{s['detected']}/{s['runs']}", _num(s["median"]), _num(s["p90"]),
+                    "-" if alerts is None else f"{alerts:.2f}", str(s["false_alarms"])]
+        row += [_fa(cells[method][name].summary()["fa_per_million"]) for name in steady]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def report(cells: dict[str, dict[str, Cell]], seconds: dict[str, float],
+           args: argparse.Namespace, command: str) -> str:
+    lines = [
+        "# Concept-drift detection quality",
+        "",
+        f"Made by `{command}`. Change streams: {args.seeds} seeds per scenario, "
+        f"{args.before:,} labels before the change and {args.after:,} after. detected: "
+        "seeds with a detection at or after the change; median and p90: its delay in "
+        "labels over the detected seeds; alerts: detections at or after the change per "
+        "detected seed (1.00: one alert per change); FA: detections before the change, "
+        f"summed over the seeds. Stationary: {args.stationary_seeds} streams of "
+        f"{args.labels:,} labels, every detection a false alarm, per million labels.",
+        "",
+        "## Classifiers: 0/1 error indicators",
+        "",
+        *table(cells, "binary"),
+        "",
+        "## Regression: absolute errors",
+        "",
+        *table(cells, "regression"),
+        "",
+        "Seconds per method (all its streams): " + ", ".join(
+            f"{m}: {s:.1f}" for m, s in seconds.items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true",
+                   help="5 seeds, 2 stationary streams of 50,000 labels; writes nothing")
+    p.add_argument("--seeds", type=int, help="seeds per change scenario (default 50; quick 5)")
+    p.add_argument("--before", type=int, default=5_000, help="labels before the change")
+    p.add_argument("--after", type=int, default=20_000, help="labels after the change")
+    p.add_argument("--stationary-seeds", type=int,
+                   help="stationary streams per scenario (default 5; quick 2)")
+    p.add_argument("--labels", type=int,
+                   help="labels per stationary stream (default 1,000,000; quick 50,000)")
+    p.add_argument("--out", type=Path, help="report path (default bench/results/"
+                   "quality_concept.md; --quick writes only with --out)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.seeds = args.seeds or (5 if quick else 50)
+    args.stationary_seeds = args.stationary_seeds or (2 if quick else 5)
+    args.labels = args.labels or (50_000 if quick else 1_000_000)
+    if args.out is None and not quick:
+        args.out = RESULTS_DIR / "quality_concept.md"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python bench/quality_concept.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    cells, seconds = run(args.seeds, args.before, args.after, args.stationary_seeds,
+                         args.labels)
+    text = report(cells, seconds, args, command.strip())
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        raw = {m: {name: c.summary() for name, c in per.items()} for m, per in cells.items()}
+        args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,11 +8,12 @@ list of events (see ``detect``).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter, le, methodcaller
-from typing import Any
+from operator import attrgetter, itemgetter, le, methodcaller
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,18 @@ from detectors.concept_drift import (
     top_class,
 )
 from detectors.config import DetectorConfig
-from detectors.monitors import CategoricalMonitor, Detection, MissingMonitor, NumericMonitor
+from detectors.monitors import (
+    BudgetSplit,
+    CategoricalMonitor,
+    Detection,
+    MissingMonitor,
+    NumericMonitor,
+    Split,
+)
+from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
+
+if TYPE_CHECKING:
+    from detectors.reference_file import ReferenceFile
 
 FeatureValue = float | int | str | bool | None
 
@@ -92,14 +104,20 @@ class SeriesMonitor:
     """One (model, feature) series: its value monitor (numeric or categorical,
     decided by the first non-missing value) and its missing-rate monitor."""
 
-    def __init__(self, name: str, kind: str, config: DetectorConfig) -> None:
+    def __init__(self, name: str, kind: str, config: DetectorConfig,
+                 seed: Seed | None = None) -> None:
         self.name = name
         self.kind = kind
         self.config = config
         self.settings = config.for_feature(name)
-        self.values: NumericMonitor | CategoricalMonitor | None = None
+        # With a seed from the reference file: its type and reference, no warm-up.
+        self.values: NumericMonitor | CategoricalMonitor | None = (
+            None if seed is None else self._create(None, seed))
         self.missing = MissingMonitor(self.settings.missing or config.missing)
         self._alerted = False
+        self._seen = 0  # rows fed so far (the cooldown counts them)
+        self._quiet_until = 0  # the cooldown: no alert before this row
+        self.suppressed = 0  # detections the cooldown dropped
 
     @property
     def enabled(self) -> bool:
@@ -107,18 +125,26 @@ class SeriesMonitor:
 
     @property
     def cooling_down(self) -> bool:
-        """True between an alert and the end of the new reference's warm-up."""
-        return self.values is not None and self.values.warming_up and self._alerted
+        """True between an alert and the end of the new reference's warm-up, or of
+        ``detectors.cooldown``, whichever comes later."""
+        return self._seen < self._quiet_until or (
+            self.values is not None and self.values.warming_up and self._alerted)
 
-    def _create(self, first: FeatureValue) -> NumericMonitor | CategoricalMonitor:
+    def _create(self, first: FeatureValue, seed: Seed | None = None
+                ) -> NumericMonitor | CategoricalMonitor:
         cfg = self.config
-        if _is_number(first):
+        if (seed is None and _is_number(first)) or isinstance(seed, NumericSeed):
+            ref = None if seed is None else NumericReference.summarizing(seed.values, cfg.warmup)
             return NumericMonitor(self.settings.numeric or cfg.numeric, cfg.warmup,
-                                  cfg.warmup_after_alert, cfg.recent_window)
-        return CategoricalMonitor(self.settings.categorical or cfg.categorical, cfg.warmup,
-                                  cfg.warmup_after_alert, cfg.recent_window)
+                                  cfg.warmup_after_alert, cfg.recent_window, ref)
+        settings = self.settings.categorical or cfg.categorical
+        categories = None if seed is None else CategoricalReference(
+            seed.counts, seed.total, settings.max_categories)
+        return CategoricalMonitor(settings, cfg.warmup, cfg.warmup_after_alert,
+                                  cfg.recent_window, categories)
 
-    def update(self, column: Sequence[FeatureValue], rows: Sequence[int]) -> list[Detection]:
+    def update(self, column: Sequence[FeatureValue], rows: Sequence[int],
+               split: Split | None = None) -> list[Detection]:
         if self.values is None:
             first = next((v for v in column if not _is_missing(v)), None)
             if first is not None:
@@ -128,16 +154,31 @@ class SeriesMonitor:
             present, missing = _numeric_column(column)
         else:
             present, missing = _categorical_column(column)
-        found = self.missing.update(missing, rows)
+        found = self.missing.update(missing, rows, split)
         if values is not None and len(present):
             present_rows = np.asarray(rows)[~missing].tolist() if missing.any() else rows
-            hits = values.update(present, present_rows)
+            hits = values.update(present, present_rows, split)
             if hits:
                 self._alerted = True
             elif not values.warming_up:
                 self._alerted = False
             found.extend(hits)
+        if found and self.config.cooldown:
+            found = self._cool_down(found, rows)
+        self._seen += len(rows)
         return found
+
+    def _cool_down(self, found: list[Detection], rows: Sequence[int]) -> list[Detection]:
+        """Drop the detections within ``cooldown`` rows of the series' last alert."""
+        kept = []
+        for d in sorted(found, key=attrgetter("position")):  # stable: missing first on a tie
+            row = self._seen + bisect_left(rows, d.position)
+            if row < self._quiet_until:
+                self.suppressed += 1
+                continue
+            kept.append(d)
+            self._quiet_until = row + 1 + self.config.cooldown
+        return kept
 
 
 _NUMBER_TYPES = frozenset((float, int))
@@ -189,13 +230,21 @@ def _transpose(features: Sequence[Mapping[str, FeatureValue]], series: list[tupl
 class ModelMonitors:
     """All series of one model, bounded in number."""
 
-    def __init__(self, model_id: str, config: DetectorConfig) -> None:
+    def __init__(self, model_id: str, config: DetectorConfig,
+                 references: ReferenceFile | None = None) -> None:
         self.model_id = model_id
         self.config = config
+        self.references = references
         self.series: dict[str, SeriesMonitor] = {}
         self.untracked_features = 0
         self._predicts = False
         self._probabilities = False
+        self._counted = 0  # enabled series so far: the false-alarm budget's split
+
+    def _new_series(self, name: str, kind: str) -> SeriesMonitor:
+        refs = self.references
+        return SeriesMonitor(name, kind, self.config,
+                             refs.seed(self.model_id, kind, name) if refs else None)
 
     def _columns(self, features: Sequence[Mapping[str, FeatureValue]]
                  ) -> list[tuple[str, int]]:
@@ -218,7 +267,7 @@ class ModelMonitors:
                 if len(self.series) >= limit:
                     self.untracked_features += 1
                     continue
-                self.series[name] = SeriesMonitor(name, "data_drift", self.config)
+                self.series[name] = self._new_series(name, "data_drift")
                 starts[name] = i
         return [(name, starts.get(name, 0)) for name, s in self.series.items()
                 if s.enabled and s.kind == "data_drift"]
@@ -226,23 +275,46 @@ class ModelMonitors:
     def update(self, rows: list[int], batch: EventBatch) -> list[tuple[str, str, Detection]]:
         features = [batch.features[r] for r in rows]
         out: list[tuple[str, str, Detection]] = []
+        known = len(self.series)
         series = self._columns(features)
+        predictions = (self._prediction_columns(rows, batch) if self.config.monitor_predictions
+                       else [])
+        split = self._split(known, series, predictions, rows)
         for (name, start), column in zip(series, _transpose(features, series), strict=True):
-            for d in self.series[name].update(column, rows[start:]):
+            for d in self.series[name].update(column, rows[start:], split):
                 out.append((name, "data_drift", d))
-        if self.config.monitor_predictions:
-            out.extend(self._update_predictions(rows, batch))
+        for name, monitor, begin, column in predictions:
+            for d in monitor.update(column, rows[begin:], split):
+                out.append((name, "prediction_drift", d))
         return out
+
+    def _split(self, known: int, series: list[tuple[str, int]],
+               predictions: list[tuple[str, SeriesMonitor, int, list[FeatureValue]]],
+               rows: list[int]) -> Split | None:
+        """The false-alarm budget's split for this batch: series that start in it
+        count from their first row on (``BudgetSplit``)."""
+        budget = self.config.false_alarm_budget
+        if not budget.enabled:
+            return None
+        starts: list[int] = []
+        if len(self.series) > known:
+            fresh = {id(m) for m in list(self.series.values())[known:]}
+            starts = [rows[start] for name, start in series if id(self.series[name]) in fresh]
+            starts += [rows[begin] for _, m, begin, _ in predictions if id(m) in fresh]
+        split = BudgetSplit(budget.series, self._counted, starts)
+        self._counted += len(starts)
+        return split
 
     def _prediction_series(self, name: str) -> SeriesMonitor:
         key = "\x00" + name  # cannot clash with a feature called 'prediction'
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = SeriesMonitor(name, "prediction_drift", self.config)
+            series = self.series[key] = self._new_series(name, "prediction_drift")
         return series
 
-    def _update_predictions(self, rows: list[int], batch: EventBatch
-                            ) -> list[tuple[str, str, Detection]]:
+    def _prediction_columns(self, rows: list[int], batch: EventBatch
+                            ) -> list[tuple[str, SeriesMonitor, int, list[FeatureValue]]]:
+        """Enabled prediction series, the row of this batch where each starts, its column."""
         preds = [batch.predictions[r] for r in rows]
         # A series starts at the first prediction (or probability object) ever seen and is
         # fed every row after that, so predictions that stop arriving show as missing.
@@ -271,10 +343,8 @@ class ModelMonitors:
         out = []
         for name, (begin, column) in columns.items():
             series = self._prediction_series(name)
-            if not series.enabled:
-                continue
-            for d in series.update(column, rows[begin:]):
-                out.append((name, "prediction_drift", d))
+            if series.enabled:
+                out.append((name, series, begin, column))
         return out
 
 
@@ -306,6 +376,11 @@ class DetectorBank:
     def __init__(self, config: DetectorConfig | None = None, join_labels: bool = False) -> None:
         self.config = config or DetectorConfig()
         self.models: dict[str, ModelMonitors] = {}
+        self.references: ReferenceFile | None = None
+        if self.config.reference_file:
+            from detectors.reference_file import load_reference_file  # it imports this module
+
+            self.references = load_reference_file(self.config.reference_file)
         self.untracked_models = 0
         # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their
         # labels; labels on the events themselves are used either way.
@@ -328,7 +403,8 @@ class DetectorBank:
                 if len(self.models) >= self.config.max_models:
                     self.untracked_models += 1
                     continue
-                monitors = self.models[model_id] = ModelMonitors(model_id, self.config)
+                monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
+                                                                 self.references)
             for feature, kind, d in monitors.update(rows, batch):
                 kind = "data_quality" if d.detector == "adwin_missing" else kind
                 signals.append(DriftSignal(batch.positions[d.position], model_id,

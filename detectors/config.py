@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Strict(BaseModel):
@@ -75,6 +76,21 @@ class MissingSettings(_Strict):
     adwin: AdwinSettings = AdwinSettings(clock=4)
 
 
+class FalseAlarmBudget(_Strict):
+    """One false-alarm budget per model, split over its series (Bonferroni).
+
+    A model of at most ``series`` monitored series (features and predictions)
+    runs the settings as configured; a model of S > ``series`` divides each
+    series' false-alarm rate by S / ``series``: every ADWIN delta divided by it,
+    Page-Hinkley's threshold raised to match (``monitors.tightened_threshold``).
+    So a model raises about as many false alarms as ``series`` series would,
+    however many it has, and each series detects a little later (bench/quality.py).
+    """
+
+    enabled: bool = True
+    series: int = Field(default=10, ge=1, le=100_000)
+
+
 class FeatureSettings(_Strict):
     """Per-feature override; ``enabled: false`` switches a feature off."""
 
@@ -129,7 +145,27 @@ class DetectorConfig(_Strict):
     categorical: CategoricalSettings = CategoricalSettings()
     missing: MissingSettings = MissingSettings()
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    false_alarm_budget: FalseAlarmBudget = FalseAlarmBudget()
+    # Events of a model after an alert of one of its series during which that series
+    # raises no other alert (its detectors still run and re-baseline).
+    cooldown: int = Field(default=0, ge=0, le=1_000_000_000)
+    # JSONL events (the event contract): the reference of every (model, feature) in it,
+    # instead of its first ``warmup`` values; the others warm up as usual.
+    reference_file: str | None = Field(default=None, min_length=1)
     concept: ConceptSettings = ConceptSettings()
+
+    @field_validator("reference_file")
+    @classmethod
+    def _reference_file_loads(cls, path: str | None) -> str | None:
+        if path is not None:
+            from detectors.reference_file import ReferenceFileError, load_reference_file
+
+            try:
+                load_reference_file(path)  # parsed once: the banks reuse it
+            except ReferenceFileError as exc:
+                raise PydanticCustomError("reference_file", "{error}", {"error": str(exc)}
+                                          ) from None
+        return path
 
     @property
     def warmup_after_alert(self) -> int:

@@ -8,6 +8,7 @@ gives the same detections: batch boundaries never change what fires.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
@@ -32,6 +33,9 @@ from detectors.reference import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+#: Batch row -> how many times to divide the configured false-alarm rate of a series
+#: whose detectors start at that row (see ``BudgetSplit``); None: not at all.
+Split = Callable[[int], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,10 @@ class Adwin:
 
     __slots__ = ("_core", "update")
 
-    def __init__(self, settings: AdwinSettings) -> None:
-        detector: Any = drift.ADWIN(delta=settings.delta, clock=settings.clock)  # type: ignore[no-untyped-call]
+    def __init__(self, settings: AdwinSettings, split: float = 1.0) -> None:
+        # ADWIN's delta bounds its false-alarm probability (a union bound over its cuts):
+        # dividing it by ``split`` divides that bound by ``split`` (Bonferroni).
+        detector: Any = drift.ADWIN(delta=settings.delta / split, clock=settings.clock)  # type: ignore[no-untyped-call]
         self._core: Any = detector._helper
         self.update: Callable[[float], bool] = self._core.update
 
@@ -113,17 +119,63 @@ def first_true(flags: Iterator[bool]) -> int | None:
     return next(compress(count(), flags), None)
 
 
-def _adwin(settings: AdwinSettings) -> Adwin | None:
-    return Adwin(settings) if settings.enabled else None
+class BudgetSplit:
+    """How many times a model's series divide their configured false-alarm rates.
+
+    ``free`` series run their settings as configured; a model of ``S > free`` series
+    divides each series' rate by ``S / free``, so the whole model raises about as many
+    false alarms as ``free`` series would (a Bonferroni split). S counts the series
+    that started at or before a batch row (``before`` the batch, then ``starts``), so
+    where batches are cut never changes the split a detector gets.
+
+    >>> split = BudgetSplit(free=10, before=8, starts=[3, 3, 7, 9])
+    >>> split(0), split(3), split(9)
+    (1.0, 1.0, 1.2)
+    """
+
+    __slots__ = ("_before", "_free", "_starts")
+
+    def __init__(self, free: int, before: int, starts: list[int]) -> None:
+        self._free = free
+        self._before = before
+        self._starts = sorted(starts)
+
+    def __call__(self, position: int) -> float:
+        series = self._before + bisect_right(self._starts, position)
+        return max(1.0, series / self._free)
 
 
-def _page_hinkley(settings: PageHinkleySettings) -> Any:
+def _adwin(settings: AdwinSettings, split: float = 1.0) -> Adwin | None:
+    return Adwin(settings, split) if settings.enabled else None
+
+
+def tightened_threshold(settings: PageHinkleySettings, split: float) -> float:
+    """Page-Hinkley's threshold for about ``split`` times fewer false alarms.
+
+    On means of ``block`` ranks (variance at most 1 / (12 block)), Page-Hinkley is a
+    CUSUM whose mean run between false alarms grows as exp(2 delta h / variance)
+    (Siegmund's approximation): raising h by variance ln(split) / (2 delta) multiplies
+    it by ``split``. Without a drift allowance the run grows as h^2: h x sqrt(split).
+
+    >>> s = PageHinkleySettings()
+    >>> tightened_threshold(s, 1.0), round(tightened_threshold(s, 10.0), 3)
+    (0.4, 0.464)
+    """
+    if split <= 1.0:
+        return settings.threshold
+    if settings.delta == 0.0:
+        return settings.threshold * math.sqrt(split)
+    variance = 1.0 / (12.0 * settings.block)
+    return settings.threshold + variance * math.log(split) / (2.0 * settings.delta)
+
+
+def _page_hinkley(settings: PageHinkleySettings, split: float = 1.0) -> Any:
     if not settings.enabled:
         return None
     return drift.PageHinkley(
         min_instances=settings.min_instances,
         delta=settings.delta,
-        threshold=settings.threshold,
+        threshold=tightened_threshold(settings, split),
         alpha=settings.alpha,
         mode="both",
     )
@@ -141,7 +193,8 @@ class NumericMonitor:
     its mid-rank ``u`` in [0, 1]. ADWIN watches ``u`` and Page-Hinkley the means
     of blocks of ``u`` (location); a second ADWIN watches ``|2u - 1|`` (spread).
     After a detection the monitor re-baselines: it collects a new reference
-    from the values that follow.
+    from the values that follow. A ``reference`` given at construction (e.g. from
+    a reference file) replaces the first warm-up.
 
     >>> import random
     >>> rng = random.Random(7)
@@ -156,7 +209,8 @@ class NumericMonitor:
     """
 
     def __init__(self, settings: NumericSettings, warmup: int,
-                 warmup_after_alert: int | None = None, recent_window: int = 1000) -> None:
+                 warmup_after_alert: int | None = None, recent_window: int = 1000,
+                 reference: NumericReference | None = None) -> None:
         self.settings = settings
         self.warmup = warmup
         self.warmup_after_alert = warmup_after_alert or warmup
@@ -165,30 +219,33 @@ class NumericMonitor:
         self._sample: list[FloatArray] = []
         self._sampled = 0
         self._target = warmup
-        self.reference: NumericReference | None = None
-        self._reset_detectors()
+        self.reference = reference
+        self._armed = False  # detectors built for the current reference
 
     @property
     def warming_up(self) -> bool:
         return self.reference is None
 
-    def _reset_detectors(self) -> None:
-        self._location = _adwin(self.settings.adwin)
-        self._spread = _adwin(self.settings.spread)
-        self._ph = _page_hinkley(self.settings.page_hinkley)
+    def _reset_detectors(self, split: float) -> None:
+        self._location = _adwin(self.settings.adwin, split)
+        self._spread = _adwin(self.settings.spread, split)
+        self._ph = _page_hinkley(self.settings.page_hinkley, split)
         self._ph_blocks = BlockMeans(self.settings.page_hinkley.block)
         self._spread_blocks = BlockMeans(self.settings.spread_block)
+        self._armed = True
 
     def _rebaseline(self) -> None:
         self.reference = None
         self._target = self.warmup_after_alert
-        self._reset_detectors()
+        self._armed = False
 
     def _remember(self, xs: FloatArray) -> None:
         self._recent = np.concatenate((self._recent, xs))[-self.recent_window :]
 
-    def update(self, values: Sequence[float] | FloatArray, positions: Sequence[int]
-               ) -> list[Detection]:
+    def update(self, values: Sequence[float] | FloatArray, positions: Sequence[int],
+               split: Split | None = None) -> list[Detection]:
+        """Detections in ``values`` (at batch rows ``positions``); ``split`` divides the
+        false-alarm rate of detectors that start in this column (``BudgetSplit``)."""
         xs = np.asarray(values, dtype=np.float64)
         detections: list[Detection] = []
         i, n = 0, len(xs)
@@ -204,6 +261,8 @@ class NumericMonitor:
                     self.reference = NumericReference(np.concatenate(self._sample))
                     self._sample, self._sampled = [], 0
                 continue
+            if not self._armed:
+                self._reset_detectors(split(positions[i]) if split else 1.0)
             rest = xs[i:]
             ranks = self.reference.ranks(rest)
             hit = self._scan(ranks)
@@ -278,7 +337,8 @@ class CategoricalMonitor:
     """
 
     def __init__(self, settings: CategoricalSettings, warmup: int,
-                 warmup_after_alert: int | None = None, recent_window: int = 1000) -> None:
+                 warmup_after_alert: int | None = None, recent_window: int = 1000,
+                 reference: CategoricalReference | None = None) -> None:
         self.settings = settings
         self.warmup = warmup
         self.warmup_after_alert = warmup_after_alert or warmup
@@ -286,27 +346,29 @@ class CategoricalMonitor:
         self._recent: list[str] = []
         self._target = warmup
         self._counter = CategoryCounter(capacity=4 * settings.max_categories)
-        self.reference: CategoricalReference | None = None
-        self._reset_detectors()
+        self.reference = reference
+        self._armed = False  # detectors built for the current reference
 
     @property
     def warming_up(self) -> bool:
         return self.reference is None
 
-    def _reset_detectors(self) -> None:
-        self._frequency = _adwin(self.settings.adwin)
-        self._unseen = _adwin(self.settings.unseen)
+    def _reset_detectors(self, split: float) -> None:
+        self._frequency = _adwin(self.settings.adwin, split)
+        self._unseen = _adwin(self.settings.unseen, split)
+        self._armed = True
 
     def _rebaseline(self) -> None:
         self.reference = None
         self._counter = CategoryCounter(capacity=4 * self.settings.max_categories)
         self._target = self.warmup_after_alert
-        self._reset_detectors()
+        self._armed = False
 
     def _remember(self, values: Sequence[str]) -> None:
         self._recent = (self._recent + list(values))[-self.recent_window :]
 
-    def update(self, values: Sequence[str], positions: Sequence[int]) -> list[Detection]:
+    def update(self, values: Sequence[str], positions: Sequence[int],
+               split: Split | None = None) -> list[Detection]:
         detections: list[Detection] = []
         i, n = 0, len(values)
         while i < n:
@@ -323,6 +385,8 @@ class CategoricalMonitor:
                         counter.counts, counter.total, self.settings.max_categories
                     )
                 continue
+            if not self._armed:
+                self._reset_detectors(split(positions[i]) if split else 1.0)
             rest = values[i:]
             hit = self._scan(rest, self.reference)
             if hit is None:
@@ -392,15 +456,18 @@ class MissingMonitor:
 
     def __init__(self, settings: MissingSettings) -> None:
         self.settings = settings
-        self._adwin = _adwin(settings.adwin)
+        self._adwin: Adwin | None = None  # built at the first value, with its split
         self._fill = 0  # values in the current, unfinished block
         self._count = 0  # missing values among them
         self._recent: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self._recent_window = 1000
 
-    def update(self, missing: npt.NDArray[np.bool_], positions: Sequence[int]) -> list[Detection]:
-        if self._adwin is None:
+    def update(self, missing: npt.NDArray[np.bool_], positions: Sequence[int],
+               split: Split | None = None) -> list[Detection]:
+        if not self.settings.adwin.enabled or not len(missing):
             return []
+        if self._adwin is None:
+            self._adwin = Adwin(self.settings.adwin, split(positions[0]) if split else 1.0)
         size = self.settings.block
         n = len(missing)
         total = self._fill + n
@@ -421,7 +488,7 @@ class MissingMonitor:
             end = int(ends[j + k])
             seen = recent[: len(recent) - n + end + 1][-self._recent_window :]
             detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
-            self._adwin = Adwin(self.settings.adwin)
+            self._adwin = Adwin(self.settings.adwin, split(positions[end]) if split else 1.0)
             j += k + 1
         last = int(ends[-1])
         self._fill = n - last - 1

@@ -9,6 +9,7 @@ holds and one default setting fits every feature.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from heapq import nlargest
 
 import numpy as np
@@ -43,6 +44,25 @@ class NumericReference:
         self._distinct, first, counts = np.unique(ordered, return_index=True, return_counts=True)
         self._below = np.append(first, self.n) / self.n
         self._mid = (2.0 * first + counts) / (2.0 * self.n)
+
+    @classmethod
+    def summarizing(cls, sample: Sequence[float] | npt.NDArray[np.float64], size: int
+                    ) -> NumericReference:
+        """A reference of at most ``size`` evenly spaced order statistics of ``sample``,
+        with the whole sample's mean, std and n (a reference file can hold millions of
+        values; a series' state keeps ``size``).
+
+        >>> ref = NumericReference.summarizing(range(100_000), size=1000)
+        >>> ref.n, ref.mean, ref.ranks([25_000.0]).round(3).tolist()
+        (100000, 49999.5, [0.25])
+        """
+        ordered = np.sort(np.asarray(sample, dtype=np.float64))
+        if ordered.size <= size:
+            return cls(ordered)
+        picks = ((np.arange(size) + 0.5) * (ordered.size / size)).astype(np.int64)
+        ref = cls(ordered[picks])
+        ref.n, ref.mean, ref.std = int(ordered.size), float(ordered.mean()), float(ordered.std())
+        return ref
 
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]."""
@@ -132,6 +152,24 @@ class CategoricalReference:
     def ranks(self, values: Sequence[str]) -> list[float]:
         get, other = self._rank.get, self._other_rank
         return [get(v, other) for v in values]
+
+
+@dataclass(frozen=True, slots=True)
+class NumericSeed:
+    """Every value of a numeric series in a reference file, sorted (see ``reference_file``)."""
+
+    values: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalSeed:
+    """Category counts of a categorical series in a reference file."""
+
+    counts: dict[str, int]
+    total: int
+
+
+Seed = NumericSeed | CategoricalSeed
 
 
 def change_point(xs: Sequence[float] | npt.NDArray[np.float64]) -> int:

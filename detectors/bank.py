@@ -545,7 +545,8 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
 
     ``position`` in each signal is the event's index in the input. A pandas
     DataFrame is read as one event per row: ``model_id`` from its column of
-    that name (or ``"model"``), every other column a feature.
+    that name (or ``"model"``), every other column a feature. A ``label`` on an
+    event is compared with its ``prediction`` (kind ``concept_drift``).
 
     >>> import random
     >>> rng = random.Random(3)
@@ -559,7 +560,8 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
     batch = EventBatch()
     for i, event in enumerate(_as_events(events)):
         batch.append(str(event.get("model_id", "model")), event.get("model_version"),
-                     event.get("features") or {}, event.get("prediction"), i)
+                     event.get("features") or {}, event.get("prediction"), i,
+                     event.get("event_id"), label=event.get("label"))
         if len(batch) >= batch_size:
             signals.extend(bank.update(batch))
             batch = EventBatch()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from detectors.bank import DetectorBank, EventBatch
+from detectors.bank import DetectorBank, EventBatch, detect
 from detectors.concept_drift import LabelBatch
 from detectors.config import ConceptSettings, DetectorConfig
 
@@ -127,3 +127,11 @@ def test_alerts_are_identical_to_the_byte_whatever_the_batch_sizes(detector: str
     assert found[1][0].position >= 6000
     stats = found[1][0].stats
     assert stats["before"]["error_rate"] < 0.15 < stats["after"]["error_rate"]
+
+
+def test_detect_compares_labels_on_events_with_their_predictions() -> None:
+    rows = _error_stream(12_000, 6000, seed=8)
+    events = [{"event_id": e, "model_id": "m", "features": {}, "prediction": score,
+               "label": label} for e, score, label, _ in rows]
+    fired = [(s.feature, s.kind, s.position >= 6000) for s in detect(events, batch_size=999)]
+    assert fired == [("error_rate", "concept_drift", True)]

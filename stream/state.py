@@ -257,6 +257,24 @@ class Changelog:
             chunks.append(chunk)
         return chunks
 
+    def _watermarks(self, consumer: Consumer, partition: int, timeout: float
+                    ) -> tuple[int, int]:
+        """Low and high offsets; retried while a new topic's metadata spreads."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=min(timeout, 10.0))
+                return int(low), int(high)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if time.monotonic() > deadline or not (
+                        err.retriable() or err.code() in (KafkaError._UNKNOWN_PARTITION,
+                                                          KafkaError.UNKNOWN_TOPIC_OR_PART)):
+                    raise
+                log.info("restore: %s[%d]: %s: retrying", self.topic, partition, err.str())
+                time.sleep(0.2)
+
     def _read(self, partitions: list[int]) -> dict[int, dict[bytes, bytes]]:
         """Every committed record of the partitions, the newest value per key."""
         consumer = Consumer({
@@ -274,8 +292,7 @@ class Changelog:
             todo = set()
             assign = []
             for p in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                           timeout=timeout)
+                low, high = self._watermarks(consumer, p, timeout)
                 if high > low:
                     todo.add(p)
                     assign.append(TopicPartition(self.topic, p, OFFSET_BEGINNING))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import KafkaException
 
 from tests.integration.conftest import (
     REPO,
@@ -37,7 +38,7 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.integration
 
 # bench/recovery.sh runs this module longer: more events, more kills.
-EVENTS = int(os.environ.get("RECOVERY_EVENTS", "24000"))
+EVENTS = int(os.environ.get("RECOVERY_EVENTS", "60000"))
 KILLS = int(os.environ.get("RECOVERY_KILLS", "3"))
 MODELS = "credit,fraud,ads,churn"  # partitions 0, 1, 2, 0 (librdkafka: crc32 of the key)
 CONFIG = """
@@ -50,15 +51,45 @@ kafka:
 """
 
 
+RATE = 5000  # events/s of a stream produced while the group consumes it
+
+
+def _simulate(bootstrap: str, topic: str, *extra: str) -> list[str]:
+    return ["simulate", "--bootstrap-servers", bootstrap, "--topic", topic, "--partitions",
+            "3", "--events", str(EVENTS), "--seed", "11", "--models", MODELS, "--drift-at",
+            str(EVENTS // 2), "--drift-feature", "balance", "--shift", "1.5", *extra]
+
+
+def _produce_while_consumed(bootstrap: str, stream: dict[str, object], name: str
+                            ) -> tuple[dict[str, object], subprocess.Popen[str]]:
+    """The same stream on a topic of its own, produced at RATE in the background, so
+    that what the test does to the group happens mid-stream whatever the machine's pace."""
+    topic = f"it-{name}-events-{stream['tag']}"
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", *_simulate(bootstrap, topic, "--rate", str(RATE))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    _STARTED.append(producer)
+    wait_until(lambda: sum(end_offsets(bootstrap, topic).values()) > 0, 60,
+               "the producer to start")
+    return {**stream, "events": topic, "ends": None}, producer
+
+
+def _uninterrupted(bootstrap: str, stream: dict[str, object], logs: Path) -> set[str]:
+    group = Group(bootstrap, stream, f"base-{stream['events']}", "at-least-once", logs)
+    group.ends = {p: o for p, o in end_offsets(bootstrap, group.events).items() if o}
+    group.start("only")
+    ids = group.finish()
+    assert len(ids) == len(set(ids)), "an uninterrupted run repeats nothing"
+    assert len(ids) >= 4, f"the stream must give alerts for the comparison to mean much: {ids}"
+    return set(ids)
+
+
 @pytest.fixture(scope="module")
 def stream(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The input topic and R, the alert ids of one uninterrupted run."""
     tag = os.urandom(4).hex()
     events = f"it-state-events-{tag}"
-    made = streamdrift("simulate", "--bootstrap-servers", bootstrap, "--topic", events,
-                       "--partitions", "3", "--events", str(EVENTS), "--seed", "11",
-                       "--models", MODELS, "--drift-at", str(EVENTS // 2),
-                       "--drift-feature", "balance", "--shift", "1.5")
+    made = streamdrift(*_simulate(bootstrap, events))
     assert made.returncode == 0, made.stderr
     config = tmp_path_factory.mktemp("state") / "streamdrift.yaml"
     config.write_text(CONFIG)
@@ -88,9 +119,9 @@ class Group:
                  guarantee: str, logs: Path) -> None:
         self.bootstrap = bootstrap
         self.events = str(stream["events"])
-        self.ends: dict[int, int] = stream["ends"]  # type: ignore[assignment]
+        self.ends: dict[int, int] | None = stream["ends"]  # type: ignore[assignment]
         self.config = str(stream["config"])
-        self.name = f"it-{name}-{stream['tag']}"
+        self.name = name if name.startswith("base-") else f"it-{name}-{stream['tag']}"
         self.alerts = f"{self.name}-alerts"
         self.guarantee = guarantee
         self.logs = logs
@@ -130,15 +161,29 @@ class Group:
             assert member.process.poll() is None, f"{slot} exited:\n{member.log()[-3000:]}"
 
     def committed(self) -> dict[int, int]:
-        return {p: o for p, o in committed_offsets(self.bootstrap, self.name,
-                                                   self.events).items() if o >= 0}
+        for attempt in range(5):  # the coordinator may be moving (e.g. a broker restart)
+            try:
+                return {p: o for p, o in committed_offsets(self.bootstrap, self.name,
+                                                           self.events).items() if o >= 0}
+            except KafkaException:
+                if attempt == 4:
+                    raise
+                time.sleep(1.0)  # a retry pause, not a synchronisation
+        raise AssertionError("unreachable")
 
     def progress(self) -> int:
         return sum(self.committed().values())
 
     def done(self) -> bool:
         self.alive()
+        if self.ends is None:  # still being produced
+            return False
         return self.committed() == self.ends
+
+    def produced(self, producer: subprocess.Popen[str]) -> None:
+        """The background producer finished: now the input's end is known."""
+        assert producer.wait(120) == 0, producer.stderr.read() if producer.stderr else ""
+        self.ends = {p: o for p, o in end_offsets(self.bootstrap, self.events).items() if o}
 
     def finish(self, timeout: float = 180.0 + EVENTS / 1000) -> list[str]:
         wait_until(self.done, timeout, f"{self.name} to commit every input offset")
@@ -149,15 +194,14 @@ class Group:
 
 
 def _kill_at_random_points(group: Group, rng: random.Random, slots: list[str],
-                           kills: int) -> None:
-    total = sum(group.ends.values())
+                           kills: int, producer: subprocess.Popen[str]) -> None:
     for _ in range(kills):
         before = group.progress()
         wait_until(lambda before=before: group.progress() > before, 90,
                    f"{group.name} to make progress")
         time.sleep(rng.uniform(0.0, 1.0))  # a random kill point, not a synchronisation
-        if group.progress() >= total:
-            pytest.fail("the input was processed before the kill: make the stream longer")
+        if producer.poll() is not None:
+            pytest.fail("the input was all produced before the kill: lower RATE")
         victim = rng.choice(slots)
         group.kill(victim)
         group.start(victim)
@@ -166,13 +210,7 @@ def _kill_at_random_points(group: Group, rng: random.Random, slots: list[str],
 @pytest.fixture(scope="module")
 def baseline(bootstrap: str, stream: dict[str, object],
              tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    group = Group(bootstrap, stream, "state-base", "at-least-once",
-                  tmp_path_factory.mktemp("base"))
-    group.start("only")
-    ids = group.finish()
-    assert len(ids) == len(set(ids)), "an uninterrupted run repeats nothing"
-    assert len(ids) >= 4, f"the stream must give alerts for the comparison to mean much: {ids}"
-    return set(ids)
+    return _uninterrupted(bootstrap, stream, tmp_path_factory.mktemp("base"))
 
 
 def test_replay_gives_the_uninterrupted_run_s_alerts(
@@ -185,34 +223,36 @@ def test_replay_gives_the_uninterrupted_run_s_alerts(
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_sigkill_at_random_points_loses_and_repeats_nothing(
-        bootstrap: str, stream: dict[str, object], baseline: set[str], guarantee: str,
-        tmp_path: Path) -> None:
-    group = Group(bootstrap, stream, f"state-kill-{guarantee[:5]}", guarantee, tmp_path)
+        bootstrap: str, stream: dict[str, object], guarantee: str, tmp_path: Path) -> None:
+    live, producer = _produce_while_consumed(bootstrap, stream, f"kill-{guarantee[:5]}")
+    group = Group(bootstrap, live, f"state-kill-{guarantee[:5]}", guarantee, tmp_path)
     for slot in ("a", "b"):
         group.start(slot)
-    _kill_at_random_points(group, random.Random(guarantee), ["a", "b"], kills=KILLS)
+    _kill_at_random_points(group, random.Random(guarantee), ["a", "b"], KILLS, producer)
+    group.produced(producer)
     ids = group.finish()
-    assert set(ids) == baseline
+    assert set(ids) == _uninterrupted(bootstrap, live, tmp_path)
     if guarantee == "exactly-once":
         assert len(ids) == len(set(ids)), "read_committed sees every alert exactly once"
 
 
 def test_a_member_joining_and_leaving_mid_stream_changes_nothing(
-        bootstrap: str, stream: dict[str, object], baseline: set[str], tmp_path: Path) -> None:
-    group = Group(bootstrap, stream, "state-rebalance", "exactly-once", tmp_path)
+        bootstrap: str, stream: dict[str, object], tmp_path: Path) -> None:
+    live, producer = _produce_while_consumed(bootstrap, stream, "rebalance")
+    group = Group(bootstrap, live, "state-rebalance", "exactly-once", tmp_path)
     for slot in ("a", "b"):
         group.start(slot)
     wait_until(lambda: group.progress() > 0, 90, "the group to make progress")
     third = group.start("c", static=False)
     wait_until(lambda: "assigned it-" in third.log(), 60, "the third member to get partitions")
-    group.alive()
     before = group.progress()
     wait_until(lambda: group.progress() > before, 90, "progress with three members")
-    if group.done():
-        pytest.fail("the input was processed before the third member left")
+    if producer.poll() is not None:
+        pytest.fail("the input was all produced before the third member left: lower RATE")
     group.stop("c")
+    group.produced(producer)
     ids = group.finish()
-    assert set(ids) == baseline
+    assert set(ids) == _uninterrupted(bootstrap, live, tmp_path)
     assert len(ids) == len(set(ids))
 
 

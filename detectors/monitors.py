@@ -159,7 +159,7 @@ def tightened_threshold(settings: PageHinkleySettings, split: float) -> float:
 
     >>> s = PageHinkleySettings()
     >>> tightened_threshold(s, 1.0), round(tightened_threshold(s, 10.0), 3)
-    (0.4, 0.464)
+    (0.2, 0.238)
     """
     if split <= 1.0:
         return settings.threshold

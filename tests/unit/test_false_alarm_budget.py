@@ -15,7 +15,7 @@ from detectors.monitors import Adwin, BudgetSplit, tightened_threshold
 from stream.config import ConfigError, load_config
 
 # Page-Hinkley far too eager, so that false alarms are frequent enough to count quickly.
-LOOSE = NumericSettings(page_hinkley=PageHinkleySettings(threshold=0.12))
+LOOSE = NumericSettings(page_hinkley=PageHinkleySettings(delta=0.03, threshold=0.12))
 
 
 def _config(series: int | None, **kw: Any) -> DetectorConfig:

@@ -24,8 +24,11 @@ class BrokerUnavailable(Exception):
 
 def client_settings(conf: KafkaConfig) -> dict[str, Any]:
     # librdkafka's own log lines go through logging too, not straight to stderr.
+    # Metadata refreshed every 10 s (default 5 min): after a broker restart a client
+    # whose metadata still names a stale leader recovers within seconds.
     return {"bootstrap.servers": conf.bootstrap_servers, "error_cb": _log_error,
-            "logger": logging.getLogger("streamdrift.librdkafka")}
+            "logger": logging.getLogger("streamdrift.librdkafka"),
+            "topic.metadata.refresh.interval.ms": 10_000}
 
 
 def _log_error(err: KafkaError) -> None:

@@ -232,8 +232,8 @@ class RunLoop:
         return self.stats
 
     def _checkpoint_due(self) -> bool:
-        # Large states take long to snapshot: space checkpoints so that they cost at most
-        # CHECKPOINT_SHARE of the time (a crash then re-reads more, nothing else changes).
+        # Large states take long to snapshot: space checkpoints so that snapshots cost at
+        # most CHECKPOINT_SHARE of the time (a crash then re-reads more, nothing else changes).
         wait = max(self.checkpoint_seconds, self._checkpoint_cost / CHECKPOINT_SHARE)
         return time.monotonic() - self._last_checkpoint >= wait
 
@@ -260,11 +260,15 @@ class RunLoop:
             self.alerts.flush(within)
             self.dead_letters.flush(within)
         if self.state is not None:
+            snapshot = time.perf_counter()
             for number in sorted(self._dirty):
                 bank = self.banks.get(number)
                 if bank is not None:
                     size = self.state.write(number, bank, self._positions(number))
                     self.metrics.state_bytes.labels(str(number)).set(size)
+            # Only the snapshots' own time spaces checkpoints: waiting for a broker that
+            # is away must not push the next commit minutes later.
+            self._checkpoint_cost = time.perf_counter() - snapshot
             if txn is None and self._dirty:
                 self.alerts.flush(within)  # the shared producer: the changelog records too
         offsets = dict(self._pending)
@@ -282,8 +286,7 @@ class RunLoop:
         elif txn is not None:  # a revoke: every partition's in-memory state ran ahead
             for number in list(self.banks):
                 self._drop(number)
-        self._checkpoint_cost = time.perf_counter() - started
-        self.metrics.checkpoint_duration.observe(self._checkpoint_cost)
+        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
 
     def _rewind(self) -> None:
         """After an aborted transaction: back to the committed offsets and their state."""

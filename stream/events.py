@@ -32,6 +32,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from detectors.bank import EventBatch
+from detectors.concept_drift import LabelBatch
 from stream.records import RecordBatch
 
 REASONS = (
@@ -373,19 +374,8 @@ _LABELS = TypeAdapter(list[Label])
 
 
 @dataclass(slots=True)
-class LabelColumns:
-    """Valid labels of one partition, as columns; ``positions`` are RecordBatch rows."""
-
-    model_ids: list[str] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)
-    labels: list[Any] = field(default_factory=list)
-    times: list[float | None] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class DecodedLabels:
-    labels: dict[tuple[str, int], LabelColumns] = field(default_factory=dict)
+    labels: dict[tuple[str, int], LabelBatch] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
 
 
@@ -427,11 +417,7 @@ def decode_labels(records: RecordBatch, max_record_bytes: int) -> DecodedLabels:
         key = (records.topics[row], records.partitions[row])
         columns = out.labels.get(key)
         if columns is None:
-            columns = out.labels[key] = LabelColumns()
-        columns.model_ids.append(obj["model_id"])
-        columns.event_ids.append(obj["event_id"])
-        columns.labels.append(obj["label"])
-        columns.times.append(when)
-        columns.positions.append(row)
+            columns = out.labels[key] = LabelBatch()
+        columns.append(obj["model_id"], obj["event_id"], obj["label"], when, row)
     out.rejected.sort(key=lambda r: r.row)
     return out

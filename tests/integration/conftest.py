@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -159,3 +160,16 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         if r.process.poll() is None:
             r.process.kill()
             r.process.wait(10)
+
+
+def metric(run: Running, name: str, **labels: str) -> float:
+    """Sum of a metric's samples on a running process's /metrics (-1 if it does not answer)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{run.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+    except OSError:
+        return -1.0
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Running, read_topic, streamdrift, wait_until
+from tests.integration.conftest import Running, metric, read_topic, streamdrift, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +26,6 @@ EVENTS = 30_000
 CHANGE = 15_000
 MODELS = ("credit", "fraud", "ads")  # partitions 0, 1, 2 (crc32 of the key)
 CONFIG = "detectors:\n  concept:\n    max_wait_seconds: 60\n"
-
-
-def _metric(run: Running, name: str, **labels: str) -> float:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{run.metrics_port}/metrics",
-                                      timeout=5).read().decode()
-    except OSError:
-        return -1.0
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def test_a_changed_relation_to_the_label_raises_concept_drift_only(
@@ -81,11 +69,11 @@ def test_a_changed_relation_to_the_label_raises_concept_drift_only(
                         "--events", "3000", "--seed", "5", "--models", ",".join(MODELS),
                         "--start", str(time.time() + 1000), "--missing-rate", "0.01")
     assert later.returncode == 0, later.stderr
-    wait_until(lambda: _metric(run, "streamdrift_labels_total", outcome="orphan") >= 6, 60,
+    wait_until(lambda: metric(run, "streamdrift_labels_total", outcome="orphan") >= 6, 60,
                "the labels of no prediction to be counted as orphans")
-    assert _metric(run, "streamdrift_labels_total", outcome="duplicate") >= 5
-    assert _metric(run, "streamdrift_labels_total", outcome="joined") > EVENTS * 0.8
-    assert 0.2 < _metric(run, "streamdrift_model_error_rate", model_id="credit") < 0.4
+    assert metric(run, "streamdrift_labels_total", outcome="duplicate") >= 5
+    assert metric(run, "streamdrift_labels_total", outcome="joined") > EVENTS * 0.8
+    assert 0.2 < metric(run, "streamdrift_model_error_rate", model_id="credit") < 0.4
     run.process.send_signal(signal.SIGTERM)
     assert run.process.wait(60) == 0, run.log()[-3000:]
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import signal
-import urllib.request
 from collections.abc import Callable
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import (
     Running,
     committed_offsets,
     end_offsets,
+    metric,
     streamdrift,
     wait_until,
 )
@@ -23,13 +22,7 @@ EVENTS = 9_000
 
 
 def _events_total(run: Running) -> float:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{run.metrics_port}/metrics",
-                                      timeout=5).read().decode()
-    except OSError:
-        return -1.0
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "streamdrift_events_total")
+    return metric(run, "streamdrift_events_total")
 
 
 def test_two_members_split_the_partitions_and_commit_everything(

@@ -502,6 +502,7 @@ class DetectorBank:
             if entry[0] == found[0]:
                 entry[1].append(found[1])
                 entry[2].append(row)
+        self.join.advance()  # labels kept just now may already be past the horizon
         signals = self._feed(fed, batch.positions)
         positions = {p: r for r, p in enumerate(batch.positions)}
         signals = [DriftSignal(s.position, s.model_id,

@@ -7,7 +7,6 @@ list of events (see ``detect``).
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,9 @@ from detectors.concept_drift import (
     OutcomeMonitor,
     outcome,
     top_class,
+)
+from detectors.concept_drift import (
+    is_number as _is_number,
 )
 from detectors.config import DetectorConfig
 from detectors.monitors import (
@@ -90,10 +92,6 @@ class DriftSignal:
     kind: str
     detector: str
     stats: dict[str, Any]
-
-
-def _is_number(v: object) -> bool:
-    return (type(v) is float or type(v) is int) and math.isfinite(v)  # bool is not a number here
 
 
 def _is_missing(v: object) -> bool:
@@ -328,7 +326,7 @@ class ModelMonitors:
             classes: list[FeatureValue] = preds
             confidence: list[FeatureValue] = [None] * len(preds)
         else:  # class probabilities somewhere: their argmax class and its probability
-            tops = [_argmax(p) if isinstance(p, Mapping) else None for p in preds]
+            tops = [top_class(p) if isinstance(p, Mapping) else None for p in preds]
             classes = [(top[0] if top else None) if isinstance(p, Mapping) else p
                        for p, top in zip(preds, tops, strict=True)]
             confidence = [top[1] if top else None for top in tops]
@@ -349,14 +347,6 @@ class ModelMonitors:
 
 
 _SCALARS = frozenset((float, int, str, bool, type(None)))
-
-
-def _argmax(probabilities: Mapping[str, Any]) -> tuple[str, float] | None:
-    best: tuple[str, float] | None = None
-    for cls, p in probabilities.items():
-        if _is_number(p) and (best is None or p > best[1]):
-            best = (cls, float(p))
-    return best
 
 
 class DetectorBank:

@@ -65,7 +65,8 @@ def _binary_detector(s: ConceptSettings) -> Any:
     return HDDMA(drift_confidence=s.drift_confidence)  # type: ignore[no-untyped-call]
 
 
-def _is_number(v: object) -> bool:
+def is_number(v: object) -> bool:
+    """A finite int or float; a bool is not a number here."""
     return (type(v) is float or type(v) is int) and math.isfinite(v)
 
 
@@ -82,7 +83,7 @@ def _category(v: object) -> str:
 def top_class(prediction: Mapping[str, Any]) -> tuple[str, float] | None:
     best: tuple[str, float] | None = None
     for cls, p in prediction.items():
-        if _is_number(p) and (best is None or p > best[1]):
+        if is_number(p) and (best is None or p > best[1]):
             best = (cls, float(p))
     return best
 
@@ -102,11 +103,11 @@ def outcome(prediction: Any, label: Any, settings: ConceptSettings
     if isinstance(prediction, Mapping):
         top = top_class(prediction)
         return None if top is None else ("binary", float(top[0] != _category(label)))
-    if _is_number(prediction) and not isinstance(prediction, bool):
+    if is_number(prediction) and not isinstance(prediction, bool):
         if isinstance(label, bool) or label in (0, 1):
             predicted = prediction >= settings.score_threshold
             return "binary", float(predicted != bool(label))
-        if _is_number(label) and not isinstance(label, bool):
+        if is_number(label) and not isinstance(label, bool):
             diff = float(prediction) - float(label)
             squared = settings.regression_error == "squared"
             return "regression", diff * diff if squared else abs(diff)

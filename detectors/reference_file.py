@@ -33,11 +33,10 @@ from detectors.bank import (
     CONFIDENCE,
     PREDICTION,
     FeatureValue,
-    _argmax,
     _category,
     _is_missing,
-    _is_number,
 )
+from detectors.concept_drift import is_number, top_class
 from detectors.reference import CategoricalSeed, NumericSeed, Seed
 
 #: Fewer present values than this in the file: the series warms up on live data instead.
@@ -102,11 +101,11 @@ class _Series:
         if _is_missing(value):
             return
         if self.numeric is None:
-            self.numeric = _is_number(value)
+            self.numeric = is_number(value)
         if self.numeric:
-            if _is_number(value):
+            if is_number(value):
                 self.numbers.append(float(value))  # type: ignore[arg-type]
-        elif not _is_number(value):
+        elif not is_number(value):
             name = _category(value)
             self.categories[name] = self.categories.get(name, 0) + 1
 
@@ -140,7 +139,7 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
         for name, value in features.items():
             add((model_id, "data_drift", name), value)
         if isinstance(prediction, Mapping):
-            top = _argmax(prediction)
+            top = top_class(prediction)
             add((model_id, "prediction_drift", PREDICTION), top[0] if top else None)
             add((model_id, "prediction_drift", CONFIDENCE), top[1] if top else None)
         elif prediction is not None:
@@ -169,15 +168,15 @@ def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any]:
     if not isinstance(features, dict):
         raise ReferenceFileError(f"features: expected an object, got {_type(features)}")
     for name, value in features.items():
-        if not (_is_number(value) or value is None or isinstance(value, str | bool)):
+        if not (is_number(value) or value is None or isinstance(value, str | bool)):
             raise ReferenceFileError(f"features.{name}: expected number, string, boolean or "
                                      f"null, got {_type(value)}")
     prediction = event.get("prediction")
     if isinstance(prediction, dict):
         for cls, p in prediction.items():
-            if not _is_number(p):
+            if not is_number(p):
                 raise ReferenceFileError(f"prediction.{cls}: expected a number, got {_type(p)}")
-    elif not (prediction is None or _is_number(prediction) or isinstance(prediction, str | bool)):
+    elif not (prediction is None or is_number(prediction) or isinstance(prediction, str | bool)):
         raise ReferenceFileError(f"prediction: expected number, string, object of class "
                                  f"probabilities or null, got {_type(prediction)}")
     return event["model_id"], features, prediction

@@ -205,7 +205,7 @@ class RunLoop:
                 records = self.source.poll()
                 self.last_poll = time.monotonic()
                 if records is None:
-                    self._release_all()
+                    self.tick(everything=True)
                     break
                 if not len(records):
                     self.tick()
@@ -361,26 +361,17 @@ class RunLoop:
                 self._dirty.add(number)
         self.metrics.labels_held.set(sum(map(len, self._held.values())))
 
-    def tick(self) -> None:
-        """Between batches (an empty poll): labels that waited long enough go."""
+    def tick(self, everything: bool = False) -> None:
+        """Between batches (an empty poll): labels that waited long enough go; with
+        ``everything`` (a bounded input ended), every held label goes, in order."""
         if not any(self._held.values()):
             return
         if self.transactions is not None:
             self.transactions.begin()
-        if self._release_labels():
+        if self._release_labels(everything):
             self._refresh_drifting()
         self._label_positions()
         self._concept_metrics(set(self.banks))
-
-    def _release_all(self) -> None:
-        """A bounded input ended: every held label goes, in order."""
-        if any(self._held.values()):
-            if self.transactions is not None:
-                self.transactions.begin()
-            self._release_labels(everything=True)
-            self._label_positions()
-            self._refresh_drifting()
-            self._concept_metrics(set(self.banks))
 
     def _bank(self, number: int) -> DetectorBank:
         bank = self.banks.get(number)

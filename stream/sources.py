@@ -154,9 +154,10 @@ class KafkaSource:
             self.listener.assigned([(tp.topic, tp.partition) for tp in partitions], resume_at)
         # Fetch from the offsets the state was restored for (none committed: the reset
         # policy decides, and the listener started those partitions afresh).
+        starts = [resume_at.get((tp.topic, tp.partition)) for tp in partitions]
         consumer.assign([TopicPartition(tp.topic, tp.partition,
-                                        resume_at.get((tp.topic, tp.partition)) or OFFSET_STORED)
-                         for tp in partitions])
+                                        OFFSET_STORED if start is None else start)
+                         for tp, start in zip(partitions, starts, strict=True)])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", _names(partitions))

@@ -45,6 +45,7 @@ from stream.sinks import (
     KafkaAlertSink,
     KafkaDeadLetterSink,
     SinkError,
+    produce,
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
 from stream.state import Changelog, Transactions
@@ -328,14 +329,9 @@ def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
             wait = began + sent / args.rate - time.monotonic()
             if wait > 0:
                 stop.wait(wait)  # pacing, not synchronisation
-        while True:
-            try:
-                # The record timestamp is the event time, so replay --from/--to selects by it.
-                producer.produce(topic, value, key.encode(), timestamp=int(when * 1000),
-                                 on_delivery=tracker)
-                break
-            except BufferError:
-                producer.poll(0.1)  # the local queue is full: let deliveries drain
+        # The record timestamp is the event time, so replay --from/--to selects by it.
+        produce(producer, topic, value, key.encode(), timestamp=int(when * 1000),
+                on_delivery=tracker)
         sent += 1
         producer.poll(0)
     tracker.flush(producer, 60.0)

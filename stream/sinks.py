@@ -54,6 +54,17 @@ class DeliveryTracker:
             raise SinkError(f"{len(failures)} deliveries failed, first: {failures[0]}")
 
 
+def produce(producer: Producer, topic: str, value: bytes | None, key: bytes | None,
+            **kwargs: Any) -> None:
+    """``producer.produce``, waiting for room while librdkafka's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.1)  # let deliveries drain
+
+
 class _KafkaSink:
     """A topic written through a shared producer; durable once ``flush`` returns."""
 

@@ -45,6 +45,7 @@ from detectors.bank import DetectorBank
 from stream import __version__
 from stream.config import KafkaConfig
 from stream.kafka import client_settings
+from stream.sinks import produce
 
 log = logging.getLogger("streamdrift.state")
 
@@ -151,19 +152,11 @@ class Changelog:
         size = 0
         for key, value in encode_chunks(partition, slot, slots.generation, bank, offsets,
                                         self.config_hash):
-            self._produce(key, value, partition)
+            produce(self.producer, self.topic, value, key, partition=partition,
+                    on_delivery=self.on_delivery)
             size += len(value)
         self.bytes_written += size
         return size
-
-    def _produce(self, key: bytes, value: bytes, partition: int) -> None:
-        while True:
-            try:
-                self.producer.produce(self.topic, value, key, partition=partition,
-                                      on_delivery=self.on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain
-                self.producer.poll(0.1)
 
     def committed(self) -> None:
         """The offsets of every pending write are committed: their slots now hold them."""

@@ -241,8 +241,13 @@ EOF
 format_storage() {
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
   local cluster_id
-  # A Kafka cluster id is 16 random bytes, URL-safe base64 without padding.
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+  # A Kafka cluster id is 16 random bytes, URL-safe base64 without padding. One that
+  # begins with '-' is read by the storage tool as a flag: draw again (as Kafka's
+  # Uuid.randomUuid does).
+  cluster_id=-
+  while [[ $cluster_id == -* ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+  done
   log "formatting $DATA_DIR (cluster id $cluster_id)"
   if ! "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j2.configurationFile="$LOG4J_TOOLS" -cp "$LIBS/*" \
        kafka.tools.StorageTool format --config "$SERVER_PROPS" --cluster-id "$cluster_id" \

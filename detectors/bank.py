@@ -35,9 +35,11 @@ from detectors.monitors import (
     Detection,
     MissingMonitor,
     NumericMonitor,
+    Policy,
     Split,
 )
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
+from detectors.seasonal import SeasonalReference
 
 if TYPE_CHECKING:
     from detectors.reference_file import ReferenceFile
@@ -98,9 +100,22 @@ def _is_missing(v: object) -> bool:
     return v is None or (type(v) is float and v != v)  # NaN: how pandas marks a missing number
 
 
+#: Present values that decide a live series' kind (numeric or categorical) by majority.
+TYPE_VOTES = 20
+
+
 class SeriesMonitor:
-    """One (model, feature) series: its value monitor (numeric or categorical,
-    decided by the first non-missing value) and its missing-rate monitor."""
+    """One (model, feature) series: its value monitor (numeric or categorical) and its
+    missing-rate monitor.
+
+    The kind is decided once, by the majority of the first ``TYPE_VOTES`` present
+    values (a reference file's seed decides it at once), so one stray string in a
+    numeric feature does not turn it categorical. Until then a provisional monitor of
+    the first value's kind runs and the missing-rate monitor counts only nulls; if the
+    vote goes the other way, a fresh monitor of the right kind starts after the
+    deciding value. After that, a value of the other kind counts as missing and is
+    counted in ``mistyped``.
+    """
 
     def __init__(self, name: str, kind: str, config: DetectorConfig,
                  seed: Seed | None = None) -> None:
@@ -108,10 +123,15 @@ class SeriesMonitor:
         self.kind = kind
         self.config = config
         self.settings = config.for_feature(name)
+        self.policy = Policy(config.anchored, config.calibration, config.min_effect,
+                             config.seasonality)
         # With a seed from the reference file: its type and reference, no warm-up.
         self.values: NumericMonitor | CategoricalMonitor | None = (
-            None if seed is None else self._create(None, seed))
+            None if seed is None else self._create(isinstance(seed, NumericSeed), seed))
         self.missing = MissingMonitor(self.settings.missing or config.missing)
+        self._votes = [0, 0]  # numbers, other present values, while the kind is undecided
+        self._decided = seed is not None
+        self.mistyped = 0  # present values of the other kind, once decided
         self._alerted = False
         self._seen = 0  # rows fed so far (the cooldown counts them)
         self._quiet_until = 0  # the cooldown: no alert before this row
@@ -128,34 +148,86 @@ class SeriesMonitor:
         return self._seen < self._quiet_until or (
             self.values is not None and self.values.warming_up and self._alerted)
 
-    def _create(self, first: FeatureValue, seed: Seed | None = None
+    def _create(self, numeric: bool, seed: Seed | None = None
                 ) -> NumericMonitor | CategoricalMonitor:
         cfg = self.config
-        if (seed is None and _is_number(first)) or isinstance(seed, NumericSeed):
-            ref = None if seed is None else NumericReference.summarizing(seed.values, cfg.warmup)
+        if numeric:
+            ref: NumericReference | SeasonalReference | None = None
+            if isinstance(seed, NumericSeed):
+                ref = NumericReference.summarizing(seed.values, cfg.warmup)
+                season, times = cfg.seasonality, seed.times
+                if season is not None and times is not None and not np.isnan(times).any():
+                    ref = SeasonalReference.fit(seed.values, times, season, cfg.warmup)
             return NumericMonitor(self.settings.numeric or cfg.numeric, cfg.warmup,
-                                  cfg.warmup_after_alert, cfg.recent_window, ref)
+                                  cfg.warmup_after_alert, cfg.recent_window, ref, self.policy)
         settings = self.settings.categorical or cfg.categorical
-        categories = None if seed is None else CategoricalReference(
-            seed.counts, seed.total, settings.max_categories)
+        categories = None if seed is None or isinstance(seed, NumericSeed) else (
+            CategoricalReference(seed.counts, seed.total, settings.max_categories))
         return CategoricalMonitor(settings, cfg.warmup, cfg.warmup_after_alert,
-                                  cfg.recent_window, categories)
+                                  cfg.recent_window, categories, self.policy)
+
+    def _vote(self, column: Sequence[FeatureValue]) -> int:
+        """Count votes in ``column``; the index after the deciding value (the column's
+        length while undecided). Creates the provisional monitor, and the decided one."""
+        votes = self._votes
+        for i, v in enumerate(column):
+            if _is_missing(v):
+                continue
+            numeric = _is_number(v)
+            if self.values is None:
+                self.values = self._create(numeric)
+            votes[0 if numeric else 1] += 1
+            if votes[0] + votes[1] >= TYPE_VOTES:
+                self._decided = True
+                wanted = votes[0] >= votes[1]
+                if wanted != isinstance(self.values, NumericMonitor):
+                    self._switch_to = wanted
+                return i + 1
+        return len(column)
+
+    _switch_to: bool | None = None
 
     def update(self, column: Sequence[FeatureValue], rows: Sequence[int],
-               split: Split | None = None) -> list[Detection]:
-        if self.values is None:
-            first = next((v for v in column if not _is_missing(v)), None)
-            if first is not None:
-                self.values = self._create(first)
+               split: Split | None = None,
+               times: Sequence[float | None] | None = None) -> list[Detection]:
+        found: list[Detection] = []
+        if not self._decided:
+            cut = self._vote(column)
+            found = self._feed(column[:cut], rows[:cut], split,
+                               None if times is None else times[:cut], typed=self._decided)
+            if self._switch_to is not None:
+                self.values = self._create(self._switch_to)
+                self._switch_to = None
+            column, rows = column[cut:], rows[cut:]
+            times = None if times is None else times[cut:]
+            if not len(column):
+                return found
+        found.extend(self._feed(column, rows, split, times, typed=True))
+        found.sort(key=attrgetter("position"))  # stable: missing first on a tie
+        return found
+
+    def _feed(self, column: Sequence[FeatureValue], rows: Sequence[int], split: Split | None,
+              times: Sequence[float | None] | None, typed: bool) -> list[Detection]:
         values = self.values
         if isinstance(values, NumericMonitor):
-            present, missing = _numeric_column(column)
+            present, invalid = _numeric_column(column)  # invalid: null or the other kind
         else:
-            present, missing = _categorical_column(column)
-        found = self.missing.update(missing, rows, split)
+            present, invalid = _categorical_column(column)
+        missing = invalid
+        if invalid.any():
+            nulls = np.fromiter(map(_is_missing, column), dtype=bool, count=len(column))
+            if typed:
+                self.mistyped += int((invalid & ~nulls).sum())
+            else:
+                missing = nulls  # the kind is undecided: only nulls are missing yet
+        found = self.missing.update(missing, rows, split) if len(rows) else []
         if values is not None and len(present):
-            present_rows = np.asarray(rows)[~missing].tolist() if missing.any() else rows
-            hits = values.update(present, present_rows, split)
+            keep = ~invalid
+            present_rows = np.asarray(rows)[keep].tolist() if invalid.any() else rows
+            present_times = None
+            if times is not None and self.config.seasonality is not None:
+                present_times = [t for t, k in zip(times, keep.tolist(), strict=True) if k]
+            hits = values.update(present, present_rows, split, present_times)
             if hits:
                 self._alerted = True
             elif not values.warming_up:
@@ -278,11 +350,15 @@ class ModelMonitors:
         predictions = (self._prediction_columns(rows, batch) if self.config.monitor_predictions
                        else [])
         split = self._split(known, series, predictions, rows)
+        times = ([batch.times[r] for r in rows] if self.config.seasonality is not None
+                 and len(batch.times) == len(batch) else None)
         for (name, start), column in zip(series, _transpose(features, series), strict=True):
-            for d in self.series[name].update(column, rows[start:], split):
+            for d in self.series[name].update(column, rows[start:], split,
+                                              None if times is None else times[start:]):
                 out.append((name, "data_drift", d))
         for name, monitor, begin, column in predictions:
-            for d in monitor.update(column, rows[begin:], split):
+            for d in monitor.update(column, rows[begin:], split,
+                                    None if times is None else times[begin:]):
                 out.append((name, "prediction_drift", d))
         return out
 

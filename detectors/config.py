@@ -78,6 +78,57 @@ class MissingSettings(_Strict):
     adwin: AdwinSettings = AdwinSettings(clock=4)
 
 
+class AnchoredSettings(_Strict):
+    """Tests of each series against its reference's in-control law (``anchored.py``).
+
+    ``block`` values make one block mean (location, spread); ``window`` values one
+    chi-square of bin counts. ``false_alarms_per_million`` is the rate per series (its
+    three statistics share it) under the stated assumptions; ``bias_z`` bounds the
+    reference's own sampling error in standard errors.
+    """
+
+    enabled: bool = True
+    block: int = Field(default=50, ge=5, le=10_000)
+    window: int = Field(default=250, ge=20, le=100_000)
+    false_alarms_per_million: float = Field(default=0.1, gt=0.0, le=1e4)
+    bias_z: float = Field(default=3.0, ge=0.0, le=10.0)
+
+
+class CalibrationSettings(_Strict):
+    """The long-run variance factor ``L`` of each series (``stats/lrv.py``).
+
+    Estimated once per series, from the ranks of the first ``events`` values after its
+    first reference (overlapping batch means of ``batch`` values). An estimate under
+    ``independent_below`` is read as independence (``L = 1``: the estimate's own noise
+    on independent values); above it, ``L`` is the estimate times ``safety`` (the
+    estimate's sampling error and its bias for dependence longer than ``batch``).
+    Until then the anchored tests run with ``provisional`` (they catch gross
+    departures at once) and the change detectors wait. ``enabled: false``: ``L = 1``
+    everywhere, independent values assumed.
+    """
+
+    enabled: bool = True
+    events: int = Field(default=2000, ge=200, le=1_000_000)
+    batch: int = Field(default=100, ge=2, le=100_000)
+    independent_below: float = Field(default=1.5, ge=1.0)
+    safety: float = Field(default=1.25, ge=1.0, le=10.0)
+    provisional: float = Field(default=25.0, ge=1.0)
+
+
+class SeasonalitySettings(_Strict):
+    """A reference per bucket of event time within a period (off unless set).
+
+    ``period`` seconds (86400: daily, 604800: weekly) cut into ``buckets`` equal
+    buckets; each value of a numeric series is ranked in its own bucket's reference
+    (from the reference file's timestamps, or from the live values of the first full
+    period). Events without a time are counted as missing for these series.
+    """
+
+    period: float = Field(gt=0.0, le=366 * 86400.0)
+    buckets: int = Field(ge=1, le=10_000)
+    min_values: int = Field(default=50, ge=5)  # per bucket, for its reference
+
+
 class FalseAlarmBudget(_Strict):
     """One false-alarm budget per model, split over its series (Bonferroni).
 
@@ -157,6 +208,13 @@ class DetectorConfig(_Strict):
     # instead of its first ``warmup`` values; the others warm up as usual.
     reference_file: str | None = Field(default=None, min_length=1)
     concept: ConceptSettings = ConceptSettings()
+    # The smallest effect worth an alert, in reference standard deviations of a location
+    # shift (each statistic's floor is what such a shift gives a normal feature): a
+    # 0.03 sd shift over a million events is not worth a page, a 0.25 sd shift is.
+    min_effect: float = Field(default=0.1, ge=0.0, le=10.0)
+    anchored: AnchoredSettings = AnchoredSettings()
+    calibration: CalibrationSettings = CalibrationSettings()
+    seasonality: SeasonalitySettings | None = None
 
     @field_validator("reference_file")
     @classmethod

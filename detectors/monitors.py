@@ -12,27 +12,45 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from river import drift
 
+from detectors.anchored import (
+    MIN_EXPECTED,
+    RANK_BINS,
+    AnchoredAlarm,
+    BinCusum,
+    RankCusums,
+    RankLaw,
+    effect_floor,
+    merge_small,
+)
 from detectors.config import (
     AdwinSettings,
+    AnchoredSettings,
+    CalibrationSettings,
     CategoricalSettings,
     MissingSettings,
     NumericSettings,
     PageHinkleySettings,
+    SeasonalitySettings,
 )
 from detectors.reference import (
     CategoricalReference,
     CategoryCounter,
     NumericReference,
+    SeenCategories,
     change_point,
 )
+from detectors.seasonal import SeasonalReference, SeasonalSample
+from detectors.stats.lrv import variance_inflation
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 #: Batch row -> how many times to divide the configured false-alarm rate of a series
 #: whose detectors start at that row (see ``BudgetSplit``); None: not at all.
 Split = Callable[[int], float]
@@ -63,12 +81,34 @@ class Adwin:
 
     __slots__ = ("_core", "update")
 
-    def __init__(self, settings: AdwinSettings, split: float = 1.0) -> None:
+    def __init__(self, settings: AdwinSettings, split: float = 1.0,
+                 inflation: float = 1.0) -> None:
         # ADWIN's delta bounds its false-alarm probability (a union bound over its cuts):
         # dividing it by ``split`` divides that bound by ``split`` (Bonferroni).
-        detector: Any = drift.ADWIN(delta=settings.delta / split, clock=settings.clock)  # type: ignore[no-untyped-call]
+        detector: Any = drift.ADWIN(delta=inflated_delta(settings.delta / split, inflation),  # type: ignore[no-untyped-call]
+                                    clock=settings.clock)
         self._core: Any = detector._helper
         self.update: Callable[[float], bool] = self._core.update
+
+    def scan(self, values: list[float], floor: float = 0.0) -> int | None:
+        """Index of the first value at which ADWIN cut its window with a change of the
+        mean of at least ``floor`` between the part it dropped and the part it kept;
+        cuts of smaller changes are passed over (ADWIN has moved on to the kept part).
+        """
+        core, start = self._core, 0
+        while True:
+            width, total = core.get_width(), core.get_total()
+            k = first_true(map(self.update, values[start:]))
+            if k is None:
+                return None
+            kept_width, kept_total = core.get_width(), core.get_total()
+            dropped = width + k + 1 - kept_width
+            if floor <= 0.0 or dropped <= 0 or not kept_width:
+                return start + k
+            dropped_total = total + math.fsum(values[start : start + k + 1]) - kept_total
+            if abs(kept_total / kept_width - dropped_total / dropped) >= floor:
+                return start + k
+            start += k + 1
 
     @property
     def width(self) -> int:
@@ -145,11 +185,31 @@ class BudgetSplit:
         return max(1.0, series / self._free)
 
 
-def _adwin(settings: AdwinSettings, split: float = 1.0) -> Adwin | None:
-    return Adwin(settings, split) if settings.enabled else None
+def _adwin(settings: AdwinSettings, split: float = 1.0, inflation: float = 1.0
+           ) -> Adwin | None:
+    return Adwin(settings, split, inflation) if settings.enabled else None
 
 
-def tightened_threshold(settings: PageHinkleySettings, split: float) -> float:
+def inflated_delta(delta: float, inflation: float) -> float:
+    """ADWIN's confidence for a stream whose means vary ``inflation`` times more than
+    independent values' (``stats/lrv.py``).
+
+    ADWIN cuts when two sub-window means differ by more than a bound of the form
+    ``sqrt(2 sigma2 ln(2 / delta') / m) + 2 ln(2 / delta') / (3 m)`` (Bifet & Gavalda
+    2007, Thm. 3.1, Bernstein form): replacing ``sigma2`` by ``L sigma2`` is replacing
+    ``ln(2 / delta')`` by ``L ln(2 / delta')``, i.e. ``delta`` by ``2 (delta / 2)^L``
+    (the second term grows too, which only makes it safer).
+
+    >>> inflated_delta(1e-5, 1.0), f"{inflated_delta(1e-5, 3.0):.1e}"
+    (1e-05, '2.5e-16')
+    """
+    if inflation <= 1.0:
+        return delta
+    return max(2.0 * float((delta / 2.0) ** inflation), 1e-300)
+
+
+def tightened_threshold(settings: PageHinkleySettings, split: float,
+                        inflation: float = 1.0) -> float:
     """Page-Hinkley's threshold for about ``split`` times fewer false alarms.
 
     On means of ``block`` ranks (variance at most 1 / (12 block)), Page-Hinkley is a
@@ -161,21 +221,25 @@ def tightened_threshold(settings: PageHinkleySettings, split: float) -> float:
     >>> tightened_threshold(s, 1.0), round(tightened_threshold(s, 10.0), 3)
     (0.2, 0.238)
     """
+    # ``inflation`` (a dependent stream's long-run variance factor) multiplies the
+    # variance of the block means, so the threshold that keeps exp(2 delta h / variance).
+    base = settings.threshold * max(1.0, inflation)
     if split <= 1.0:
-        return settings.threshold
+        return base
     if settings.delta == 0.0:
-        return settings.threshold * math.sqrt(split)
-    variance = 1.0 / (12.0 * settings.block)
-    return settings.threshold + variance * math.log(split) / (2.0 * settings.delta)
+        return base * math.sqrt(split)
+    variance = max(1.0, inflation) / (12.0 * settings.block)
+    return base + variance * math.log(split) / (2.0 * settings.delta)
 
 
-def _page_hinkley(settings: PageHinkleySettings, split: float = 1.0) -> Any:
+def _page_hinkley(settings: PageHinkleySettings, split: float = 1.0,
+                  inflation: float = 1.0) -> Any:
     if not settings.enabled:
         return None
     return drift.PageHinkley(
         min_instances=settings.min_instances,
         delta=settings.delta,
-        threshold=tightened_threshold(settings, split),
+        threshold=tightened_threshold(settings, split, inflation),
         alpha=settings.alpha,
         mode="both",
     )
@@ -186,19 +250,210 @@ def _round(x: float) -> float:
     return round(x, 6)
 
 
-class NumericMonitor:
-    """Location and spread of a numeric series, in ranks of a warm-up reference.
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a feature's monitor runs besides its change detectors: the tests against
+    the reference's in-control law (``anchored.py``), their calibration for dependence,
+    the effect floor and seasonality. A monitor without a policy (the concept monitors'
+    regression errors) runs its change detectors only and assumes independent values.
+    """
 
-    The first ``warmup`` values build the reference; each later value becomes
-    its mid-rank ``u`` in [0, 1]. ADWIN watches ``u`` and Page-Hinkley the means
-    of blocks of ``u`` (location); a second ADWIN watches ``|2u - 1|`` (spread).
-    After a detection the monitor re-baselines: it collects a new reference
-    from the values that follow. A ``reference`` given at construction (e.g. from
-    a reference file) replaces the first warm-up.
+    anchored: AnchoredSettings = field(default_factory=AnchoredSettings)
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    min_effect: float = 0.1
+    seasonality: SeasonalitySettings | None = None
+
+
+#: A hit in a column: its index, the detector, and for an anchored test the length of
+#: the run of values that fired and its mean departure (None for a change detector).
+Hit = tuple[int, str, AnchoredAlarm | None]
+
+
+class _SeriesValues:
+    """The lifecycle every value monitor shares, one phase at a time.
+
+    warming up (collecting a reference) -> calibrating (the first time only: the long-run
+    variance factor ``inflation`` of the ranks is estimated while the anchored tests run
+    with a provisional one) -> watching (anchored tests and change detectors) -> after a
+    detection, warming up on the values that follow (a re-baseline; ``inflation`` stays).
+    Subclasses say how values become ranks and chi-square bins, and run their change
+    detectors.
+    """
+
+    def __init__(self, warmup: int, warmup_after_alert: int | None, recent_window: int,
+                 policy: Policy | None) -> None:
+        self.warmup = warmup
+        self.warmup_after_alert = warmup_after_alert or warmup
+        self.recent_window = recent_window
+        self.policy = policy
+        self._target = warmup
+        self._armed = False  # detectors built for the current reference
+        self._split = 1.0
+        calibrate = policy is not None and policy.calibration.enabled
+        #: The long-run variance factor of the ranks: None until calibrated.
+        self.inflation: float | None = None if calibrate else 1.0
+        self._calibration: list[tuple[FloatArray, IntArray]] = []
+        self._calibration_left = 0
+        self._rank_cusums: RankCusums | None = None
+        self._bin_cusum: BinCusum | None = None
+        self._bin_group: IntArray = np.zeros(0, dtype=np.int64)
+        self._floor = effect_floor(policy.min_effect) if policy else 0.0
+
+    reference: Any
+
+    @property
+    def warming_up(self) -> bool:
+        return self.reference is None
+
+    @property
+    def calibrating(self) -> bool:
+        return self.inflation is None and self.reference is not None
+
+    # --- subclasses ---------------------------------------------------------------------
+
+    def _law(self) -> tuple[FloatArray, FloatArray, int]:
+        raise NotImplementedError
+
+    def _raw_bins(self, values: Any, ranks: FloatArray) -> IntArray:
+        raise NotImplementedError
+
+    def _bin_shares(self, window: int) -> tuple[IntArray, FloatArray]:
+        raise NotImplementedError
+
+    def _start_change_detectors(self, split: float, inflation: float) -> None:
+        raise NotImplementedError
+
+    def _change_scan(self, ranks: FloatArray, values: Any) -> Hit | None:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------
+
+    def _arm(self, split: float) -> None:
+        self._split = split
+        self._armed = True
+        policy = self.policy
+        if policy is None:
+            self._start_change_detectors(split, 1.0)
+            return
+        if self.inflation is None:
+            self._calibration = []
+            self._calibration_left = policy.calibration.events
+            self._build_anchored(policy.calibration.provisional)
+            return
+        self._build_anchored(self.inflation)
+        self._start_change_detectors(split, self.inflation)
+
+    def _build_anchored(self, inflation: float) -> None:
+        policy = self.policy
+        assert policy is not None
+        if not policy.anchored.enabled:
+            self._rank_cusums = self._bin_cusum = None
+            return
+        support, probs, n = self._law()
+        law = RankLaw.of(support, probs, n)
+        self._rank_cusums = RankCusums(law, inflation, policy.anchored, policy.min_effect,
+                                       self._split, spread=self._has_spread)
+        self._bin_group, shares = self._bin_shares(policy.anchored.window)
+        self._bin_cusum = BinCusum(shares, n, inflation, policy.anchored, policy.min_effect,
+                                   self._split)
+
+    _has_spread = True
+
+    def _feed_anchored(self, ranks: FloatArray, bins: IntArray) -> AnchoredAlarm | None:
+        found = []
+        if self._rank_cusums is not None:
+            alarm = self._rank_cusums.feed(ranks)
+            if alarm is not None:
+                found.append(alarm)
+        if self._bin_cusum is not None:
+            alarm = self._bin_cusum.feed(bins)
+            if alarm is not None:
+                found.append(alarm)
+        return min(found, key=attrgetter("index")) if found else None
+
+    def _finish_calibration(self) -> None:
+        policy = self.policy
+        assert policy is not None
+        ranks = np.concatenate([r for r, _ in self._calibration])
+        settings = policy.calibration
+        estimate = variance_inflation(ranks, settings.batch)
+        if estimate is None or estimate < settings.independent_below:
+            self.inflation = 1.0
+        else:
+            self.inflation = estimate * settings.safety
+
+    def _scan(self, ranks: FloatArray, values: Any) -> Hit | None:
+        """The first detection among ``ranks`` (of ``values``): index, detector, alarm."""
+        bins = (self._bin_group[self._raw_bins(values, ranks)] if self._bin_cusum is not None
+                else np.zeros(0, dtype=np.int64))
+        offset = 0
+        if self.inflation is None:  # calibrating: anchored tests with a provisional factor
+            take = min(self._calibration_left, ranks.size)
+            alarm = self._feed_anchored(ranks[:take], bins[:take])
+            if alarm is not None:
+                return alarm.index, alarm.detector, alarm
+            self._calibration.append((ranks[:take], bins[:take]))
+            self._calibration_left -= take
+            if self._calibration_left:
+                return None
+            self._finish_calibration()
+            assert self.inflation is not None
+            # The calibration stretch is tested again with the factor it gave; an alarm
+            # there is raised at its last value, where the evidence was weighed.
+            self._build_anchored(self.inflation)
+            stored = self._calibration
+            self._calibration = []
+            alarm = self._feed_anchored(np.concatenate([r for r, _ in stored]),
+                                        np.concatenate([b for _, b in stored]))
+            if alarm is not None:
+                return take - 1, alarm.detector, alarm
+            self._start_change_detectors(self._split, self.inflation)
+            offset = take
+            ranks, bins, values = ranks[take:], bins[take:], values[take:]
+        alarm = self._feed_anchored(ranks, bins) if self.policy is not None else None
+        end = ranks.size if alarm is None else alarm.index
+        hit = self._change_scan(ranks[:end], values[:end])
+        if hit is not None:
+            return offset + hit[0], hit[1], None
+        if alarm is not None:
+            return offset + alarm.index, alarm.detector, alarm
+        return None
+
+    def _after(self, detector: str, alarm: AnchoredAlarm | None, recent: Any) -> Any:
+        """The recent values after the change: for an anchored alarm its run (at most
+        the recent window), for a change detector the split of ``change_point``."""
+        if alarm is not None:
+            return recent[-min(alarm.run_values, len(recent)):]
+        return recent[change_point(self._watched(detector, recent)):]
+
+    def _watched(self, detector: str, recent: Any) -> FloatArray:
+        raise NotImplementedError
+
+    def _effect(self, alarm: AnchoredAlarm | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if alarm is not None:
+            out["departure"] = _round(alarm.departure)
+        if self.inflation is not None and self.inflation != 1.0:
+            out["variance_inflation"] = _round(self.inflation)
+        return out
+
+
+class NumericMonitor(_SeriesValues):
+    """Location, spread and shape of a numeric series, in ranks of a reference.
+
+    The first ``warmup`` values build the reference (with seasonality: the values of
+    the first full period, one reference per bucket of time); each later value becomes
+    its mid-rank ``u`` in [0, 1]. With a ``Policy``, ``u`` is tested against the
+    reference's in-control law (``anchored.py``: location, spread, shape), with bounds
+    calibrated on the stream's own dependence; ADWIN watches ``u`` and Page-Hinkley the
+    means of blocks of ``u`` (changes in location within the stream), a second ADWIN
+    ``|2u - 1|`` (spread). After a detection the monitor re-baselines: it collects a
+    new reference from the values that follow. A ``reference`` given at construction
+    (e.g. from a reference file) replaces the first warm-up.
 
     >>> import random
     >>> rng = random.Random(7)
-    >>> m = NumericMonitor(NumericSettings(), warmup=500)
+    >>> m = NumericMonitor(NumericSettings(), warmup=500, policy=Policy())
     >>> before = [rng.gauss(100.0, 10.0) for _ in range(3000)]
     >>> m.update(before, range(3000))
     []
@@ -210,29 +465,26 @@ class NumericMonitor:
 
     def __init__(self, settings: NumericSettings, warmup: int,
                  warmup_after_alert: int | None = None, recent_window: int = 1000,
-                 reference: NumericReference | None = None) -> None:
+                 reference: NumericReference | SeasonalReference | None = None,
+                 policy: Policy | None = None) -> None:
+        super().__init__(warmup, warmup_after_alert, recent_window, policy)
         self.settings = settings
-        self.warmup = warmup
-        self.warmup_after_alert = warmup_after_alert or warmup
-        self.recent_window = recent_window
         self._recent: FloatArray = np.empty(0)
         self._sample: list[FloatArray] = []
         self._sampled = 0
-        self._target = warmup
+        self._seasonal: SeasonalSample | None = None
         self.reference = reference
-        self._armed = False  # detectors built for the current reference
 
     @property
-    def warming_up(self) -> bool:
-        return self.reference is None
+    def seasonality(self) -> SeasonalitySettings | None:
+        return self.policy.seasonality if self.policy else None
 
-    def _reset_detectors(self, split: float) -> None:
-        self._location = _adwin(self.settings.adwin, split)
-        self._spread = _adwin(self.settings.spread, split)
-        self._ph = _page_hinkley(self.settings.page_hinkley, split)
+    def _start_change_detectors(self, split: float, inflation: float) -> None:
+        self._location = _adwin(self.settings.adwin, split, inflation)
+        self._spread = _adwin(self.settings.spread, split, inflation)
+        self._ph = _page_hinkley(self.settings.page_hinkley, split, inflation)
         self._ph_blocks = BlockMeans(self.settings.page_hinkley.block)
         self._spread_blocks = BlockMeans(self.settings.spread_block)
-        self._armed = True
 
     def _rebaseline(self) -> None:
         self.reference = None
@@ -242,74 +494,124 @@ class NumericMonitor:
     def _remember(self, xs: FloatArray) -> None:
         self._recent = np.concatenate((self._recent, xs))[-self.recent_window :]
 
+    def _law(self) -> tuple[FloatArray, FloatArray, int]:
+        assert self.reference is not None
+        support, probs = self.reference.law()
+        return support, probs, self.reference.n
+
+    def _bin_shares(self, window: int) -> tuple[IntArray, FloatArray]:
+        support, probs, n = self._law()
+        return RankLaw.of(support, probs, n).rank_bins(window)
+
+    def _raw_bins(self, values: Any, ranks: FloatArray) -> IntArray:
+        return np.minimum((ranks * RANK_BINS).astype(np.int64), RANK_BINS - 1)
+
+    def _warm(self, xs: FloatArray, ts: FloatArray | None) -> int:
+        """Take values into the reference sample; how many were taken."""
+        season = self.seasonality
+        if season is not None and ts is not None:
+            if self._seasonal is None:
+                self._seasonal = SeasonalSample()
+            taken, done = self._seasonal.take(xs, ts, season.period)
+            self._remember(xs[:taken])
+            if done:
+                values, times = self._seasonal.data()
+                self._seasonal = None
+                self.reference = SeasonalReference.fit(values, times, season, self.warmup)
+            return taken
+        take = min(self._target - self._sampled, xs.size)
+        chunk = xs[:take]
+        self._sample.append(chunk)
+        self._sampled += take
+        self._remember(chunk)
+        if self._sampled >= self._target:
+            self.reference = NumericReference(np.concatenate(self._sample))
+            self._sample, self._sampled = [], 0
+        return take
+
+    def _ranks(self, xs: FloatArray, ts: FloatArray | None) -> FloatArray:
+        ref = self.reference
+        if isinstance(ref, SeasonalReference):
+            assert ts is not None
+            return ref.ranks(xs, ts)
+        assert ref is not None
+        ranks: FloatArray = ref.ranks(xs)
+        return ranks
+
     def update(self, values: Sequence[float] | FloatArray, positions: Sequence[int],
-               split: Split | None = None) -> list[Detection]:
-        """Detections in ``values`` (at batch rows ``positions``); ``split`` divides the
-        false-alarm rate of detectors that start in this column (``BudgetSplit``)."""
+               split: Split | None = None,
+               times: Sequence[float | None] | FloatArray | None = None) -> list[Detection]:
+        """Detections in ``values`` (at batch rows ``positions``, event ``times`` in epoch
+        seconds); ``split`` divides the false-alarm rate of detectors that start in this
+        column (``BudgetSplit``). With seasonality, values without a time are skipped."""
         xs = np.asarray(values, dtype=np.float64)
+        ts: FloatArray | None = None
+        if self.seasonality is not None:
+            ts = np.asarray([math.nan if t is None else t for t in times] if times is not None
+                            else np.full(xs.size, math.nan), dtype=np.float64)
+            timed = ~np.isnan(ts)
+            if not timed.all():
+                xs, ts = xs[timed], ts[timed]
+                positions = np.asarray(positions)[timed].tolist()
         detections: list[Detection] = []
         i, n = 0, len(xs)
         while i < n:
             if self.reference is None:
-                take = min(self._target - self._sampled, n - i)
-                chunk = xs[i : i + take]
-                self._sample.append(chunk)
-                self._sampled += take
-                self._remember(chunk)
-                i += take
-                if self._sampled >= self._target:
-                    self.reference = NumericReference(np.concatenate(self._sample))
-                    self._sample, self._sampled = [], 0
+                i += self._warm(xs[i:], None if ts is None else ts[i:])
                 continue
             if not self._armed:
-                self._reset_detectors(split(positions[i]) if split else 1.0)
+                self._arm(split(positions[i]) if split else 1.0)
             rest = xs[i:]
-            ranks = self.reference.ranks(rest)
-            hit = self._scan(ranks)
+            ranks = self._ranks(rest, None if ts is None else ts[i:])
+            hit = self._scan(ranks, rest)
             if hit is None:
                 self._remember(rest)
                 break
-            k, name = hit
+            k, name, alarm = hit
             self._remember(rest[: k + 1])
-            detections.append(Detection(positions[i + k], name, self._stats(name)))
+            detections.append(Detection(positions[i + k], name, self._stats(name, alarm)))
             i += k + 1
             self._rebaseline()
         return detections
 
-    def _scan(self, ranks: FloatArray) -> tuple[int, str] | None:
-        """The first detection in ``ranks``: its index and detector, or None.
+    def _change_scan(self, ranks: FloatArray, values: Any) -> Hit | None:
+        """The first change detection in ``ranks``: its index and detector, or None.
 
         Each detector runs over the column on its own, up to the earliest hit so
         far; on a tie the one listed first wins. Feeding a detector past another's
         hit is harmless: every detector restarts after a detection.
         """
-        values = ranks.tolist()
-        hit: tuple[int, str] | None = None
+        hit: Hit | None = None
+        floor = self._floor
         if self._location is not None:
-            k = first_true(map(self._location.update, values))
-            hit = None if k is None else (k, "adwin")
-        end = len(values) if hit is None else hit[0]
+            k = self._location.scan(ranks.tolist(), floor)
+            hit = None if k is None else (k, "adwin", None)
+        end = len(ranks) if hit is None else hit[0]
         if self._spread is not None:
             means, first = self._spread_blocks.feed(np.abs(2.0 * ranks[:end] - 1.0))
-            j = first_true(map(self._spread.update, means))
+            j = self._spread.scan(means, floor)
             if j is not None:
-                hit = (first + j * self._spread_blocks.size, "adwin_spread")
+                hit = (first + j * self._spread_blocks.size, "adwin_spread", None)
                 end = hit[0]
         if self._ph is not None:
             means, first = self._ph_blocks.feed(ranks[:end])
             for j, mean in enumerate(means):
                 self._ph.update(mean)
                 if self._ph.drift_detected:
-                    hit = (first + j * self._ph_blocks.size, "page_hinkley")
+                    hit = (first + j * self._ph_blocks.size, "page_hinkley", None)
                     break
         return hit
 
-    def _stats(self, detector: str) -> dict[str, Any]:
+    def _watched(self, detector: str, recent: Any) -> FloatArray:
+        assert self.reference is not None
+        ranks = self.reference.ranks(recent) if not isinstance(
+            self.reference, SeasonalReference) else np.full(len(recent), 0.5)
+        return np.abs(2.0 * ranks - 1.0) if detector.endswith("spread") else ranks
+
+    def _stats(self, detector: str, alarm: AnchoredAlarm | None = None) -> dict[str, Any]:
         ref = self.reference
         assert ref is not None
-        ranks = ref.ranks(self._recent)
-        watched = np.abs(2.0 * ranks - 1.0) if detector == "adwin_spread" else ranks
-        after = self._recent[change_point(watched) :]
+        after = self._after(detector, alarm, self._recent)
         return {
             "before": {"mean": _round(ref.mean), "std": _round(ref.std), "n": ref.n},
             "after": {
@@ -317,58 +619,92 @@ class NumericMonitor:
                 "std": _round(float(after.std())),
                 "n": int(after.size),
             },
+            **self._effect(alarm),
         }
 
 
-class CategoricalMonitor:
+class CategoricalMonitor(_SeriesValues):
     """Category frequencies and the rate of categories unseen in the reference.
 
     The reference keeps the ``max_categories`` most frequent categories of the
-    warm-up (counted in bounded memory); everything else is 'other'. ADWIN
-    watches each value's rank in the reference distribution (frequency shift)
-    and a second ADWIN the indicator 'not a reference category' (unseen rate).
+    warm-up (counted in bounded memory; everything else is 'other') and the hashes of
+    every category it saw. With a ``Policy``, the category mix is tested against the
+    reference's shares (a chi-square of the frequent categories, the other seen ones
+    and unseen ones: a 5,000-code feature is tested on its whole distribution) and the
+    mean frequency rank against its in-control law. ADWIN watches each value's rank in
+    the reference distribution (frequency shift) and a second ADWIN the indicator 'not
+    a top category' (unseen rate).
 
-    >>> m = CategoricalMonitor(CategoricalSettings(), warmup=200)
+    >>> m = CategoricalMonitor(CategoricalSettings(), warmup=200, policy=Policy())
     >>> m.update(["DE", "FR", "DE", "US"] * 500, range(2000))
     []
     >>> hits = m.update(["BR"] * 2000, range(2000, 4000))
-    >>> len(hits), hits[0].detector, "BR" in hits[0].stats["after"]["top"]
-    (1, 'adwin_unseen', True)
+    >>> len(hits), "BR" in hits[0].stats["after"]["top"]
+    (1, True)
     """
+
+    _has_spread = False  # category ranks have no spread to speak of
 
     def __init__(self, settings: CategoricalSettings, warmup: int,
                  warmup_after_alert: int | None = None, recent_window: int = 1000,
-                 reference: CategoricalReference | None = None) -> None:
+                 reference: CategoricalReference | None = None,
+                 policy: Policy | None = None) -> None:
+        super().__init__(warmup, warmup_after_alert, recent_window, policy)
         self.settings = settings
-        self.warmup = warmup
-        self.warmup_after_alert = warmup_after_alert or warmup
-        self.recent_window = recent_window
         self._recent: list[str] = []
-        self._target = warmup
         self._counter = CategoryCounter(capacity=4 * settings.max_categories)
+        self._seen = SeenCategories()
+        self._frequent: dict[str, int] = {}
         self.reference = reference
-        self._armed = False  # detectors built for the current reference
 
-    @property
-    def warming_up(self) -> bool:
-        return self.reference is None
-
-    def _reset_detectors(self, split: float) -> None:
-        self._frequency = _adwin(self.settings.adwin, split)
-        self._unseen = _adwin(self.settings.unseen, split)
-        self._armed = True
+    def _start_change_detectors(self, split: float, inflation: float) -> None:
+        self._frequency = _adwin(self.settings.adwin, split, inflation)
+        self._unseen = _adwin(self.settings.unseen, split, inflation)
 
     def _rebaseline(self) -> None:
         self.reference = None
         self._counter = CategoryCounter(capacity=4 * self.settings.max_categories)
+        self._seen = SeenCategories()
         self._target = self.warmup_after_alert
         self._armed = False
 
     def _remember(self, values: Sequence[str]) -> None:
         self._recent = (self._recent + list(values))[-self.recent_window :]
 
+    def _law(self) -> tuple[FloatArray, FloatArray, int]:
+        assert self.reference is not None
+        support, probs = self.reference.law()
+        return support, probs, self.reference.n
+
+    def _bin_shares(self, window: int) -> tuple[IntArray, FloatArray]:
+        """Bins: each category expected ``MIN_EXPECTED`` times a window, then the other
+        categories the reference saw, then unseen ones (Good-Turing); rare bins merge."""
+        ref = self.reference
+        assert ref is not None
+        least = MIN_EXPECTED / window
+        frequent = [name for name, f in ref.frequencies.items() if f >= least][:MAX_BINS]
+        self._frequent = {name: i for i, name in enumerate(frequent)}
+        top = sum(ref.frequencies[name] for name in frequent)
+        unseen = max(ref.unseen_share, 3.0 / ref.n)
+        other = max(0.0, 1.0 - top - unseen)
+        shares = np.asarray([ref.frequencies[name] for name in frequent] + [other, unseen])
+        return merge_small(shares / shares.sum(), least)
+
+    def _raw_bins(self, values: Any, ranks: FloatArray) -> IntArray:
+        ref = self.reference
+        assert ref is not None
+        k = len(self._frequent)
+        get = self._frequent.get
+        raw = np.fromiter((get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        rare = raw < 0
+        if rare.any():
+            seen = ref.was_seen([v for v, r in zip(values, rare.tolist(), strict=True) if r])
+            raw[rare] = np.where(seen, k, k + 1)
+        return raw
+
     def update(self, values: Sequence[str], positions: Sequence[int],
-               split: Split | None = None) -> list[Detection]:
+               split: Split | None = None,
+               times: Sequence[float | None] | None = None) -> list[Detection]:
         detections: list[Detection] = []
         i, n = 0, len(values)
         while i < n:
@@ -378,51 +714,56 @@ class CategoricalMonitor:
                 chunk = values[i : i + take]
                 for v in chunk:
                     counter.add(v)
+                self._seen.add_many(chunk)
                 self._remember(chunk)
                 i += take
                 if counter.total >= self._target:
                     self.reference = CategoricalReference(
-                        counter.counts, counter.total, self.settings.max_categories
-                    )
+                        counter.counts, counter.total, self.settings.max_categories, self._seen)
                 continue
             if not self._armed:
-                self._reset_detectors(split(positions[i]) if split else 1.0)
+                self._arm(split(positions[i]) if split else 1.0)
             rest = values[i:]
-            hit = self._scan(rest, self.reference)
+            ranks = np.asarray(self.reference.ranks(rest), dtype=np.float64)
+            hit = self._scan(ranks, rest)
             if hit is None:
                 self._remember(rest)
                 break
-            k, name = hit
+            k, name, alarm = hit
             self._remember(rest[: k + 1])
-            detections.append(Detection(positions[i + k], name, self._stats(name)))
+            detections.append(Detection(positions[i + k], name, self._stats(name, alarm)))
             i += k + 1
             self._rebaseline()
         return detections
 
-    def _scan(self, values: Sequence[str], ref: CategoricalReference
-              ) -> tuple[int, str] | None:
-        ranks = ref.ranks(values)
-        hit: tuple[int, str] | None = None
+    def _change_scan(self, ranks: FloatArray, values: Any) -> Hit | None:
+        ref = self.reference
+        assert ref is not None
+        hit: Hit | None = None
+        floor = self._floor
         if self._frequency is not None:
-            k = first_true(map(self._frequency.update, ranks))
-            hit = None if k is None else (k, "adwin")
+            k = self._frequency.scan(ranks.tolist(), floor)
+            hit = None if k is None else (k, "adwin", None)
         end = len(ranks) if hit is None else hit[0]
         if self._unseen is not None:
             known = ref.is_known
             flags = [0.0 if known(v) else 1.0 for v in values[:end]]
-            k = first_true(map(self._unseen.update, flags))
+            k = self._unseen.scan(flags, floor)
             if k is not None:
-                hit = (k, "adwin_unseen")
+                hit = (k, "adwin_unseen", None)
         return hit
 
-    def _stats(self, detector: str) -> dict[str, Any]:
+    def _watched(self, detector: str, recent: Any) -> FloatArray:
         ref = self.reference
         assert ref is not None
         if detector == "adwin_unseen":
-            watched = [0.0 if ref.is_known(v) else 1.0 for v in self._recent]
-        else:
-            watched = ref.ranks(self._recent)
-        recent = self._recent[change_point(watched) :]
+            return np.asarray([0.0 if ref.is_known(v) else 1.0 for v in recent])
+        return np.asarray(ref.ranks(recent), dtype=np.float64)
+
+    def _stats(self, detector: str, alarm: AnchoredAlarm | None = None) -> dict[str, Any]:
+        ref = self.reference
+        assert ref is not None
+        recent = self._after(detector, alarm, self._recent)
         counts = CategoryCounter(capacity=4 * self.settings.max_categories)
         for v in recent:
             counts.add(v)
@@ -438,7 +779,12 @@ class CategoricalMonitor:
                 "unseen": _round(sum(not ref.is_known(v) for v in recent) / len(recent)),
                 "n": len(recent),
             },
+            **self._effect(alarm),
         }
+
+
+#: Most categories with a chi-square bin of their own (the rest share 'other').
+MAX_BINS = 20
 
 
 class MissingMonitor:

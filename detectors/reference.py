@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import nlargest
+from zlib import crc32
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +44,8 @@ class NumericReference:
         # the share of the sample below it and its mid-rank; a sentinel past the end.
         self._distinct, first, counts = np.unique(ordered, return_index=True, return_counts=True)
         self._below = np.append(first, self.n) / self.n
-        self._mid = (2.0 * first + counts) / (2.0 * self.n)
+        self._mid: npt.NDArray[np.float64] = ((2.0 * first + counts) / (2.0 * self.n)
+                                              ).astype(np.float64)
 
     @classmethod
     def summarizing(cls, sample: Sequence[float] | npt.NDArray[np.float64], size: int
@@ -63,6 +65,16 @@ class NumericReference:
         ref = cls(ordered[picks])
         ref.n, ref.mean, ref.std = int(ordered.size), float(ordered.mean()), float(ordered.std())
         return ref
+
+    def law(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The distinct mid-ranks of the reference and their shares: the in-control law
+        of a new value's rank (``anchored.RankLaw``).
+
+        >>> support, shares = NumericReference([1.0, 2.0, 2.0, 3.0]).law()
+        >>> support.tolist(), shares.tolist()
+        ([0.125, 0.5, 0.875], [0.25, 0.5, 0.25])
+        """
+        return self._mid, np.diff(self._below).astype(np.float64)
 
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]."""
@@ -114,6 +126,68 @@ def _reverse_key(name: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in name)
 
 
+def category_hash(name: str) -> int:
+    """A stable 32-bit hash of a category name (CRC-32 of its UTF-8 bytes): the same in
+    every process, unlike ``hash``.
+
+    >>> category_hash("DE")
+    3547999713
+    """
+    return crc32(name.encode("utf-8", "surrogatepass"))
+
+
+class SeenCategories:
+    """Every distinct category of a reference, as hashes, bounded in memory.
+
+    Past ``capacity`` distinct values, new ones are counted (``overflow``) instead of
+    kept: to a live stream they are as good as unseen. ``unseen_share`` is the
+    Good-Turing estimate of the probability that a new draw is a category this set
+    does not hold: the share of reference values seen exactly once, plus the overflow
+    (Good 1953).
+
+    >>> seen = SeenCategories(capacity=3)
+    >>> seen.add_many(["a", "a", "b", "c", "d", "d"])
+    >>> seen.overflow, round(seen.unseen_share(), 3)
+    (2, 0.667)
+    """
+
+    def __init__(self, capacity: int = 8192) -> None:
+        self.capacity = capacity
+        self._counts: dict[int, int] = {}
+        self.total = 0
+        self.overflow = 0
+
+    def add_many(self, values: Sequence[str]) -> None:
+        counts = self._counts
+        for v in values:
+            key = category_hash(v)
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < self.capacity:
+                counts[key] = 1
+            else:
+                self.overflow += 1
+        self.total += len(values)
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            key = category_hash(name)
+            if key in self._counts or len(self._counts) < self.capacity:
+                self._counts[key] = self._counts.get(key, 0) + count
+            else:
+                self.overflow += count
+            self.total += count
+
+    def unseen_share(self) -> float:
+        if not self.total:
+            return 1.0
+        singletons = sum(1 for c in self._counts.values() if c == 1)
+        return min(1.0, (singletons + self.overflow) / self.total)
+
+    def hashes(self) -> npt.NDArray[np.uint32]:
+        return np.asarray(sorted(self._counts), dtype=np.uint32)
+
+
 class CategoricalReference:
     """Reference frequencies of the top categories; the rest pooled as 'other'.
 
@@ -130,9 +204,17 @@ class CategoricalReference:
     False
     """
 
-    def __init__(self, counts: dict[str, int], total: int, max_categories: int) -> None:
+    def __init__(self, counts: dict[str, int], total: int, max_categories: int,
+                 seen: SeenCategories | None = None) -> None:
         if total <= 0:
             raise ValueError("a reference needs at least one value")
+        if seen is None:
+            seen = SeenCategories()
+            seen.add_counts(counts)
+        #: Hashes of every category the reference saw (bounded), and the Good-Turing
+        #: probability that a new draw is none of them.
+        self.seen = seen.hashes()
+        self.unseen_share = seen.unseen_share()
         counter = CategoryCounter(capacity=max(len(counts), 1))
         counter.counts = dict(counts)
         top = counter.top(max_categories)
@@ -149,6 +231,21 @@ class CategoricalReference:
     def is_known(self, value: str) -> bool:
         return value in self._rank
 
+    def was_seen(self, values: Sequence[str]) -> npt.NDArray[np.bool_]:
+        """For each value: did the reference see it (at all, not only among the top)."""
+        keys = np.fromiter(map(category_hash, values), dtype=np.uint32, count=len(values))
+        at = np.minimum(np.searchsorted(self.seen, keys), max(self.seen.size - 1, 0))
+        return self.seen[at] == keys if self.seen.size else np.zeros(len(values), dtype=bool)
+
+    def law(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The ranks of the top categories and of 'other', and their shares."""
+        support = list(self._rank.values())
+        shares = list(self.frequencies.values())
+        if self.other_frequency:
+            support.append(self._other_rank)
+            shares.append(self.other_frequency)
+        return np.asarray(support), np.asarray(shares)
+
     def ranks(self, values: Sequence[str]) -> list[float]:
         get, other = self._rank.get, self._other_rank
         return [get(v, other) for v in values]
@@ -156,9 +253,11 @@ class CategoricalReference:
 
 @dataclass(frozen=True, slots=True)
 class NumericSeed:
-    """Every value of a numeric series in a reference file, sorted (see ``reference_file``)."""
+    """Every value of a numeric series in a reference file, sorted (see ``reference_file``),
+    and the event time of each (epoch seconds, NaN if unknown), for seasonal references."""
 
     values: npt.NDArray[np.float64]
+    times: npt.NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""One statistic per module: pure numpy/stdlib, no other detectors module imported."""

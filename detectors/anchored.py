@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.config import AnchoredSettings
-from detectors.stats.cusum import Alarm, Cusum, threshold_for
+from detectors.stats.cusum import Alarm, Cusum, threshold_for, threshold_for_chi2
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -217,7 +217,7 @@ class RankCusums:
     __slots__ = ("_blocks", "_location", "_spread", "spread_enabled")
 
     def __init__(self, law: RankLaw, inflation: float, settings: AnchoredSettings,
-                 min_effect: float, split: float = 1.0, spread: bool = True) -> None:
+                 min_effect: float, split: float = 1.0) -> None:
         block = settings.block
         floor = effect_floor(min_effect)
         arl = 2.0 * split * STATISTICS * 1e6 / settings.false_alarms_per_million / block
@@ -234,7 +234,6 @@ class RankCusums:
         self._spread = Cusum(law.mean_s, bias_s + margin_s,
                              threshold_for(sigma2_s, margin_s, arl))
         self._blocks = BlockFeed(block)
-        self.spread_enabled = spread
 
     def feed(self, ranks: FloatArray) -> AnchoredAlarm | None:
         """The first alarm among ``ranks`` (fed in order), or None."""
@@ -246,12 +245,10 @@ class RankCusums:
         loc = self._location.update((rows.sum(axis=1) / size).tolist())
         if loc is not None:
             found.append((loc, "cusum_location"))
-        if self.spread_enabled:
-            end = rows.shape[0] if loc is None else loc.index + 1
-            spread = np.abs(2.0 * rows[:end] - 1.0).sum(axis=1) / size
-            s = self._spread.update(spread.tolist())
-            if s is not None:
-                found.append((s, "cusum_spread"))
+        end = rows.shape[0] if loc is None else loc.index + 1
+        spread = self._spread.update((np.abs(2.0 * rows[:end] - 1.0).sum(axis=1) / size).tolist())
+        if spread is not None:
+            found.append((spread, "cusum_spread"))
         if not found:
             return None
         alarm, name = min(found, key=lambda f: f[0].index)  # stable: location first on a tie
@@ -265,8 +262,10 @@ class BinCusum:
     Under the in-control law, with independent values and exact shares, the
     statistic of a window of ``w`` values has mean ``K - 1`` and variance ``2 (K - 1)``
     (Pearson 1900). Shares estimated from ``n`` reference values add about ``w / n``
-    to each (the two-sample chi-square); dependence multiplies both by ``L``.
-    The slack is ``w`` times Cohen's ``w^2`` of the effect floor.
+    to each (the two-sample chi-square); dependence multiplies both by ``L``: the
+    statistic is read as ``L (1 + w / n)`` times a chi-square, whose exponential tail
+    sets the threshold (``threshold_for_chi2``). The slack is ``w`` times Cohen's
+    ``w^2`` of the effect floor (or half the statistic's standard deviation).
 
     >>> from detectors.config import AnchoredSettings
     >>> b = BinCusum(np.array([0.5, 0.5]), 10_000, 1.0, AnchoredSettings(), 0.1)
@@ -286,7 +285,8 @@ class BinCusum:
         var0 = 2.0 * (k - 1) * factor * factor
         margin = slack_margin(w * chi2_floor(min_effect), var0)
         arl = split * STATISTICS * 1e6 / settings.false_alarms_per_million / w
-        self._cusum = Cusum(mean0, margin, threshold_for(var0, margin, arl), two_sided=False)
+        self._cusum = Cusum(mean0, margin, threshold_for_chi2(k - 1, factor, margin, arl),
+                            two_sided=False)
         self._carry: IntArray = np.empty(0, dtype=np.int64)
 
     def feed(self, bins: IntArray) -> AnchoredAlarm | None:

@@ -102,9 +102,12 @@ class CalibrationSettings(_Strict):
     ``independent_below`` is read as independence (``L = 1``: the estimate's own noise
     on independent values); above it, ``L`` is the estimate times ``safety`` (the
     estimate's sampling error and its bias for dependence longer than ``batch``).
-    Until then the anchored tests run with ``provisional`` (they catch gross
-    departures at once) and the change detectors wait. ``enabled: false``: ``L = 1``
-    everywhere, independent values assumed.
+    Until then the anchored tests run with ``L = provisional`` (a series in a reference
+    file is watched from its first value; a gross departure is caught at once) and the
+    change detectors wait (a change within an unknown dependence cannot be told from
+    it); at the end of the stretch the anchored tests weigh the whole stretch again
+    with the estimate, and the change detectors start with it. ``enabled: false``:
+    ``L = 1`` everywhere, independent values assumed.
     """
 
     enabled: bool = True
@@ -112,7 +115,7 @@ class CalibrationSettings(_Strict):
     batch: int = Field(default=100, ge=2, le=100_000)
     independent_below: float = Field(default=1.5, ge=1.0)
     safety: float = Field(default=1.25, ge=1.0, le=10.0)
-    provisional: float = Field(default=25.0, ge=1.0)
+    provisional: float = Field(default=4.0, ge=1.0)
 
 
 class SeasonalitySettings(_Strict):

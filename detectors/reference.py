@@ -154,20 +154,33 @@ class SeenCategories:
     def __init__(self, capacity: int = 8192) -> None:
         self.capacity = capacity
         self._counts: dict[int, int] = {}
+        #: Exact counts by name while no value overflowed (a warm-up's reference
+        #: frequencies: the space-saving sketch overstates its entries past capacity).
+        self.names: dict[str, int] = {}
         self.total = 0
         self.overflow = 0
 
     def add_many(self, values: Sequence[str]) -> None:
-        counts = self._counts
+        counts, names = self._counts, self.names
         for v in values:
+            if v in names:
+                names[v] += 1
+                counts[category_hash(v)] += 1
+                continue
             key = category_hash(v)
             if key in counts:
                 counts[key] += 1
+                names[v] = names.get(v, 0) + 1
             elif len(counts) < self.capacity:
                 counts[key] = 1
+                names[v] = 1
             else:
                 self.overflow += 1
         self.total += len(values)
+
+    @property
+    def exact(self) -> bool:
+        return not self.overflow
 
     def add_counts(self, counts: dict[str, int]) -> None:
         for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -211,6 +224,8 @@ class CategoricalReference:
         if seen is None:
             seen = SeenCategories()
             seen.add_counts(counts)
+        elif seen.exact and seen.names:
+            counts = seen.names
         #: Hashes of every category the reference saw (bounded), and the Good-Turing
         #: probability that a new draw is none of them.
         self.seen = seen.hashes()

@@ -34,6 +34,42 @@ def threshold_for(sigma2: float, margin: float, arl: float) -> float:
     return sigma2 * math.log(max(arl, math.e)) / (2.0 * margin)
 
 
+def threshold_for_chi2(df: int, scale: float, slack: float, arl: float) -> float:
+    """The decision interval for a CUSUM of ``scale * chi2(df)`` statistics against their
+    mean ``df * scale`` with slack ``slack``, for an ARL of ``arl`` statistics.
+
+    A chi-square's right tail is exponential, not normal, so the normal formula
+    (``threshold_for``) understates how often few-df sums cross. Wald's identity gives
+    the CUSUM's ARL as about ``exp(theta h)``, ``theta`` the positive root of
+    ``E exp(theta Y) = 1`` for the increment ``Y`` (Siegmund 1985, ch. II;
+    Lorden 1971): here ``-(df / 2) ln(1 - 2 scale theta) = theta (df scale + slack)``.
+
+    >>> round(threshold_for_chi2(2, 1.0, 2.4, 1e5), 1)
+    27.3
+    """
+    if df < 1 or scale <= 0.0:
+        return 0.0
+    mean = df * scale + slack
+
+    def gap(theta: float) -> float:
+        return -0.5 * df * math.log1p(-2.0 * scale * theta) - theta * mean
+
+    lo, hi = 1e-12, 1.0 / (2.0 * scale)
+    hi_inner = hi * (1.0 - 1e-12)
+    if gap(hi_inner) <= 0.0:
+        return math.inf
+    lo = hi_inner / 2.0
+    while gap(lo) > 0.0:  # the root lies above the minimum of ``gap``: start below it
+        lo /= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi_inner)
+        if gap(mid) > 0.0:
+            hi_inner = mid
+        else:
+            lo = mid
+    return math.log(max(arl, math.e)) / lo
+
+
 @dataclass(frozen=True, slots=True)
 class Alarm:
     """The block (index in the input) whose update crossed ``h``, the side, and the

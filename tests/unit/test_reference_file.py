@@ -52,7 +52,9 @@ def test_series_in_the_file_detect_from_the_first_events(reference: str) -> None
     assert detect(events, DetectorConfig()) == []  # the warm-up (1,000 values) is not over
     found = detect(events, DetectorConfig(reference_file=reference))
     assert [(s.feature, s.kind) for s in found] == [("income", "data_drift")]
-    assert 100 <= found[0].position < 400
+    # The anchored location test, with the provisional dependence factor of the first
+    # calibration stretch (the change detectors wait for the calibrated one).
+    assert 100 <= found[0].position < 500
     assert found[0].stats["before"]["n"] == 5000  # the whole file, summarized
 
 

@@ -22,7 +22,9 @@ detectors.reference_file.ReferenceFileError: .../ref.jsonl line 1: features.x: e
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,33 +89,35 @@ def load_reference_file(path: str, digest: str | None = None) -> ReferenceFile:
     return cached
 
 class _Series:
-    """Values of one series as they are read: the first present value decides its type,
-    as it does for a live series; values of the other type count as missing."""
+    """Values of one series as they are read. Its kind is the majority's (numbers or
+    not), as for a live series; values of the other kind count as missing."""
 
-    __slots__ = ("categories", "numbers", "numeric")
+    __slots__ = ("categories", "numbers", "times")
 
     def __init__(self) -> None:
-        self.numeric: bool | None = None
         self.numbers: list[float] = []
+        self.times: list[float] = []
         self.categories: dict[str, int] = {}
 
-    def add(self, value: FeatureValue) -> None:
+    def add(self, value: FeatureValue, time: float) -> None:
         if _is_missing(value):
             return
-        if self.numeric is None:
-            self.numeric = is_number(value)
-        if self.numeric:
-            if is_number(value):
-                self.numbers.append(float(value))  # type: ignore[arg-type]
-        elif not is_number(value):
+        if is_number(value):
+            self.numbers.append(float(value))  # type: ignore[arg-type]
+            self.times.append(time)
+        else:
             name = _category(value)
             self.categories[name] = self.categories.get(name, 0) + 1
 
     def seed(self) -> Seed | None:
-        if self.numeric and len(self.numbers) >= MIN_VALUES:
-            return NumericSeed(np.sort(np.asarray(self.numbers, dtype=np.float64)))
         total = sum(self.categories.values())
-        if self.numeric is False and total >= MIN_VALUES:
+        if len(self.numbers) >= total:
+            if len(self.numbers) < MIN_VALUES:
+                return None
+            values = np.asarray(self.numbers, dtype=np.float64)
+            order = np.argsort(values, kind="stable")
+            return NumericSeed(values[order], np.asarray(self.times, dtype=np.float64)[order])
+        if total >= MIN_VALUES:
             return CategoricalSeed(self.categories, total)
         return None
 
@@ -124,7 +128,7 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
         s = series.get(key)
         if s is None:
             s = series[key] = _Series()
-        s.add(value)
+        s.add(value, when)
 
     events = 0
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -135,7 +139,7 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
         except ReferenceFileError as exc:
             raise ReferenceFileError(f"{path} line {number}: {exc}") from None
         events += 1
-        model_id, features, prediction = event
+        model_id, features, prediction, when = event
         for name, value in features.items():
             add((model_id, "data_drift", name), value)
         if isinstance(prediction, Mapping):
@@ -149,7 +153,7 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
     seeds = {key: seed for key, s in series.items() if (seed := s.seed()) is not None}
     return seeds
 
-def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any]:
+def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any, float]:
     """model_id, features and prediction of one line, or an error without the line number."""
     try:
         event = orjson.loads(line)
@@ -179,7 +183,20 @@ def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any]:
     elif not (prediction is None or is_number(prediction) or isinstance(prediction, str | bool)):
         raise ReferenceFileError(f"prediction: expected number, string, object of class "
                                  f"probabilities or null, got {_type(prediction)}")
-    return event["model_id"], features, prediction
+    return event["model_id"], features, prediction, _time(event.get("timestamp"))
+
+
+def _time(timestamp: Any) -> float:
+    """Event time in epoch seconds (RFC 3339 or epoch seconds), NaN if absent or unreadable:
+    only seasonal references use it, and a series with any NaN time is not seasonal."""
+    if is_number(timestamp):
+        return float(timestamp)
+    if isinstance(timestamp, str):
+        try:
+            return datetime.fromisoformat(timestamp.replace("z", "Z")).timestamp()
+        except ValueError:
+            return math.nan
+    return math.nan
 
 def _type(value: Any) -> str:
     names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null",

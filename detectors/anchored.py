@@ -104,6 +104,16 @@ def slack_margin(floor: float, sigma2: float) -> float:
     return max(floor, 0.5 * math.sqrt(sigma2))
 
 
+def chi2_quantile(df: int, z: float) -> float:
+    """The chi-square(df) quantile ``z`` standard normal deviates up (Wilson & Hilferty 1931).
+
+    >>> round(chi2_quantile(9, 3.0), 1), round(chi2_quantile(1, 3.0), 1)
+    (27.3, 10.5)
+    """
+    c = 2.0 / (9.0 * df)
+    return float(df * max(0.0, 1.0 - c + z * math.sqrt(c)) ** 3)
+
+
 @dataclass(frozen=True, slots=True)
 class RankLaw:
     """The in-control law of ``u``: distinct values ``support`` with shares ``probs``,
@@ -264,8 +274,10 @@ class BinCusum:
     (Pearson 1900). Shares estimated from ``n`` reference values add about ``w / n``
     to each (the two-sample chi-square); dependence multiplies both by ``L``: the
     statistic is read as ``L (1 + w / n)`` times a chi-square, whose exponential tail
-    sets the threshold (``threshold_for_chi2``). The slack is ``w`` times Cohen's
-    ``w^2`` of the effect floor (or half the statistic's standard deviation).
+    sets the threshold (``threshold_for_chi2``). The reference shares' error is one
+    draw that every window shares, so the slack bounds it (``w / n`` times the
+    ``bias_z`` quantile excess of a chi-square) and adds ``w`` times Cohen's ``w^2`` of
+    the effect floor (or half the statistic's standard deviation).
 
     >>> from detectors.config import AnchoredSettings
     >>> b = BinCusum(np.array([0.5, 0.5]), 10_000, 1.0, AnchoredSettings(), 0.1)
@@ -284,9 +296,13 @@ class BinCusum:
         mean0 = (k - 1) * factor
         var0 = 2.0 * (k - 1) * factor * factor
         margin = slack_margin(w * chi2_floor(min_effect), var0)
+        # The reference's shares are off by a draw that every window shares: its excess
+        # over the mean is up to w / n times a chi2(K - 1) beyond its mean (bias_z).
+        bias = (inflation * w / n * (chi2_quantile(k - 1, settings.bias_z) - (k - 1))
+                if k > 1 else 0.0)  # one bin: nothing to test (``feed`` returns None)
         arl = split * STATISTICS * 1e6 / settings.false_alarms_per_million / w
-        self._cusum = Cusum(mean0, margin, threshold_for_chi2(k - 1, factor, margin, arl),
-                            two_sided=False)
+        self._cusum = Cusum(mean0, bias + margin,
+                            threshold_for_chi2(k - 1, factor, margin, arl), two_sided=False)
         self._carry: IntArray = np.empty(0, dtype=np.int64)
 
     def feed(self, bins: IntArray) -> AnchoredAlarm | None:

@@ -40,6 +40,7 @@ from detectors.monitors import (
 )
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.seasonal import SeasonalReference
+from detectors.values import event_time
 
 if TYPE_CHECKING:
     from detectors.reference_file import ReferenceFile
@@ -610,7 +611,8 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
            batch_size: int = 10_000) -> list[DriftSignal]:
     """Run the detectors over event dicts (DESIGN.md's event contract) or a DataFrame.
 
-    ``position`` in each signal is the event's index in the input. A pandas
+    ``position`` in each signal is the event's index in the input; ``timestamp``
+    (epoch seconds or RFC 3339) is the event time that seasonality needs. A pandas
     DataFrame is read as one event per row: ``model_id`` from its column of
     that name (or ``"model"``), every other column a feature. A ``label`` on an
     event is compared with its ``prediction`` (kind ``concept_drift``).
@@ -628,7 +630,8 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
     for i, event in enumerate(_as_events(events)):
         batch.append(str(event.get("model_id", "model")), event.get("model_version"),
                      event.get("features") or {}, event.get("prediction"), i,
-                     event.get("event_id"), label=event.get("label"))
+                     event.get("event_id"), event_time(event.get("timestamp")),
+                     event.get("label"))
         if len(batch) >= batch_size:
             signals.extend(bank.update(batch))
             batch = EventBatch()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from detectors.bank import (
 )
 from detectors.concept_drift import is_number, top_class
 from detectors.reference import CategoricalSeed, NumericSeed, Seed
+from detectors.values import event_time
 
 #: Fewer present values than this in the file: the series warms up on live data instead.
 MIN_VALUES = 50
@@ -183,20 +183,10 @@ def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any, float]:
     elif not (prediction is None or is_number(prediction) or isinstance(prediction, str | bool)):
         raise ReferenceFileError(f"prediction: expected number, string, object of class "
                                  f"probabilities or null, got {_type(prediction)}")
-    return event["model_id"], features, prediction, _time(event.get("timestamp"))
+    when = event_time(event.get("timestamp"))
+    # Only seasonal references use the time; a series with any NaN time is not seasonal.
+    return event["model_id"], features, prediction, math.nan if when is None else when
 
-
-def _time(timestamp: Any) -> float:
-    """Event time in epoch seconds (RFC 3339 or epoch seconds), NaN if absent or unreadable:
-    only seasonal references use it, and a series with any NaN time is not seasonal."""
-    if is_number(timestamp):
-        return float(timestamp)
-    if isinstance(timestamp, str):
-        try:
-            return datetime.fromisoformat(timestamp.replace("z", "Z")).timestamp()
-        except ValueError:
-            return math.nan
-    return math.nan
 
 def _type(value: Any) -> str:
     names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null",

@@ -1,7 +1,7 @@
 """Detection quality of streamdrift's defaults against raw river detectors.
 
-    python bench/quality.py              # the full run (RUNTIME_FULL on 2 shared cores)
-    python bench/quality.py --quick      # small versions of every row, no sweep (RUNTIME_QUICK)
+    python bench/quality.py              # the full run (about 13 min on 2 shared cores)
+    python bench/quality.py --quick      # small versions of every row, no sweep (~1.5 min)
 
 What it measures (the issue's benchmark):
 
@@ -1250,10 +1250,31 @@ def run_cycle(seeds: int, days: int, small_seeds: int, small_n: int, base_seed: 
 
 def cycle_section(r: CycleResult) -> list[str]:
     methods = ("streamdrift", *PROD_RAW)
+    lines = ["## Daily cycle", ""]
+    if r.seeds:
+        lines += cycle_tables(r)
+    if r.small_seeds:
+        per_day = ps.DAY / 60 * EVENTS_PER_MINUTE
+        exposure = r.small_events * r.small_seeds
+        lines += [
+            f"A smaller cycle: x = {SMALL_CYCLE_AMPLITUDE:g} sin(2 pi t / 1 day) + N(0, 1) at "
+            f"{EVENTS_PER_MINUTE:g} events a minute, {r.small_seeds} seed(s) of "
+            f"{r.small_events:,} events ({r.small_events / per_day:.1f} days), no "
+            "seasonality, warm-up reference: alerts "
+            + ", ".join(f"{m} {r.small[m]:,} ({_rate(per_million(r.small[m], exposure))} "
+                        "per 1M)" for m in methods)
+            + "; streamdrift detectors: "
+            + (", ".join(f"{d} {k}" for d, k in r.small_detectors.most_common()) or "none")
+            + ".",
+            "",
+        ]
+    return lines
+
+
+def cycle_tables(r: CycleResult) -> list[str]:
+    methods = ("streamdrift", *PROD_RAW)
     seed_days = r.seeds * r.days
     lines = [
-        "## Daily cycle",
-        "",
         f"{r.days} days at {EVENTS_PER_MINUTE:g} events a minute ({r.events:,} events) from a "
         f"midnight: `load` = {CYCLE_AMPLITUDE:g} sin(2 pi t / 1 day) + N(0, 1), `flat` = "
         f"N(0, 1); {r.seeds} seed(s). The reference file is the day before, drawn from the "
@@ -1298,21 +1319,6 @@ def cycle_section(r: CycleResult) -> list[str]:
         lines.append("")
         lines.append(f"streamdrift detectors ({key}): "
                      + (", ".join(f"{d} {k}" for d, k in c.most_common()) or "none") + ".")
-    if r.small_seeds:
-        per_day = ps.DAY / 60 * EVENTS_PER_MINUTE
-        exposure = r.small_events * r.small_seeds
-        lines += [
-            "",
-            f"A smaller cycle: x = {SMALL_CYCLE_AMPLITUDE:g} sin(2 pi t / 1 day) + N(0, 1) at "
-            f"{EVENTS_PER_MINUTE:g} events a minute, {r.small_seeds} seed(s) of "
-            f"{r.small_events:,} events ({r.small_events / per_day:.1f} days), no "
-            "seasonality, warm-up reference: alerts "
-            + ", ".join(f"{m} {r.small[m]:,} ({_rate(per_million(r.small[m], exposure))} "
-                        "per 1M)" for m in methods)
-            + "; streamdrift detectors: "
-            + (", ".join(f"{d} {k}" for d, k in r.small_detectors.most_common()) or "none")
-            + ".",
-        ]
     return [*lines, ""]
 
 
@@ -1358,6 +1364,7 @@ class SmallShiftResult:
     alerts: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # method -> per
     # seed: (signals before the change, after it)
     detectors: Counter[str] = field(default_factory=Counter)
+    no_floor: str | None = None  # why the min_effect 0 column did not run
     seconds: float = 0.0
 
     def total(self, method: str) -> tuple[int, int]:
@@ -1368,18 +1375,26 @@ class SmallShiftResult:
 def run_small_shift(seeds: int, before: int, after: int, base_seed: int,
                     progress: Callable[[str], None]) -> SmallShiftResult:
     """Per seed: N(0, 1) for ``before`` events, N(0.03, 1) for ``after``; the defaults with a
-    warm-up reference, the raw baselines from event 0. Every signal counts as an alert."""
+    warm-up reference, the same with ``min_effect`` 0 (no effect floor: what the floor
+    holds back), the raw baselines from event 0. Every signal counts as an alert."""
     t0 = time.perf_counter()
     out = SmallShiftResult(seeds, before, after)
+    no_floor = new_config(min_effect=0.0)
+    if isinstance(no_floor, str):
+        out.no_floor = no_floor
+    configs = {"streamdrift": DEFAULT} | ({} if isinstance(no_floor, str)
+                                          else {NO_FLOOR: no_floor})
     for seed in range(seeds):
         rng = np.random.default_rng([base_seed, 8, 0, seed])
         xs = np.concatenate((rng.normal(0.0, 1.0, before), rng.normal(SMALL_SHIFT, 1.0, after)))
-        sd = Feed(DEFAULT, STATIONARY_BATCH)
-        sd.feed({"x": xs.tolist()})
-        after_change = sd.alarms("x", before)
-        out.alerts.setdefault("streamdrift", []).append(
-            (sd.alarms("x") - after_change, after_change))
-        out.detectors.update(sd.detectors(["x"]))
+        for name, config in configs.items():
+            sd = Feed(config, STATIONARY_BATCH)
+            sd.feed({"x": xs.tolist()})
+            after_change = sd.alarms("x", before)
+            out.alerts.setdefault(name, []).append((sd.alarms("x") - after_change,
+                                                    after_change))
+            if name == "streamdrift":
+                out.detectors.update(sd.detectors(["x"]))
         raw = RawFeed()
         raw.feed({"x": xs})
         for m in PROD_RAW:
@@ -1391,22 +1406,28 @@ def run_small_shift(seeds: int, before: int, after: int, base_seed: int,
     return out
 
 
+NO_FLOOR = "streamdrift, min_effect 0"
+
+
 def small_shift_section(r: SmallShiftResult, summaries: dict[str, dict[str, Summary]],
                         change_seeds: int) -> list[str]:
     methods = ("streamdrift", *PROD_RAW)
-    totals = {m: r.total(m) for m in methods}
+    totals = {m: (f"not run: {r.no_floor}" if m == NO_FLOOR and r.no_floor
+                  else "{:,} / {:,}".format(*r.total(m)))
+              for m in ("streamdrift", NO_FLOOR, *PROD_RAW)}
     return [
         "## Small shifts from a warm-up reference",
         "",
         f"x ~ N(0, 1) for {r.before:,} events, then N({SMALL_SHIFT:g}, 1) for {r.after:,} events, "
-        f"{r.seeds} seed(s); streamdrift with the defaults (warm-up reference), adwin and ph "
-        "from event 0. A shift this small is not worth a page: every alert counts, before and "
-        "after the change. The 0.25 sd row is the change scenario of the first table "
-        f"({change_seeds} seeds, delay from the change).",
+        f"{r.seeds} seed(s); streamdrift with the defaults (warm-up reference) and with "
+        "`min_effect: 0` (no effect floor), adwin and ph from event 0. A shift this small is "
+        "not worth a page: every alert counts, before and after the change. The 0.25 sd row "
+        f"is the change scenario of the first table ({change_seeds} seeds, delay from the "
+        "change).",
         "",
-        _row(["shift", *(f"{m}: alerts before / after the change" for m in methods)]),
-        "|---" + "|---:" * len(methods) + "|",
-        _row([f"{SMALL_SHIFT:g} sd", *(f"{b:,} / {a:,}" for b, a in totals.values())]),
+        _row(["shift", *(f"{m}: alerts before / after the change" for m in totals)]),
+        "|---" + "|---:" * len(totals) + "|",
+        _row([f"{SMALL_SHIFT:g} sd", *totals.values()]),
         "",
         _row(["shift", *(f"{m}: detected, median (p90, max)" for m in methods)]),
         "|---" + "|---:" * len(methods) + "|",
@@ -1647,6 +1668,12 @@ def production_paragraph(p: Production) -> str:
             f"{cyc('seasonal_reference')} with `seasonality` and that file, "
             f"{cyc('seasonal_first_day')} with `seasonality` learnt from the first day; a "
             f"+{SHIFT_ON_CYCLE:g} sd shift on top of the cycle {shift}.")
+    if p.cycle and p.cycle.small_seeds:
+        r3 = p.cycle
+        parts.append(
+            f"A +-{SMALL_CYCLE_AMPLITUDE:g} sd daily cycle without seasonality raised "
+            f"{r3.small['streamdrift']:,} alerts in {r3.small_seeds * r3.small_events:,} events "
+            f"(raw ADWIN {r3.small['adwin']:,}, raw Page-Hinkley {r3.small['ph']:,}).")
     if p.small_shift:
         _, a = p.small_shift.total("streamdrift")
         parts.append(f"A {SMALL_SHIFT:g} sd shift raised {a:,} alert(s) in the "
@@ -1702,7 +1729,8 @@ def production_json(p: Production) -> dict[str, Any]:
         r4 = p.small_shift
         out["small_shift"] = {
             "shift_sd": SMALL_SHIFT, "seeds": r4.seeds, "before": r4.before, "after": r4.after,
-            "alerts_before_after": r4.alerts, "detectors": dict(r4.detectors)}
+            "alerts_before_after": r4.alerts, "detectors": dict(r4.detectors),
+            "min_effect_0_skipped": r4.no_floor}
     if p.constant:
         r5 = p.constant
         out["constant_then_varies"] = {
@@ -2016,7 +2044,8 @@ def readme_paragraph(summaries: dict[str, dict[str, Summary]], st: Stationary, s
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true",
-                   help="3 seeds, 1 stationary stream of 100,000 events, no sweep, no files")
+                   help="3 seeds, 1 stationary stream of 100,000 events, no sweep, small "
+                        "production-like rows, no files")
     p.add_argument("--seeds", type=int, help="seeds per change scenario (default 50; quick 3)")
     p.add_argument("--events", type=int,
                    help="stationary events per feature and stream (default 1,000,000; "

@@ -1379,7 +1379,10 @@ def run_small_shift(seeds: int, before: int, after: int, base_seed: int,
     holds back), the raw baselines from event 0. Every signal counts as an alert."""
     t0 = time.perf_counter()
     out = SmallShiftResult(seeds, before, after)
-    no_floor = new_config(min_effect=0.0)
+    try:
+        no_floor = new_config(min_effect=0.0)
+    except ValidationError as exc:  # a floor that must be positive: the column says so
+        no_floor = f"detectors.min_effect 0 refused: {exc.errors()[0]['msg']}"
     if isinstance(no_floor, str):
         out.no_floor = no_floor
     configs = {"streamdrift": DEFAULT} | ({} if isinstance(no_floor, str)

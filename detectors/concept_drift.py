@@ -34,11 +34,13 @@ Everything is deterministic in the order of its input, bounded, and picklable.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from river import drift
 from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
@@ -66,8 +68,17 @@ def _binary_detector(s: ConceptSettings) -> Any:
 
 
 def is_number(v: object) -> bool:
-    """A finite int or float; a bool is not a number here."""
-    return (type(v) is float or type(v) is int) and math.isfinite(v)
+    """A finite real number (int, float, or a numpy scalar of either, as pandas and numpy
+    hand them out); a bool is not a number here.
+
+    >>> import numpy as np
+    >>> [is_number(v) for v in (1, 2.5, np.float64(3), np.int64(4), True, np.bool_(1), "5")]
+    [True, True, True, True, False, False, False]
+    """
+    if type(v) is float or type(v) is int:
+        return math.isfinite(v)
+    return (isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+            and math.isfinite(v))
 
 
 def _category(v: object) -> str:

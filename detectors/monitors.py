@@ -381,6 +381,8 @@ class _SeriesValues:
             self.inflation = 1.0
         else:
             self.inflation = estimate * settings.safety
+        if isinstance(self.reference, SeasonalReference):
+            self.inflation = max(self.inflation, self.reference.inflation_floor())
 
     def _scan(self, ranks: FloatArray, values: Any) -> Hit | None:
         """The first detection among ``ranks`` (of ``values``): index, detector, alarm."""

@@ -23,6 +23,11 @@ from detectors.reference import NumericReference
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+#: The buckets' reference error counted twice: a bucket also leaves the trend of the
+#: cycle within it (its first values low, its last high, every day alike), which a run
+#: of values shares as it shares the offset (bench/quality.py, daily cycle).
+SEASONAL_MARGIN = 2.0
+
 
 def buckets_of(times: FloatArray, settings: SeasonalitySettings) -> IntArray:
     """The bucket of each event time (epoch seconds) within the period.
@@ -56,6 +61,8 @@ class SeasonalReference:
         sizes = sorted(b.n for b in buckets if b is not None)
         # The reference error a run of values sees is mostly its own bucket's.
         self.n = sizes[len(sizes) // 2] if sizes else pooled.n
+        #: Reference values per visit of a bucket (a one-day reference visits each once).
+        self.run = 1.0
 
     @classmethod
     def fit(cls, values: FloatArray, times: FloatArray, settings: SeasonalitySettings,
@@ -68,7 +75,28 @@ class SeasonalReference:
             refs.append(NumericReference.summarizing(values[which == b], size)
                         if counts[b] >= settings.min_values else None)
         pooled = NumericReference.summarizing(values, size)
-        return cls(settings, refs, pooled, counts / max(int(counts.sum()), 1))
+        ref = cls(settings, refs, pooled, counts / max(int(counts.sum()), 1))
+        in_order = which[np.argsort(times, kind="stable")]
+        visits = 1 + int(np.count_nonzero(np.diff(in_order)))
+        ref.run = in_order.size / visits
+        return ref
+
+    def inflation_floor(self) -> float:
+        """The long-run variance factor that the buckets' own reference error gives ranks:
+        a run of ``r`` live values in a bucket of ``n`` reference values shares an offset
+        of variance ``Var(u) / n``, which adds ``r / n`` to the factor (counted
+        ``SEASONAL_MARGIN`` times). ``r`` is taken as the reference's own values per visit
+        of a bucket (live traffic at the reference's rate): ``n`` for a one-day reference
+        of a daily period, ``n / d`` for ``d`` days. A batch-means estimate sees this only
+        when its batches are longer than a run.
+
+        >>> s = SeasonalitySettings(period=100, buckets=2, min_values=5)
+        >>> t = np.arange(400.0)  # four periods: each bucket visited four times
+        >>> ref = SeasonalReference.fit(np.arange(400.0) % 9, t, s, size=1000)
+        >>> ref.n, ref.run, ref.inflation_floor()
+        (200, 50.0, 1.5)
+        """
+        return 1.0 + SEASONAL_MARGIN * self.run / self.n
 
     def ranks(self, values: FloatArray, times: FloatArray) -> FloatArray:
         out = np.empty(values.size)

@@ -336,9 +336,11 @@ class Changelog:
         if first is None:
             return []
         head = decode_chunk(first, self.hmac_key, key)
-        if (head.partition, head.slot, head.index) != (partition, slot, 0) or not (
-                1 <= head.count <= len(latest)):
+        if (head.partition, head.slot, head.index) != (partition, slot, 0) or head.count < 1:
             raise SnapshotError(f"header of {key.decode()} names another record", "corrupt")
+        if head.count > len(latest):  # checked first: a forged count costs no loop
+            raise SnapshotError(f"{head.count} chunks, {len(latest)} records in the "
+                                "partition", "missing_chunk")
         chunks = [head]
         for index in range(1, head.count):
             key = f"{partition}/{slot}/{index}".encode()

@@ -293,6 +293,8 @@ _MAX_BUCKET_ROWS = 64  # a bucket row holds 2^row values: row 64 would overflow 
 
 
 class _AdaptiveWindowing(_Adapter):
+    verified = False
+
     """river's compiled ADWIN core (``drift.ADWIN(...)._helper``, Rust, river 0.26).
 
     Its ``__getstate__`` bytes are the bincode of ``AdaptiveWindowing`` (river's
@@ -322,9 +324,11 @@ class _AdaptiveWindowing(_Adapter):
         args = r.read(_ADWIN_ARGS_FMT)
         values = [*head, buckets, *args]
         names = (*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS)
-        if r.at != len(raw) or self._bytes(dict(zip(names, values, strict=True))) != raw:
+        if r.at != len(raw) or (not self.verified and self._bytes(
+                dict(zip(names, values, strict=True))) != raw):
             raise CodecError("unsupported", "AdaptiveWindowing: river's state layout changed "
                              "(detectors/codec.py must follow it)")
+        self.verified = True  # the layout is the library's: checking one core is enough
         return names, values
 
     @staticmethod
@@ -444,6 +448,18 @@ def _slots(cls: type) -> list[str]:
     return names
 
 
+_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str]]] = {}
+
+
+def _plain_class(cls: type) -> tuple[bool, bool, list[str]]:
+    """Own ``__reduce__``?, own ``__getstate__``?, slots: once per class."""
+    found = _PLAIN_CLASSES.get(cls)
+    if found is None:
+        found = _PLAIN_CLASSES[cls] = (_own(cls, "__reduce__") or _own(cls, "__reduce_ex__"),
+                                       _own(cls, "__getstate__"), _slots(cls))
+    return found
+
+
 def _valid_field(name: object) -> bool:
     return isinstance(name, str) and name.isidentifier() and not (
         name.startswith("__") and name.endswith("__"))
@@ -469,7 +485,8 @@ class _Encoder:
             raise CodecError("unsupported", f"{type(exc).__name__}: {exc}") from None
 
     def ext(self, code: int, value: Any) -> msgpack.ExtType:
-        return msgpack.ExtType(code, self.pack(value))
+        # ExtType's own __new__ only re-checks the two types: a fifth of encoding time.
+        return tuple.__new__(msgpack.ExtType, (code, self.pack(value)))
 
     def mutable(self, value: Any, where: str) -> None:
         if id(value) in self.seen:
@@ -576,17 +593,18 @@ class _Encoder:
     @staticmethod
     def plain_fields(o: Any, cls_name: str) -> tuple[tuple[str, ...], list[Any]]:
         cls = type(o)
-        if _own(cls, "__reduce__") or _own(cls, "__reduce_ex__"):
+        reduces, getstate, slots = _plain_class(cls)
+        if reduces:
             raise CodecError("unsupported", f"{cls_name} defines __reduce__: register an "
                              "adapter in detectors/codec.py")
-        if _own(cls, "__getstate__"):
+        if getstate:
             state = o.__getstate__()
             if not (isinstance(state, dict) and all(_valid_field(k) for k in state)):
                 raise CodecError("unsupported", f"{cls_name}.__getstate__ does not return a "
                                  "dict of fields: register an adapter in detectors/codec.py")
             return tuple(state), list(state.values())
-        names = [s for s in _slots(cls) if hasattr(o, s)]
-        names += [n for n in getattr(o, "__dict__", {}) if n not in names]
+        names = [s for s in slots if hasattr(o, s)]
+        names += [n for n in getattr(o, "__dict__", ()) if n not in names]
         for n in names:
             if not _valid_field(n):
                 raise CodecError("unsupported", f"{cls_name}: field {n!r}")

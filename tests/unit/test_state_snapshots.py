@@ -24,7 +24,7 @@ from detectors.bank import DetectorBank, EventBatch
 from detectors.codec import encode
 from detectors.config import DetectorConfig
 from stream import state
-from stream.config import KafkaConfig
+from stream.config import ConfigError, KafkaConfig, load_config
 from stream.state import Changelog, SnapshotError, decode_chunk, decode_state, encode_chunks
 
 EVENTS = "model-events"
@@ -227,3 +227,14 @@ def test_signed_snapshots_are_refused_without_their_signature() -> None:
         log, refused = counting(hmac_key=key)
         assert log._pick(0, latest, {EVENTS: 600}) is None, name
         assert refused == ["signature"], name
+
+
+def test_the_hmac_key_comes_from_a_file_of_at_least_32_bytes(tmp_path: Path) -> None:
+    key = tmp_path / "state.key"
+    key.write_bytes(b"s" * 40 + b"\n")
+    config = load_config(env={"STREAMDRIFT_STATE__HMAC_KEY_FILE": str(key)})
+    assert config.state.hmac_key() == b"s" * 40  # the editor's newline is not part of it
+    assert load_config().state.hmac_key() is None
+    key.write_bytes(b"short\n")
+    with pytest.raises(ConfigError, match=r"state.hmac_key_file: .*at least 32 bytes"):
+        load_config(overrides={"state.hmac_key_file": str(key)})

@@ -7,7 +7,7 @@ Builds DetectorBanks for 3 partitions whose (model, feature) series add up to
 scales, 4 categorical, 2 with missing values), writes each partition's snapshot to
 a fresh changelog topic with ``stream.state.Changelog`` (what a checkpoint does),
 then restores all three partitions as an assignment does, ``--rounds`` times.
-Reports bytes per monitor, the snapshot (pickle + zlib) and restore times (median,
+Reports bytes per monitor, the snapshot (detectors.codec + zlib) and restore times (median,
 min..max) and writes bench/results/state.md.
 
 The bootstrap servers default to $BENCH_BOOTSTRAP, else $TEST_KAFKA_BOOTSTRAP,
@@ -111,7 +111,7 @@ def main() -> int:
         "",
         "| measure | value |",
         "|---|---:|",
-        f"| snapshot size (pickle + zlib, all partitions) | {size / 1e6:,.1f} MB |",
+        f"| snapshot size (detectors.codec + zlib, all partitions) | {size / 1e6:,.1f} MB |",
         f"| bytes per monitor | {size / monitors:,.0f} |",
         f"| snapshot + produce + ack (all partitions) | {write_s:.2f} s |",
         f"| restore on assignment (median of {args.rounds}) | {med:.2f} s "

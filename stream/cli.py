@@ -196,7 +196,9 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
                                  timeout=conf.connect_timeout_seconds)
                     if exactly_once else None)
     state = Changelog(conf, config.state_topic, producer, config.config_hash(),
-                      on_delivery=tracker)
+                      on_delivery=tracker, detectors=config.detectors,
+                      hmac_key=config.state.hmac_key(),
+                      on_reject=lambda reason: metrics.state_rejected.labels(reason).inc())
     loop = holder["loop"] = loop_class(
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
         KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detectors.config import DetectorConfig
 
@@ -71,10 +71,45 @@ class LimitsConfig(_Strict):
     max_record_bytes: int = Field(default=1_048_576, ge=64)
 
 
+MIN_HMAC_KEY_BYTES = 32
+
+
+def _read_key(path: str) -> bytes:
+    """The key in ``path``, without trailing whitespace (a newline an editor added)."""
+    try:
+        key = Path(path).read_bytes().rstrip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if len(key) < MIN_HMAC_KEY_BYTES:
+        raise ValueError(f"{path}: a key of at least {MIN_HMAC_KEY_BYTES} bytes is needed, "
+                         f"it holds {len(key)}")
+    return key
+
+
+class StateConfig(_Strict):
+    """Detector-state snapshots in the changelog topic."""
+
+    # A file holding the HMAC-SHA256 key: snapshots are signed with it, and ones without
+    # a valid signature are refused. Every process of the group needs the same key.
+    hmac_key_file: str | None = Field(default=None, min_length=1)
+
+    @field_validator("hmac_key_file")
+    @classmethod
+    def _key_readable(cls, path: str | None) -> str | None:
+        if path is not None:
+            _read_key(path)
+        return path
+
+    def hmac_key(self) -> bytes | None:
+        """The key (read now), or None without ``hmac_key_file``. Raises ``ValueError``."""
+        return None if self.hmac_key_file is None else _read_key(self.hmac_key_file)
+
+
 class AppConfig(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     metrics: MetricsConfig = MetricsConfig()
     limits: LimitsConfig = LimitsConfig()
+    state: StateConfig = StateConfig()
     detectors: DetectorConfig = DetectorConfig()
 
     @property

@@ -83,6 +83,10 @@ class Metrics:
             "streamdrift_state_restore_seconds",
             "Time to restore the detector state of newly assigned partitions.",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=r)
+        self.state_rejected = Counter(
+            "streamdrift_state_rejected",
+            "Detector-state snapshots refused on restore, by reason (stream/state.py's "
+            "REJECT_REASONS).", ["reason"], registry=r)
         self.labels = Counter("streamdrift_labels",
                               "Labels by what became of them: joined to their prediction, late "
                               "(prediction expired), orphan (no prediction), duplicate, or "

@@ -12,22 +12,31 @@ written slot become the committed one. So, whatever point a process dies at,
 the slot matching the group's committed offsets is still there, and
 compaction (which keeps the newest record per key) cannot delete it.
 
-A snapshot is ``MAGIC | format (u16) | header length (u32) | JSON header | chunk``;
-large states are cut into chunks under the broker's default record size. A
-snapshot of another format, or made under another detectors config, is refused
-with a log line that says why, and the partition starts a new warm-up: it is
-never misread. The payload is a pickle: the changelog topic must be writable
-only by streamdrift (as its consumer group's offsets are).
+A snapshot is ``MAGIC | format (u16) | header length (u32) | JSON header | chunk
+[| HMAC-SHA256 (32 bytes)]``; large states are cut into chunks under the broker's
+default record size. The chunks joined are zlib-compressed ``detectors.codec``
+bytes: plain data and objects of allowed classes only, never a pickle, so a record
+cannot run code. The header holds each chunk's size and the sha256 of the whole
+compressed state; with ``state.hmac_key_file`` every record is signed (over its key
+and value) and unsigned or badly signed ones are refused.
+
+A snapshot of another format, made under another detectors config or by other
+detectors code, truncated, corrupt, with a chunk missing or from another
+generation is refused with a log line that says why and counted
+(``REJECT_REASONS``); the other slot is used if it is valid and matches the
+committed offsets, else the partition starts a new warm-up: state is never misread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-import pickle
 import struct
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +50,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from detectors import codec
 from detectors.bank import DetectorBank
+from detectors.config import DetectorConfig
 from stream import __version__
 from stream.config import KafkaConfig
 from stream.kafka import client_settings
@@ -50,14 +61,25 @@ from stream.sinks import produce
 log = logging.getLogger("streamdrift.state")
 
 MAGIC = b"SDST"
-#: Bump when the snapshot layout or a pickled detector class changes incompatibly.
-STATE_FORMAT = 1
+#: Bump when the snapshot layout changes incompatibly (2: detectors.codec, no pickle).
+STATE_FORMAT = 2
 CHUNK_BYTES = 900_000  # under the broker's default max.message.bytes (1 MiB)
+#: A state larger than this once decompressed is refused (a zlib bomb cannot fill memory).
+MAX_STATE_BYTES = 1 << 30
+MAC_BYTES = 32
 _PREFIX = struct.Struct(">4sHI")
+#: Why a snapshot was refused: the label values of ``streamdrift_state_rejected_total``.
+REJECT_REASONS = ("format", "config", "truncated", "corrupt", "schema", "missing_chunk",
+                  "stale", "signature")
 
 
 class SnapshotError(Exception):
-    """A changelog record that cannot be used; the message says why."""
+    """A changelog record that cannot be used; the message says why, ``reason`` is one of
+    ``REJECT_REASONS``."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,51 +91,99 @@ class Chunk:
     count: int
     offsets: dict[str, int]
     config_hash: str
+    digest: str  # sha256 of the whole compressed state, the same in every chunk
     data: bytes
 
 
-def encode_chunks(partition: int, slot: int, generation: int, state: Any,
-                  offsets: dict[str, int], config_hash: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) changelog records for one snapshot of a partition's state."""
-    payload = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+def _mac(key: bytes, record_key: bytes, signed: bytes) -> bytes:
+    # The record key is signed too: a valid chunk cannot be moved to another partition/slot.
+    return hmac.new(key, record_key + b"\n" + signed, hashlib.sha256).digest()
+
+
+def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBank,
+                  offsets: dict[str, int], config_hash: str,
+                  hmac_key: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    """(key, value) changelog records for one snapshot of a partition's state.
+
+    Raises ``detectors.codec.CodecError`` if the state holds what the codec cannot write.
+    """
+    payload = zlib.compress(codec.encode(state), 1)
+    digest = hashlib.sha256(payload).hexdigest()
     pieces = [payload[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
     records = []
     for index, piece in enumerate(pieces):
-        header = orjson.dumps({
+        head: dict[str, Any] = {
             "partition": partition, "slot": slot, "generation": generation, "chunk": index,
             "chunks": len(pieces), "offsets": offsets, "config_hash": config_hash,
-            "streamdrift": __version__})
+            "bytes": len(piece), "digest": digest, "streamdrift": __version__}
+        if hmac_key is not None:
+            head["mac"] = "hmac-sha256"
+        header = orjson.dumps(head)
+        key = f"{partition}/{slot}/{index}".encode()
         value = _PREFIX.pack(MAGIC, STATE_FORMAT, len(header)) + header + piece
-        records.append((f"{partition}/{slot}/{index}".encode(), value))
+        if hmac_key is not None:
+            value += _mac(hmac_key, key, value)
+        records.append((key, value))
     return records
 
 
-def decode_chunk(value: bytes) -> Chunk:
+def decode_chunk(value: bytes, hmac_key: bytes | None = None, key: bytes = b"") -> Chunk:
+    """One record's header and piece of state; with ``hmac_key``, only if ``key`` and
+    ``value`` carry its signature. Raises ``SnapshotError``."""
     if len(value) < _PREFIX.size:
-        raise SnapshotError("not a streamdrift state record (too short)")
+        raise SnapshotError("not a streamdrift state record (too short)", "format")
     magic, version, size = _PREFIX.unpack_from(value)
     if magic != MAGIC:
-        raise SnapshotError("not a streamdrift state record (bad magic)")
+        raise SnapshotError("not a streamdrift state record (bad magic)", "format")
     if version != STATE_FORMAT:
         raise SnapshotError(
             f"state format {version}, this streamdrift ({__version__}) reads format "
-            f"{STATE_FORMAT} only")
+            f"{STATE_FORMAT} only", "format")
     start = _PREFIX.size
+    if start + size > len(value):
+        raise SnapshotError("record shorter than its header", "truncated")
     try:
         header = orjson.loads(value[start:start + size])
-        return Chunk(int(header["partition"]), int(header["slot"]), int(header["generation"]),
-                     int(header["chunk"]), int(header["chunks"]),
-                     {str(k): int(v) for k, v in header["offsets"].items()},
-                     str(header["config_hash"]), value[start + size:])
+        signed = header.get("mac") == "hmac-sha256"
+        end = len(value) - MAC_BYTES if signed else len(value)
+        chunk = Chunk(int(header["partition"]), int(header["slot"]),
+                      int(header["generation"]), int(header["chunk"]), int(header["chunks"]),
+                      {str(k): int(v) for k, v in header["offsets"].items()},
+                      str(header["config_hash"]), str(header["digest"]),
+                      value[start + size:end])
+        expected = int(header["bytes"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SnapshotError(f"unreadable state header: {exc}") from None
+    if hmac_key is not None:
+        if not signed:
+            raise SnapshotError("not signed, and state.hmac_key_file is set", "signature")
+        if not hmac.compare_digest(value[end:], _mac(hmac_key, key, value[:end])):
+            raise SnapshotError("bad signature (another key, or the record was changed)",
+                                "signature")
+    if len(chunk.data) != expected or end < start + size:
+        raise SnapshotError(f"chunk holds {len(chunk.data)} bytes of {expected}", "truncated")
+    return chunk
 
 
-def decode_state(chunks: list[Chunk]) -> Any:
+def decode_state(chunks: list[Chunk]) -> DetectorBank:
+    """The bank of a snapshot's chunks (in order). Raises ``SnapshotError``."""
+    payload = b"".join(c.data for c in chunks)
+    if hashlib.sha256(payload).hexdigest() != chunks[0].digest:
+        raise SnapshotError("state does not match its digest", "corrupt")
+    inflate = zlib.decompressobj()
     try:
-        return pickle.loads(zlib.decompress(b"".join(c.data for c in chunks)))
-    except Exception as exc:  # any failure means the same: unusable
-        raise SnapshotError(f"state does not decode: {type(exc).__name__}: {exc}") from None
+        data = inflate.decompress(payload, MAX_STATE_BYTES)
+    except zlib.error as exc:
+        raise SnapshotError(f"state does not decompress: {exc}", "corrupt") from None
+    if inflate.unconsumed_tail:
+        raise SnapshotError(f"state larger than {MAX_STATE_BYTES} bytes", "corrupt")
+    if not inflate.eof:
+        raise SnapshotError("compressed state ends early", "truncated")
+    try:
+        return codec.decode(data, DetectorBank)
+    except codec.CodecError as exc:
+        reason = exc.reason if exc.reason in REJECT_REASONS else "corrupt"
+        raise SnapshotError(f"state does not decode: {exc}", reason) from None
 
 
 @dataclass(slots=True)
@@ -133,13 +203,21 @@ class _Slots:
 
 @dataclass
 class Changelog:
-    """Writes and restores per-partition detector state in a compacted topic."""
+    """Writes and restores per-partition detector state in a compacted topic.
+
+    ``detectors``: the running detectors config; a restored bank must carry the same.
+    ``hmac_key``: sign what is written, refuse what is not signed with it.
+    ``on_reject``: called with the reason (``REJECT_REASONS``) of each refused snapshot.
+    """
 
     conf: KafkaConfig
     topic: str
     producer: Producer
     config_hash: str
     on_delivery: Any = None
+    detectors: DetectorConfig | None = None
+    hmac_key: bytes | None = None
+    on_reject: Callable[[str], None] | None = None
     _slots: dict[int, _Slots] = field(default_factory=dict)
     bytes_written: int = 0
 
@@ -151,7 +229,7 @@ class Changelog:
         slots.pending = slot
         size = 0
         for key, value in encode_chunks(partition, slot, slots.generation, bank, offsets,
-                                        self.config_hash):
+                                        self.config_hash, self.hmac_key):
             produce(self.producer, self.topic, value, key, partition=partition,
                     on_delivery=self.on_delivery)
             size += len(value)
@@ -187,6 +265,12 @@ class Changelog:
                  len(resume_at), self.topic, time.monotonic() - started)
         return found
 
+    def _refuse(self, partition: int, slot: int, exc: SnapshotError) -> None:
+        log.error("%s[%d] slot %d: %s: refused (%s)", self.topic, partition, slot, exc,
+                  exc.reason)
+        if self.on_reject is not None:
+            self.on_reject(exc.reason)
+
     def _pick(self, partition: int, latest: dict[bytes, bytes],
               wanted: dict[str, int | None]) -> Restored | None:
         slots = self._slots.setdefault(partition, _Slots())
@@ -195,7 +279,7 @@ class Changelog:
             try:
                 chunks = self._slot_chunks(latest, partition, slot)
             except SnapshotError as exc:
-                log.error("%s[%d] slot %d: %s: refused", self.topic, partition, slot, exc)
+                self._refuse(partition, slot, exc)
                 continue
             if chunks:
                 slots.generation = max(slots.generation, chunks[0].generation)
@@ -205,48 +289,73 @@ class Changelog:
             head = chunks[0]
             ahead = [t for t, o in head.offsets.items()
                      if wanted.get(t) is None or o > wanted[t]]  # type: ignore[operator]
-            if ahead:
+            if ahead or not head.offsets:
                 log.info("%s[%d] slot %d: covers %s past the committed offsets %s: ignored",
                          self.topic, partition, head.slot, head.offsets, wanted)
                 continue
             if head.config_hash != self.config_hash:
-                log.warning("%s[%d]: state made with detectors config %s, this run has %s: "
-                            "refused, its detectors start a new warm-up", self.topic,
-                            partition, head.config_hash, self.config_hash)
+                self._refuse(partition, head.slot, SnapshotError(
+                    f"state made with detectors config {head.config_hash}, this run has "
+                    f"{self.config_hash}: its detectors start a new warm-up", "config"))
                 continue
             usable.append(chunks)
-        if not usable:
-            return None
-        best = max(usable, key=lambda chunks: chunks[0].generation)
-        head = best[0]
-        try:
-            bank = decode_state(best)
-        except SnapshotError as exc:
-            log.error("%s[%d] slot %d: %s: refused", self.topic, partition, head.slot, exc)
-            return None
-        if not isinstance(bank, DetectorBank):
-            log.error("%s[%d] slot %d: holds a %s, not a DetectorBank: refused", self.topic,
-                      partition, head.slot, type(bank).__name__)
-            return None
-        behind = {t: (wanted[t], o) for t, o in head.offsets.items() if wanted[t] != o}
-        if behind:
-            log.warning("%s[%d]: state is behind the committed offsets %s: the records "
-                        "between were not seen by its detectors", self.topic, partition, behind)
-        slots.committed, slots.pending = head.slot, None
-        return Restored(bank, head.offsets, head.slot, head.generation)
+        usable.sort(key=lambda chunks: chunks[0].generation, reverse=True)
+        for rank, chunks in enumerate(usable):
+            head = chunks[0]
+            behind = {t: (wanted[t], o) for t, o in head.offsets.items() if wanted[t] != o}
+            if rank and behind:
+                # The newest was refused; an older state that missed records since would
+                # fire elsewhere than an uninterrupted run: a new warm-up instead.
+                log.warning("%s[%d] slot %d: behind the committed offsets %s: not used",
+                            self.topic, partition, head.slot, behind)
+                continue
+            try:
+                bank = decode_state(chunks)
+                if self.detectors is not None and bank.config != self.detectors:
+                    raise SnapshotError("holds another detectors config than its header "
+                                        "says", "config")
+            except SnapshotError as exc:
+                self._refuse(partition, head.slot, exc)
+                continue
+            if rank:
+                log.warning("%s[%d]: using slot %d (generation %d), which matches the "
+                            "committed offsets", self.topic, partition, head.slot,
+                            head.generation)
+            elif behind:
+                log.warning("%s[%d]: state is behind the committed offsets %s: the records "
+                            "between were not seen by its detectors", self.topic, partition,
+                            behind)
+            slots.committed, slots.pending = head.slot, None
+            return Restored(bank, head.offsets, head.slot, head.generation)
+        return None
 
-    @staticmethod
-    def _slot_chunks(latest: dict[bytes, bytes], partition: int, slot: int) -> list[Chunk]:
-        first = latest.get(f"{partition}/{slot}/0".encode())
+    def _slot_chunks(self, latest: dict[bytes, bytes], partition: int, slot: int
+                     ) -> list[Chunk]:
+        key = f"{partition}/{slot}/0".encode()
+        first = latest.get(key)
         if first is None:
             return []
-        head = decode_chunk(first)
+        head = decode_chunk(first, self.hmac_key, key)
+        if (head.partition, head.slot, head.index) != (partition, slot, 0) or head.count < 1:
+            raise SnapshotError(f"header of {key.decode()} names another record", "corrupt")
+        if head.count > len(latest):  # checked first: a forged count costs no loop
+            raise SnapshotError(f"{head.count} chunks, {len(latest)} records in the "
+                                "partition", "missing_chunk")
         chunks = [head]
         for index in range(1, head.count):
-            value = latest.get(f"{partition}/{slot}/{index}".encode())
-            chunk = decode_chunk(value) if value is not None else None
-            if chunk is None or chunk.generation != head.generation:
-                raise SnapshotError(f"chunk {index} of generation {head.generation} is missing")
+            key = f"{partition}/{slot}/{index}".encode()
+            value = latest.get(key)
+            if value is None:
+                raise SnapshotError(f"chunk {index} of generation {head.generation} is "
+                                    "missing", "missing_chunk")
+            chunk = decode_chunk(value, self.hmac_key, key)
+            if chunk.generation != head.generation or chunk.digest != head.digest:
+                raise SnapshotError(f"chunk {index} is of generation {chunk.generation}, not "
+                                    f"{head.generation}", "stale")
+            if (chunk.partition, chunk.slot, chunk.index, chunk.count) != (
+                    partition, slot, index, head.count):
+                raise SnapshotError(f"header of {key.decode()} names another record",
+                                    "corrupt")
             chunks.append(chunk)
         return chunks
 

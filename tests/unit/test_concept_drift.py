@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 import random
 from typing import Any
 
 import pytest
 
 from detectors.bank import DetectorBank, EventBatch
+from detectors.codec import decode, encode
 from detectors.concept_drift import LabelBatch, outcome
 from detectors.config import ConceptSettings, DetectorConfig
 
@@ -133,7 +133,7 @@ def test_join_store_stays_bounded_under_a_flood_of_unmatched_predictions() -> No
         flood.append("m", f"nobody-{i}", 1, T0, i)
     bank.update_labels(flood)
     assert len(bank.join.early) == 100
-    assert len(pickle.dumps(bank)) < 2_000_000
+    assert len(encode(bank)) < 2_000_000
 
 
 def test_per_version_keeps_one_detector_per_model_version() -> None:
@@ -167,7 +167,7 @@ def test_a_restored_bank_continues_exactly_like_one_that_never_stopped() -> None
     first = DetectorBank(config, join_labels=True)
     first.update(events_of(rows, False))
     first.update_labels(labels_of(rows[:7000]))
-    restored = pickle.loads(pickle.dumps(first))
+    restored = decode(encode(first), DetectorBank)
     rest = labels_of(rows[7000:])
     rest.positions = list(range(7000, 16_000))
     assert concept(config, restored.update_labels(rest)) == expected

@@ -3,12 +3,12 @@ is reported as drifting meanwhile, and the cooldown does not depend on batch siz
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
 
 from detectors import DetectorBank, DetectorConfig, EventBatch, detect
+from detectors.codec import decode, encode
 
 
 def _two_shifts(n: int = 9000, seed: int = 0) -> list[dict[str, Any]]:
@@ -84,6 +84,6 @@ def test_cooldown_is_the_same_for_any_batch_size_and_across_a_restore() -> None:
     batches = _batches(events, 700)
     bank = DetectorBank(config)
     got = [s for b in batches[:5] for s in bank.update(b)]
-    bank = pickle.loads(pickle.dumps(bank))  # restored mid-cooldown
+    bank = decode(encode(bank), DetectorBank)  # restored mid-cooldown
     got += [s for b in batches[5:] for s in bank.update(b)]
     assert got == expected

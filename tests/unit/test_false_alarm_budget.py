@@ -106,7 +106,7 @@ def test_split_is_the_same_for_any_batch_size_when_series_start_mid_batch() -> N
 
 
 def test_restored_bank_keeps_the_split_of_its_detectors() -> None:
-    import pickle
+    from detectors.codec import decode, encode
 
     events = _stationary(features=30, n=9000, seed=7)
     config = _config(3)
@@ -120,7 +120,7 @@ def test_restored_bank_keeps_the_split_of_its_detectors() -> None:
     expected = [s for b in batches for s in bank.update(b)]
     bank = DetectorBank(config)
     got = [s for b in batches[:2] for s in bank.update(b)]
-    bank = pickle.loads(pickle.dumps(bank))
+    bank = decode(encode(bank), DetectorBank)
     got += [s for b in batches[2:] for s in bank.update(b)]
     assert got == expected
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 import random
 from typing import Any
 
 import pytest
 
 from detectors.bank import DetectorBank, EventBatch, detect
+from detectors.codec import encode
 from detectors.concept_drift import LabelBatch
 from detectors.config import ConceptSettings, DetectorConfig
 
@@ -22,7 +22,7 @@ def bank_with(**settings: Any) -> DetectorBank:
 def events(rows: list[tuple[str, float | None]], prediction: Any = 0.9) -> EventBatch:
     batch = EventBatch()
     for i, (event_id, when) in enumerate(rows):
-        # A decoded batch has one object per event: copy, or pickle would share one.
+        # A decoded batch has one object per event: copy, or the events would share one.
         copy = dict(prediction) if isinstance(prediction, dict) else prediction
         batch.append("m", "1", {"x": 1.0}, copy, i, event_id, when)
     return batch
@@ -84,7 +84,7 @@ def test_stored_predictions_keep_only_what_the_outcome_needs() -> None:
     bank = bank_with(max_pending=5000)
     bank.update(events([(f"event-{i:06d}", T0 + i) for i in range(5000)], classes))
     assert bank.join_store_size() == 5000
-    size = len(pickle.dumps(bank.join))
+    size = len(encode(bank.join))
     assert size < 5000 * 80, size  # 40 class probabilities each would be kilobytes
     bank.update_labels(labels([("event-000001", T0 + 3)], label="class-7"))
     bank.update_labels(labels([("event-000002", T0 + 3)], label="class-8"))

@@ -3,7 +3,6 @@ reference (no warm-up), the others warm up, and a broken file is refused by path
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ import orjson
 import pytest
 
 from detectors import DetectorBank, DetectorConfig, EventBatch, detect
-from detectors.reference_file import ReferenceFileError, load_reference_file
+from detectors.codec import CodecError, decode, encode
+from detectors.reference_file import load_reference_file
 from stream.config import ConfigError, load_config
 
 
@@ -140,15 +140,16 @@ def test_restored_bank_reads_the_file_again_and_refuses_a_changed_one(
 
     bank = DetectorBank(config)
     got = [s for b in batches[:3] for s in bank.update(b)]
-    snapshot = pickle.dumps(bank)
+    snapshot = encode(bank)
     assert len(snapshot) < 200_000  # the file's values are not in the state
-    restored = pickle.loads(snapshot)
+    restored = decode(snapshot, DetectorBank)
     got += [s for b in batches[3:] for s in restored.update(b)]
     assert got == expected
 
     Path(reference).write_bytes(Path(reference).read_bytes() + b"\n\n")
-    with pytest.raises(ReferenceFileError, match="changed since this detector state was saved"):
-        pickle.loads(snapshot)
+    with pytest.raises(CodecError, match="changed since this detector state was saved") as exc:
+        decode(snapshot, DetectorBank)
+    assert exc.value.reason == "config"
 
 
 def test_the_file_is_parsed_once_per_content(reference: str) -> None:

@@ -7,15 +7,24 @@ or with a chunk missing is refused, never misread.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import random
 import struct
+import zlib
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from detectors import codec
 from detectors.bank import DetectorBank, EventBatch
+from detectors.codec import encode
 from detectors.config import DetectorConfig
 from stream import state
-from stream.config import KafkaConfig
+from stream.config import ConfigError, KafkaConfig, load_config
 from stream.state import Changelog, SnapshotError, decode_chunk, decode_state, encode_chunks
 
 EVENTS = "model-events"
@@ -62,7 +71,8 @@ def test_a_snapshot_round_trips_through_its_chunks(monkeypatch: pytest.MonkeyPat
 def test_another_format_is_refused_with_a_clear_message() -> None:
     _, value = encode_chunks(0, 0, 1, warm_bank(), {EVENTS: 1}, "h1")[0]
     newer = value[:4] + struct.pack(">H", state.STATE_FORMAT + 1) + value[6:]
-    with pytest.raises(SnapshotError, match=r"state format 2, .* reads format 1 only"):
+    with pytest.raises(SnapshotError, match=rf"state format {state.STATE_FORMAT + 1}, "
+                       rf".* reads format {state.STATE_FORMAT} only"):
         decode_chunk(newer)
     with pytest.raises(SnapshotError, match="not a streamdrift state record"):
         decode_chunk(b"something else entirely")
@@ -95,3 +105,136 @@ def test_restore_refuses_another_config_and_a_missing_chunk(
     assert changelog()._pick(0, missing, {EVENTS: 600}) is None
     stale = {**whole, b"0/0/1": records(0, 0, 2, bank, 500)[b"0/0/1"]}  # older generation
     assert changelog()._pick(0, stale, {EVENTS: 600}) is None
+
+
+# --- refused snapshots: counted by reason, the other slot used when it matches ----------
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def counting(**kwargs: Any) -> tuple[Changelog, list[str]]:
+    refused: list[str] = []
+    log = Changelog(KafkaConfig(), "g-state", producer=None,  # type: ignore[arg-type]
+                    config_hash="h1", on_reject=refused.append, **kwargs)
+    return log, refused
+
+
+def tamper(value: bytes, at: int = -20) -> bytes:
+    return value[:at] + bytes([value[at] ^ 0xFF]) + value[at + 1:]
+
+
+def test_a_corrupt_newest_snapshot_falls_back_to_the_slot_of_the_committed_offsets() -> None:
+    old, new = warm_bank(600, seed=1), warm_bank(600, seed=2)
+    # The newest (generation 2) was written at the same offsets as slot 0: e.g. an
+    # unchanged state written again, then damaged.
+    latest = {**records(0, 0, 1, old, 600), **records(0, 1, 2, new, 600)}
+    latest[b"0/1/0"] = tamper(latest[b"0/1/0"])
+    log, refused = counting()
+    picked = log._pick(0, latest, {EVENTS: 600})
+    assert picked is not None and picked.slot == 0 and picked.generation == 1
+    assert refused == ["corrupt"]
+    assert encode(picked.bank) == encode(old)
+    assert log._slots[0].committed == 0 and log._slots[0].generation == 2  # next write: slot 1
+
+    # The other slot is older than the committed offsets: it missed records, so no
+    # fallback to it; the partition warms up anew.
+    latest = {**records(0, 0, 1, old, 300), **records(0, 1, 2, new, 600)}
+    latest[b"0/1/0"] = tamper(latest[b"0/1/0"])
+    log, refused = counting()
+    assert log._pick(0, latest, {EVENTS: 600}) is None
+    assert refused == ["corrupt"]
+
+
+def test_tampered_truncated_and_partial_snapshots_are_refused_with_their_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bank = warm_bank()
+    monkeypatch.setattr(state, "CHUNK_BYTES", 1000)
+    whole = records(0, 0, 3, bank, 600)
+    older = records(0, 0, 2, bank, 500)
+    header_end = state._PREFIX.size + struct.unpack_from(">I", whole[b"0/0/0"], 6)[0]
+    cases = {
+        "truncated": {**whole, b"0/0/1": whole[b"0/0/1"][:-10]},
+        "missing_chunk": {k: v for k, v in whole.items() if k != b"0/0/2"},
+        "stale": {**whole, b"0/0/1": older[b"0/0/1"]},
+        "corrupt": {**whole, b"0/0/0": tamper(whole[b"0/0/0"], header_end - 3)},
+        "format": {**whole, b"0/0/0": b"SDST" + struct.pack(">H", 1) + whole[b"0/0/0"][6:]},
+        "config": records(0, 0, 3, bank, 600, config_hash="h2"),
+    }
+    for reason, latest in cases.items():
+        log, refused = counting()
+        assert log._pick(0, latest, {EVENTS: 600}) is None, reason
+        assert refused == [reason]
+    log, refused = counting()
+    assert log._pick(0, whole, {EVENTS: 600}) is not None and refused == []
+    moved = {b"0/0/0": records(0, 1, 3, bank, 600)[b"0/1/0"]}  # a chunk under another key
+    log, refused = counting()
+    assert log._pick(0, moved, {EVENTS: 600}) is None and refused == ["corrupt"]
+
+
+def test_a_bank_of_another_config_than_its_header_says_is_refused() -> None:
+    bank = warm_bank()  # warmup=200
+    log, refused = counting(detectors=DetectorConfig(warmup=300))
+    assert log._pick(0, records(0, 0, 1, bank, 600), {EVENTS: 600}) is None
+    assert refused == ["config"]
+    log, refused = counting(detectors=bank.config)
+    assert log._pick(0, records(0, 0, 1, bank, 600), {EVENTS: 600}) is not None
+
+
+def _exploit_records(marker: Path, offsets: dict[str, int]) -> dict[bytes, bytes]:
+    """Today's exploit (format 1: header + pickle, empty offsets) in slot 0, and the same
+    pickle in a well-formed format-2 record (right sizes and digest) in slot 1."""
+    body = pickle.dumps(_Exploit(marker))
+    header = orjson.dumps({"partition": 0, "slot": 0, "generation": 9, "chunk": 0,
+                           "chunks": 1, "offsets": {}, "config_hash": "h1"})
+    old = struct.pack(">4sHI", b"SDST", 1, len(header)) + header + zlib.compress(body)
+    payload = zlib.compress(codec.MAGIC + body)
+    header = orjson.dumps({"partition": 0, "slot": 1, "generation": 9, "chunk": 0,
+                           "chunks": 1, "offsets": offsets, "config_hash": "h1",
+                           "bytes": len(payload),
+                           "digest": hashlib.sha256(payload).hexdigest()})
+    new = struct.pack(">4sHI", b"SDST", 2, len(header)) + header + payload
+    return {b"0/0/0": old, b"0/1/0": new}
+
+
+def test_a_pickle_in_the_changelog_is_refused_counted_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    log, refused = counting()
+    assert log._pick(0, _exploit_records(marker, {EVENTS: 100}), {EVENTS: 600}) is None
+    assert sorted(refused) == ["format", "format"]
+    assert not marker.exists()
+
+
+def test_signed_snapshots_are_refused_without_their_signature() -> None:
+    key, other = b"k" * 32, b"o" * 32
+    bank = warm_bank()
+    signed = dict(encode_chunks(0, 0, 1, bank, {EVENTS: 600}, "h1", hmac_key=key))
+    log, refused = counting(hmac_key=key)
+    assert log._pick(0, signed, {EVENTS: 600}) is not None and refused == []
+    log, _ = counting()  # a reader without the key still reads signed snapshots
+    assert log._pick(0, signed, {EVENTS: 600}) is not None
+    for name, latest in {
+        "unsigned": records(0, 0, 1, bank, 600),
+        "another key": dict(encode_chunks(0, 0, 1, bank, {EVENTS: 600}, "h1", other)),
+        "changed": {b"0/0/0": tamper(signed[b"0/0/0"], -40)},
+        "moved": {b"0/0/0": dict(encode_chunks(0, 1, 1, bank, {EVENTS: 600}, "h1",
+                                               key))[b"0/1/0"]},
+    }.items():
+        log, refused = counting(hmac_key=key)
+        assert log._pick(0, latest, {EVENTS: 600}) is None, name
+        assert refused == ["signature"], name
+
+
+def test_the_hmac_key_comes_from_a_file_of_at_least_32_bytes(tmp_path: Path) -> None:
+    key = tmp_path / "state.key"
+    key.write_bytes(b"s" * 40 + b"\n")
+    config = load_config(env={"STREAMDRIFT_STATE__HMAC_KEY_FILE": str(key)})
+    assert config.state.hmac_key() == b"s" * 40  # the editor's newline is not part of it
+    assert load_config().state.hmac_key() is None
+    key.write_bytes(b"short\n")
+    with pytest.raises(ConfigError, match=r"state.hmac_key_file: .*at least 32 bytes"):
+        load_config(overrides={"state.hmac_key_file": str(key)})

@@ -1,0 +1,823 @@
+"""Detector state as bytes and back, without pickle: an explicit, versioned codec.
+
+A ``DetectorBank`` (or any object graph of the allowed classes) is written as
+plain data: numbers, strings, containers, numeric arrays, and objects as
+(class, named fields). Decoding creates only instances of allowed classes
+(``object.__new__`` and field assignment, or an adapter below) and calls no
+function named by the data, so bytes read from a topic or a file cannot run
+code. Anything the encoder does not know raises ``CodecError`` when it is
+*written* (a new detector class without support fails the unit tests, not a
+restore in production).
+
+>>> from detectors.bank import DetectorBank, EventBatch
+>>> bank = DetectorBank()
+>>> batch = EventBatch()
+>>> for i in range(1200):
+...     batch.append("m", None, {"x": float(i % 7), "c": "abc"[i % 3]}, None, i)
+>>> _ = bank.update(batch)
+>>> data = encode(bank)
+>>> copy = decode(data, DetectorBank)
+>>> encode(copy) == data
+True
+>>> decode(data[:-3], DetectorBank)
+Traceback (most recent call last):
+...
+detectors.codec.CodecError: truncated: ...
+
+Format (version 1)
+------------------
+
+``payload = MAGIC "SDDC" | item*`` where each item is one MessagePack value
+(https://github.com/msgpack/msgpack/blob/master/spec.md), in this order:
+
+1. header, a map: ``{"version": 1, "fingerprint": str, "shapes": [[class, [field, ...]],
+   ...], "objects": n}``. ``fingerprint`` identifies the code that wrote it
+   (``fingerprint()``: this format version, river's version, the allowed class names
+   and a hash of the source of every ``detectors`` module); a payload written by other
+   code is refused (reason ``format``). A shape is one allowed class (its
+   ``module.qualname``) with the ordered names of the fields its objects carry.
+2. ``n`` object entries, ``[shape index, [value, ...]]``, one value per field of the
+   shape, in the order of the shape's fields. Objects are listed children first: a
+   reference (below) points to an earlier entry only.
+3. the root value (for a bank: a reference to its entry).
+
+Values are MessagePack nil, bool, int (64-bit), float (64-bit), str, bin, array
+(a Python list) and map (a dict; any key below), plus these extension types:
+
+=====  ==============  ====================================================================
+code   Python          payload (itself MessagePack)
+=====  ==============  ====================================================================
+1      tuple           array of values
+2      set             array of values
+3      frozenset       array of values
+4      OrderedDict     map
+5      deque           ``[maxlen or nil, array of values]``
+6      numpy array     ``[dtype, shape, bin]``: dtype one of ``DTYPES`` (little-endian),
+                       shape an array of ints whose product times the item size is the
+                       length of bin (C order)
+7      numpy scalar    ``[dtype, bin]`` (one item)
+8      reference       uint: the index of an object entry
+9      bound method    ``[uint, name]``: method ``name`` of that object entry
+10     own method      ``name``: a method of the object whose field holds it (set last)
+=====  ==============  ====================================================================
+
+Objects are encoded by their class's kind:
+
+- plain classes: every set ``__slots__`` entry (over the MRO) then ``__dict__``. A class
+  whose own ``__getstate__`` returns a dict of str keys is encoded as that dict (and
+  decoded through its own ``__setstate__``, if it has one); a class with its own
+  ``__reduce__`` and no adapter is refused.
+- adapters (``_ADAPTERS``): pydantic models (fields validated again on decode with
+  ``model_validate``), river's compiled ADWIN core and exponentially weighted mean
+  (their state bytes parsed into named fields and checked before they are handed back
+  to the compiled code), and ``ReferenceFile`` (its path and digest: the file is read
+  again and must not have changed).
+
+Allowed classes (``allowed_classes()``): those defined in the ``detectors`` modules
+(found by walking the package, exceptions excepted), and the river classes a bank
+holds (``_RIVER``). A mutable container reached twice, a reference cycle (other than a
+bound method of the object itself), an int beyond 64 bits, a str that is not UTF-8, an
+array of another dtype, or a value of any other type cannot be encoded.
+
+Errors: ``CodecError`` with ``reason`` one of ``format`` (magic, version,
+fingerprint), ``truncated``, ``corrupt`` (not MessagePack, trailing bytes),
+``schema`` (a class or field not expected, a bad array, an adapter's state out of
+range), ``config`` (the reference file changed or cannot be read) and, on encode,
+``unsupported``. Decoding raises nothing else, whatever the bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import math
+import pkgutil
+import struct
+import types
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+FORMAT_VERSION = 1
+MAGIC = b"SDDC"
+#: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
+DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",
+                    "<f4", "<f8"})
+MAX_DEPTH = 64  # nested containers in one value; a bank needs a handful
+MAX_NDIM = 8
+
+T = TypeVar("T")
+
+_TUPLE, _SET, _FROZENSET, _ORDERED, _DEQUE, _ARRAY, _SCALAR, _REF, _METHOD, _OWN = range(1, 11)
+_PLAIN = (type(None), bool, int, float, str, bytes)
+_PLAIN_SET = frozenset(_PLAIN)
+_CONTAINERS = (list, dict, set, frozenset, tuple, deque, OrderedDict)
+
+
+class CodecError(ValueError):
+    """State that cannot be encoded or decoded; ``reason`` says which kind of problem."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+# --- allowed classes ------------------------------------------------------------------
+
+def _river_classes() -> list[type]:
+    from river import drift, stats
+    from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
+    from river.drift.binary.hddm_w import SampleInfo
+
+    core = type(drift.ADWIN()._helper)  # type: ignore[no-untyped-call]
+    ewmean = type(stats.EWMean()._ewmean)
+    return [drift.ADWIN, drift.PageHinkley, DDM, EDDM, HDDMA, HDDMW, SampleInfo, stats.Mean,
+            stats.Var, stats.EWMean, core, ewmean]
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_allowed: dict[str, type] | None = None
+_fingerprint: str | None = None
+
+
+def allowed_classes() -> dict[str, type]:
+    """``module.qualname`` -> class, for every class a payload may hold."""
+    global _allowed
+    if _allowed is None:
+        import detectors
+
+        found: dict[str, type] = {}
+        for info in sorted(pkgutil.iter_modules(detectors.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"detectors.{info.name}")
+            if module.__name__ == __name__:
+                continue
+            for value in vars(module).values():
+                if (isinstance(value, type) and value.__module__ == module.__name__
+                        and not issubclass(value, BaseException)):
+                    found[_name(value)] = value
+        for cls in _river_classes():
+            found[_name(cls)] = cls
+        _allowed = found
+    return _allowed
+
+
+def fingerprint() -> str:
+    """sha256 (hex) of what decides how objects are laid out: this format's version,
+    river's version, the allowed class names and the source of every detectors module."""
+    global _fingerprint
+    if _fingerprint is None:
+        import river
+
+        import detectors
+
+        version = getattr(river, "__version__", "?")
+        h = hashlib.sha256(f"streamdrift-codec {FORMAT_VERSION} river {version}\n".encode())
+        for name in sorted(allowed_classes()):
+            h.update(name.encode() + b"\n")
+        for info in sorted(pkgutil.iter_modules(detectors.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"detectors.{info.name}")
+            source = inspect.getsource(module).encode()
+            h.update(f"{module.__name__} {hashlib.sha256(source).hexdigest()}\n".encode())
+        _fingerprint = h.hexdigest()
+    return _fingerprint
+
+
+# --- adapters -------------------------------------------------------------------------
+
+class _Adapter:
+    """How one class is taken apart into named fields and put together again."""
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        raise NotImplementedError
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _PydanticModel(_Adapter):
+    """Model fields, and the names of the fields that were set; decoded with
+    ``model_validate`` so every constraint of the model holds again."""
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        if obj.__pydantic_extra__ or obj.__pydantic_private__:
+            raise CodecError("unsupported", f"{_name(type(obj))}: extra or private fields")
+        names = tuple(type(obj).model_fields)
+        values = [obj.__dict__[n] for n in names]
+        return (*names, "__fields_set__"), [*values, sorted(obj.__pydantic_fields_set__)]
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        assert issubclass(cls, BaseModel)
+        if set(values) != {*cls.model_fields, "__fields_set__"}:
+            raise CodecError("schema", f"{_name(cls)}: fields {sorted(values)}")
+        fields_set = values.pop("__fields_set__")
+        if not (isinstance(fields_set, list)
+                and all(isinstance(n, str) and n in cls.model_fields for n in fields_set)):
+            raise CodecError("schema", f"{_name(cls)}: bad set fields")
+        try:
+            model = cls.model_validate(values)
+        except ValidationError as exc:
+            raise CodecError("schema", f"{_name(cls)}: {exc.error_count()} invalid field(s): "
+                             f"{exc.errors()[0]['msg']}") from None
+        object.__setattr__(model, "__pydantic_fields_set__", set(fields_set))
+        return model
+
+
+class _ReferenceFile(_Adapter):
+    """A reference file is its path and the digest of its content (not its values)."""
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        return ("path", "digest"), [obj.path, obj.digest]
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        from detectors.reference_file import ReferenceFileError, load_reference_file
+
+        path, digest = values.get("path"), values.get("digest")
+        if not (isinstance(path, str) and isinstance(digest, str) and len(values) == 2):
+            raise CodecError("schema", "ReferenceFile: expected a str path and digest")
+        try:
+            return load_reference_file(path, digest)
+        except ReferenceFileError as exc:
+            raise CodecError("config", str(exc)) from None
+
+
+def _rust_call(what: str, call: Callable[[], Any]) -> Any:
+    """A call into compiled code: a Rust panic is a BaseException, not an Exception."""
+    try:
+        return call()
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise CodecError("schema", f"{what}: refused by river: {type(exc).__name__}") from None
+
+
+class _Layout:
+    """Reads and writes a little-endian, fixed-int bincode layout (what river's Rust
+    ``__getstate__`` produces)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data, self.at, self.out = data, 0, bytearray()
+
+    def read(self, fmt: str) -> tuple[Any, ...]:
+        size = struct.calcsize("<" + fmt)
+        if self.at + size > len(self.data):
+            raise CodecError("unsupported", "river state shorter than its layout")
+        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        self.at += size
+        return values
+
+    def write(self, fmt: str, *values: Any) -> None:
+        try:
+            self.out += struct.pack("<" + fmt, *values)
+        except struct.error as exc:
+            raise CodecError("schema", f"river state field out of range: {exc}") from None
+
+
+# AdaptiveWindowing (river rust_src/adwin.rs) then the binding's constructor arguments.
+_ADWIN_HEAD = ("delta", "clock", "max_buckets", "min_window_length", "grace_period", "total",
+               "variance", "width", "total_width", "n_buckets", "max_n_buckets", "tick",
+               "n_detections")
+_ADWIN_HEAD_FMT = "diQddddddiiii"
+_ADWIN_ARGS = ("arg_delta", "arg_clock", "arg_max_buckets", "arg_min_window_length",
+               "arg_grace_period")
+_ADWIN_ARGS_FMT = "diQii"
+_MAX_BUCKET_ROWS = 64  # a bucket row holds 2^row values: row 64 would overflow the core
+
+
+class _AdaptiveWindowing(_Adapter):
+    verified = False
+
+    """river's compiled ADWIN core (``drift.ADWIN(...)._helper``, Rust, river 0.26).
+
+    Its ``__getstate__`` bytes are the bincode of ``AdaptiveWindowing`` (river's
+    ``rust_src/adwin.rs``: 13 scalars, then rows of buckets ``[max_size, current_idx,
+    totals, variances]``) followed by the constructor arguments. They are parsed into
+    named fields here; on decode every field is checked (types, ranges, and that the
+    rows add up to the window's width) before bytes rebuilt from them go back to
+    ``__setstate__``, so the compiled code only ever reads a state it could have made.
+    """
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        raw = obj.__getstate__()
+        r = _Layout(raw)
+        head = r.read(_ADWIN_HEAD_FMT)
+        (rows,) = r.read("Q")
+        if rows > _MAX_BUCKET_ROWS:
+            raise CodecError("unsupported", "AdaptiveWindowing: unexpected layout")
+        buckets = []
+        for _ in range(rows):
+            max_size, current, n = r.read("QQQ")
+            totals = np.frombuffer(raw, "<f8", n, r.at).copy()
+            r.at += 8 * n
+            (m,) = r.read("Q")
+            variances = np.frombuffer(raw, "<f8", m, r.at).copy()
+            r.at += 8 * m
+            buckets.append([max_size, current, totals, variances])
+        args = r.read(_ADWIN_ARGS_FMT)
+        values = [*head, buckets, *args]
+        names = (*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS)
+        if r.at != len(raw) or (not self.verified and self._bytes(
+                dict(zip(names, values, strict=True))) != raw):
+            raise CodecError("unsupported", "AdaptiveWindowing: river's state layout changed "
+                             "(detectors/codec.py must follow it)")
+        self.verified = True  # the layout is the library's: checking one core is enough
+        return names, values
+
+    @staticmethod
+    def _bytes(v: dict[str, Any]) -> bytes:
+        w = _Layout()
+        w.write(_ADWIN_HEAD_FMT, *(v[n] for n in _ADWIN_HEAD))
+        w.write("Q", len(v["buckets"]))
+        for max_size, current, totals, variances in v["buckets"]:
+            w.write("QQQ", max_size, current, len(totals))
+            w.out += totals.astype("<f8").tobytes()
+            w.write("Q", len(variances))
+            w.out += variances.astype("<f8").tobytes()
+        w.write(_ADWIN_ARGS_FMT, *(v[n] for n in _ADWIN_ARGS))
+        return bytes(w.out)
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        names = {*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS}
+        if set(values) != names:
+            raise CodecError("schema", "AdaptiveWindowing: fields differ")
+        v = values
+        floats = ("delta", "min_window_length", "grace_period", "total", "variance", "width",
+                  "total_width", "arg_delta")
+        ints = ("clock", "max_buckets", "n_buckets", "max_n_buckets", "tick", "n_detections",
+                "arg_clock", "arg_max_buckets", "arg_min_window_length", "arg_grace_period")
+        ok = (all(type(v[n]) is float for n in floats) and all(type(v[n]) is int for n in ints)
+              and 0.0 < v["delta"] < 1.0 and 0 < v["clock"] < 2**31
+              and 1 <= v["max_buckets"] <= 1000
+              and all(-(2**31) <= v[n] < 2**31 for n in ("n_buckets", "max_n_buckets", "tick",
+                                                        "n_detections"))  # i32 counters
+              and isinstance(v["buckets"], list) and 1 <= len(v["buckets"]) <= _MAX_BUCKET_ROWS)
+        if not ok:
+            raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
+        width = 0
+        for row, bucket in enumerate(v["buckets"]):
+            if not (isinstance(bucket, list) and len(bucket) == 4):
+                raise CodecError("schema", "AdaptiveWindowing: bad bucket row")
+            max_size, current, totals, variances = bucket
+            if not (type(max_size) is int and max_size == v["max_buckets"]
+                    and type(current) is int and 0 <= current <= max_size
+                    and all(type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 1
+                            and a.size == max_size + 1 for a in (totals, variances))):
+                raise CodecError("schema", f"AdaptiveWindowing: bad bucket row {row}")
+            width += current << row
+        last = v["buckets"][-1][1]
+        if float(width) != v["width"] or (last == 0 and len(v["buckets"]) > 1):
+            raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
+        args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
+                v["arg_min_window_length"], v["arg_grace_period"])
+        data = self._bytes(v)
+        core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
+        _rust_call("AdaptiveWindowing", lambda: core.__setstate__(data))
+        return core
+
+
+_EWMEAN = ("mean", "alpha", "one_minus_alpha", "initialized", "arg_alpha")
+_EWMEAN_FMT = "ddd?d"
+
+
+class _RsEWMean(_Adapter):
+    """river's compiled exponentially weighted mean (``stats.EWMean()._ewmean``): the
+    bincode of ``EWMean`` (river ``rust_src/ewmean.rs``) and its constructor's alpha."""
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        raw = obj.__getstate__()
+        if len(raw) != struct.calcsize("<" + _EWMEAN_FMT):
+            raise CodecError("unsupported", "RsEWMean: river's state layout changed")
+        return _EWMEAN, list(struct.unpack("<" + _EWMEAN_FMT, raw))
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        if set(values) != set(_EWMEAN) or type(values["initialized"]) is not bool or not all(
+                type(values[n]) is float for n in _EWMEAN if n != "initialized"):
+            raise CodecError("schema", "RsEWMean: fields differ")
+        data = struct.pack("<" + _EWMEAN_FMT, *(values[n] for n in _EWMEAN))
+        alpha = values["arg_alpha"]
+        core = _rust_call("RsEWMean", lambda: cls(alpha))
+        _rust_call("RsEWMean", lambda: core.__setstate__(data))
+        return core
+
+
+def _adapter(cls: type) -> _Adapter | None:
+    if issubclass(cls, BaseModel):
+        return _PYDANTIC
+    return _ADAPTERS.get(_name(cls))
+
+
+_PYDANTIC = _PydanticModel()
+#: Classes that are not taken apart field by field (``module.qualname`` -> adapter).
+_ADAPTERS: dict[str, _Adapter] = {
+    "detectors.reference_file.ReferenceFile": _ReferenceFile(),
+    "river._river_rust.drift.AdaptiveWindowing": _AdaptiveWindowing(),
+    "river._river_rust.stats.RsEWMean": _RsEWMean(),
+}
+
+_DATACLASS_GETSTATE = getattr(dataclasses, "_dataclass_getstate", None)
+
+
+def _own(cls: type, name: str) -> bool:
+    """Does ``cls`` define ``name`` itself (not ``object``, not a dataclass default)?"""
+    method = getattr(cls, name, None)
+    generated = method is _DATACLASS_GETSTATE or getattr(
+        method, "__qualname__", "") == "_dataclass_getstate"  # slots=True dataclasses get one
+    return method is not None and method is not getattr(object, name, None) and not (
+        name == "__getstate__" and generated)
+
+
+def _slots(cls: type) -> list[str]:
+    names: list[str] = []
+    for klass in reversed(cls.__mro__):
+        declared = klass.__dict__.get("__slots__", ())
+        for slot in [declared] if isinstance(declared, str) else declared:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            if slot.startswith("__") and not slot.endswith("__"):
+                slot = f"_{klass.__name__.lstrip('_')}{slot}"  # name mangling
+            if slot not in names:
+                names.append(slot)
+    return names
+
+
+_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str]]] = {}
+
+
+def _plain_class(cls: type) -> tuple[bool, bool, list[str]]:
+    """Own ``__reduce__``?, own ``__getstate__``?, slots: once per class."""
+    found = _PLAIN_CLASSES.get(cls)
+    if found is None:
+        found = _PLAIN_CLASSES[cls] = (_own(cls, "__reduce__") or _own(cls, "__reduce_ex__"),
+                                       _own(cls, "__getstate__"), _slots(cls))
+    return found
+
+
+def _valid_field(name: object) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not (
+        name.startswith("__") and name.endswith("__"))
+
+
+# --- encoding -------------------------------------------------------------------------
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.allowed = {cls: name for name, cls in allowed_classes().items()}
+        self.shapes: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.entries: list[bytes] = []
+        self.index: dict[int, int] = {}  # id(object) -> entry
+        self.busy: set[int] = set()  # objects whose fields are being encoded
+        self.seen: set[int] = set()  # mutable containers already written
+        self.alive: list[Any] = []  # keeps every id above valid while encoding
+        self.packer = msgpack.Packer(use_bin_type=True, strict_types=True)
+
+    def pack(self, value: Any) -> bytes:
+        try:
+            return self.packer.pack(value)  # type: ignore[no-any-return]
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise CodecError("unsupported", f"{type(exc).__name__}: {exc}") from None
+
+    def ext(self, code: int, value: Any) -> msgpack.ExtType:
+        # ExtType's own __new__ only re-checks the two types: a fifth of encoding time.
+        return tuple.__new__(msgpack.ExtType, (code, self.pack(value)))
+
+    def mutable(self, value: Any, where: str) -> None:
+        if id(value) in self.seen:
+            raise CodecError("unsupported", f"{where}: a {type(value).__name__} reached twice "
+                             "(shared mutable containers are not supported)")
+        self.seen.add(id(value))
+        self.alive.append(value)
+
+    def value(self, v: Any, where: str, depth: int = 0) -> Any:
+        t = type(v)
+        if t in _PLAIN_SET:
+            return v
+        if depth > MAX_DEPTH:
+            raise CodecError("unsupported", f"{where}: nested deeper than {MAX_DEPTH}")
+        d = depth + 1
+        if t is list:
+            self.mutable(v, where)
+            if set(map(type, v)) <= _PLAIN_SET:
+                return v
+            return [self.value(x, where, d) for x in v]
+        if t is dict:
+            self.mutable(v, where)
+            if set(map(type, v)) <= _PLAIN_SET and set(map(type, v.values())) <= _PLAIN_SET:
+                return v
+            return {self.value(k, where, d): self.value(x, where, d) for k, x in v.items()}
+        if t is tuple:
+            return self.ext(_TUPLE, [self.value(x, where, d) for x in v])
+        if t is set or t is frozenset:
+            if t is set:
+                self.mutable(v, where)
+            items = [self.value(x, where, d) for x in _ordered(v)]
+            return self.ext(_SET if t is set else _FROZENSET, items)
+        if t is OrderedDict:
+            self.mutable(v, where)
+            return self.ext(_ORDERED, {self.value(k, where, d): self.value(x, where, d)
+                                       for k, x in v.items()})
+        if t is deque:
+            self.mutable(v, where)
+            return self.ext(_DEQUE, [v.maxlen, [self.value(x, where, d) for x in v]])
+        if t is np.ndarray:
+            self.mutable(v, where)
+            dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
+            if dtype.str not in DTYPES:
+                raise CodecError("unsupported", f"{where}: array of dtype {v.dtype}")
+            data = np.ascontiguousarray(v, dtype=dtype).tobytes()
+            return self.ext(_ARRAY, [dtype.str, list(v.shape), data])
+        if isinstance(v, np.generic) and t.__module__ == "numpy":
+            dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
+            if dtype.str not in DTYPES:
+                raise CodecError("unsupported", f"{where}: numpy scalar of dtype {v.dtype}")
+            return self.ext(_SCALAR, [dtype.str, np.asarray(v, dtype=dtype).tobytes()])
+        if t is types.MethodType or t is types.BuiltinMethodType:
+            owner = getattr(v, "__self__", None)
+            if id(owner) in self.busy:
+                raise CodecError("unsupported", f"{where}: a method of an object being encoded")
+            if type(owner) not in self.allowed:
+                raise CodecError("unsupported", f"{where}: a method of a {type(owner).__name__}")
+            index = self.obj(owner, where)
+            return self.ext(_METHOD, [index, self.method_name(v, owner, where)])
+        if t in self.allowed:
+            return self.ext(_REF, self.obj(v, where))
+        raise CodecError("unsupported", f"{where}: a {t.__module__}.{t.__qualname__} is not "
+                         "an allowed class (detectors/codec.py)")
+
+    @staticmethod
+    def method_name(method: Any, owner: Any, where: str) -> str:
+        name = getattr(method, "__name__", None)
+        if not _valid_field(name) or getattr(owner, str(name), None) != method:
+            raise CodecError("unsupported", f"{where}: a method that is not its owner's {name}")
+        return str(name)
+
+    def obj(self, o: Any, where: str) -> int:
+        key = id(o)
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        cls = type(o)
+        cls_name = self.allowed[cls]
+        if key in self.busy:
+            raise CodecError("unsupported", f"{where}: reference cycle through {cls_name}")
+        self.busy.add(key)
+        self.alive.append(o)
+        adapter = _adapter(cls)
+        if adapter is not None:
+            names, raw = adapter.fields(o)
+        else:
+            names, raw = self.plain_fields(o, cls_name)
+        values = []
+        for name, v in zip(names, raw, strict=True):
+            at = f"{cls.__qualname__}.{name}"
+            if (type(v) is types.MethodType or type(v) is types.BuiltinMethodType) and (
+                    getattr(v, "__self__", None) is o):
+                if adapter is not None:
+                    raise CodecError("unsupported", f"{at}: own method in an adapted class")
+                values.append(self.ext(_OWN, self.method_name(v, o, at)))
+            else:
+                values.append(self.value(v, at))
+        shape = self.shapes.setdefault((cls_name, names), len(self.shapes))
+        self.busy.discard(key)
+        index = self.index[key] = len(self.entries)
+        self.entries.append(self.pack([shape, values]))
+        return index
+
+    @staticmethod
+    def plain_fields(o: Any, cls_name: str) -> tuple[tuple[str, ...], list[Any]]:
+        cls = type(o)
+        reduces, getstate, slots = _plain_class(cls)
+        if reduces:
+            raise CodecError("unsupported", f"{cls_name} defines __reduce__: register an "
+                             "adapter in detectors/codec.py")
+        if getstate:
+            state = o.__getstate__()
+            if not (isinstance(state, dict) and all(_valid_field(k) for k in state)):
+                raise CodecError("unsupported", f"{cls_name}.__getstate__ does not return a "
+                                 "dict of fields: register an adapter in detectors/codec.py")
+            return tuple(state), list(state.values())
+        names = [s for s in slots if hasattr(o, s)]
+        names += [n for n in getattr(o, "__dict__", ()) if n not in names]
+        for n in names:
+            if not _valid_field(n):
+                raise CodecError("unsupported", f"{cls_name}: field {n!r}")
+        return tuple(names), [getattr(o, n) for n in names]
+
+
+def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(items)  # the same bytes for the same set
+    except TypeError:
+        return list(items)
+
+
+def encode(root: Any) -> bytes:
+    """The payload of ``root`` and everything reachable from it (see the module docs).
+
+    Raises ``CodecError`` (reason ``unsupported``) for a value the format cannot hold.
+    """
+    enc = _Encoder()
+    top = enc.pack(enc.value(root, "root"))
+    shapes = [[cls, list(fields)] for (cls, fields) in enc.shapes]
+    header = enc.pack({"version": FORMAT_VERSION, "fingerprint": fingerprint(),
+                       "shapes": shapes, "objects": len(enc.entries)})
+    return b"".join([MAGIC, header, *enc.entries, top])
+
+
+# --- decoding -------------------------------------------------------------------------
+
+class _Own:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Decoder:
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+        self.depth = 0
+        self.own_made = 0  # own-method markers read; each must be an object's field
+
+    def unpacker(self, size: int) -> msgpack.Unpacker:
+        return msgpack.Unpacker(None, raw=False, strict_map_key=False, use_list=True,
+                                ext_hook=self.ext, max_buffer_size=max(size, 1))
+
+    def nested(self, data: bytes) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise CodecError("schema", f"nested deeper than {MAX_DEPTH}")
+            return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
+                                   ext_hook=self.ext)
+        finally:
+            self.depth -= 1
+
+    def ext(self, code: int, data: bytes) -> Any:
+        v = self.nested(data)
+        if code == _TUPLE and type(v) is list:
+            return tuple(v)
+        if code == _SET and type(v) is list:
+            return set(v)
+        if code == _FROZENSET and type(v) is list:
+            return frozenset(v)
+        if code == _ORDERED and type(v) is dict:
+            return OrderedDict(v)
+        if code == _DEQUE and type(v) is list and len(v) == 2 and type(v[1]) is list and (
+                v[0] is None or (type(v[0]) is int and v[0] >= 0)):
+            return deque(v[1], v[0])
+        if code == _ARRAY and type(v) is list and len(v) == 3:
+            return _array(*v)
+        if code == _SCALAR and type(v) is list and len(v) == 2:
+            return _array(v[0], [], v[1])[()]
+        if code == _REF and type(v) is int:
+            if not 0 <= v < len(self.objects):
+                raise CodecError("schema", f"reference to object {v} before it is defined")
+            return self.objects[v]
+        if code == _METHOD and type(v) is list and len(v) == 2 and type(v[0]) is int:
+            if not 0 <= v[0] < len(self.objects):
+                raise CodecError("schema", f"method of object {v[0]} before it is defined")
+            return _method(self.objects[v[0]], v[1])
+        if code == _OWN and type(v) is str:
+            self.own_made += 1
+            return _Own(v)
+        raise CodecError("schema", f"extension type {code} with a bad payload")
+
+
+def _array(dtype: Any, shape: Any, data: Any) -> Any:
+    if not (type(dtype) is str and dtype in DTYPES):
+        raise CodecError("schema", f"array dtype {dtype!r} is not allowed")
+    if not (type(shape) is list and len(shape) <= MAX_NDIM
+            and all(type(n) is int and n >= 0 for n in shape) and type(data) is bytes):
+        raise CodecError("schema", "bad array shape or data")
+    kind = np.dtype(dtype)
+    if math.prod(shape) * kind.itemsize != len(data):
+        raise CodecError("schema", f"array of shape {shape} and dtype {dtype} does not fit "
+                         f"{len(data)} bytes")
+    return np.frombuffer(data, dtype=kind).reshape(shape).astype(kind.newbyteorder("="))
+
+
+def _method(owner: Any, name: Any) -> Any:
+    if not _valid_field(name):
+        raise CodecError("schema", f"bad method name {name!r}")
+    attr = getattr(type(owner), name, None)
+    if not (inspect.isfunction(attr) or inspect.ismethoddescriptor(attr)):
+        raise CodecError("schema", f"{_name(type(owner))} has no method {name}")
+    return getattr(owner, name)
+
+
+def decode(data: bytes, expect: type[T]) -> T:
+    """The object of type ``expect`` that ``encode`` wrote into ``data``.
+
+    Raises ``CodecError`` (never anything else) when the bytes are not such a payload.
+    """
+    try:
+        root = _decode(data)
+    except CodecError:
+        raise
+    except msgpack.OutOfData:
+        raise CodecError("truncated", "the payload ends early") from None
+    except Exception as exc:  # whatever crafted bytes make msgpack or numpy raise
+        raise CodecError("corrupt", f"{type(exc).__name__}: {exc}") from None
+    if type(root) is not expect:
+        raise CodecError("schema", f"holds a {type(root).__name__}, not a {expect.__name__}")
+    return root
+
+
+def _decode(data: bytes) -> Any:
+    if type(data) is not bytes or data[:len(MAGIC)] != MAGIC:
+        raise CodecError("format", "not a streamdrift detector-state payload (bad magic)")
+    dec = _Decoder()
+    unpacker = dec.unpacker(len(data))
+    unpacker.feed(memoryview(data)[len(MAGIC):])
+    header = unpacker.unpack()
+    if type(header) is not dict or header.get("version") != FORMAT_VERSION:
+        version = header.get("version") if type(header) is dict else None
+        raise CodecError("format", f"codec version {version!r}, this streamdrift reads "
+                         f"version {FORMAT_VERSION} only")
+    if header.get("fingerprint") != fingerprint():
+        raise CodecError("format", "written by other detectors code (fingerprint differs): "
+                         "a new warm-up")
+    shapes = _shapes(header.get("shapes"))
+    count = header.get("objects")
+    if type(count) is not int or not 0 <= count <= len(data):
+        raise CodecError("schema", "bad object count")
+    for _ in range(count):
+        made = dec.own_made
+        entry = unpacker.unpack()
+        if not (type(entry) is list and len(entry) == 2 and type(entry[0]) is int
+                and 0 <= entry[0] < len(shapes) and type(entry[1]) is list):
+            raise CodecError("schema", "bad object entry")
+        cls, fields = shapes[entry[0]]
+        if len(entry[1]) != len(fields):
+            raise CodecError("schema", f"{_name(cls)}: {len(entry[1])} values for "
+                             f"{len(fields)} fields")
+        if dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1]):
+            raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
+        dec.objects.append(_build(cls, fields, entry[1]))
+    made = dec.own_made
+    root = unpacker.unpack()
+    if dec.own_made != made:
+        raise CodecError("schema", "an own method outside an object")
+    if unpacker.tell() != len(data) - len(MAGIC):
+        raise CodecError("corrupt", "bytes after the payload")
+    return root
+
+
+def _shapes(raw: Any) -> list[tuple[type, tuple[str, ...]]]:
+    allowed = allowed_classes()
+    if type(raw) is not list:
+        raise CodecError("schema", "no shapes")
+    shapes = []
+    for shape in raw:
+        if not (type(shape) is list and len(shape) == 2 and type(shape[1]) is list):
+            raise CodecError("schema", "bad shape")
+        name, fields = shape
+        cls = allowed.get(name) if type(name) is str else None
+        if cls is None:
+            raise CodecError("schema", f"class {name!r} is not allowed")
+        if len(set(fields)) != len(fields) or not all(type(f) is str for f in fields):
+            raise CodecError("schema", f"{name}: bad field names")
+        adapter = _adapter(cls)
+        if adapter is None:
+            if not all(_valid_field(f) for f in fields):
+                raise CodecError("schema", f"{name}: bad field names")
+            slots = _slots(cls)
+            if not _has_dict(cls) and not set(fields) <= set(slots):
+                raise CodecError("schema", f"{name}: fields {sorted(set(fields) - set(slots))} "
+                                 "are not slots of the class")
+        shapes.append((cls, tuple(fields)))
+    return shapes
+
+
+def _has_dict(cls: type) -> bool:
+    return any("__dict__" in (k.__dict__.get("__slots__", ("__dict__",))
+                              if k is not object else ()) for k in cls.__mro__)
+
+
+def _build(cls: type, fields: tuple[str, ...], values: list[Any]) -> Any:
+    adapter = _adapter(cls)
+    if adapter is not None:
+        if any(isinstance(v, _Own) for v in values):
+            raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")
+        return adapter.build(cls, dict(zip(fields, values, strict=True)))
+    obj: Any = object.__new__(cls)
+    state = dict(zip(fields, values, strict=True))
+    own = {k: v.name for k, v in state.items() if isinstance(v, _Own)}
+    for k in own:
+        del state[k]
+    if _own(cls, "__getstate__") and _own(cls, "__setstate__"):
+        obj.__setstate__(state)
+    else:
+        for k, v in state.items():
+            object.__setattr__(obj, k, v)
+    for k, name in own.items():
+        object.__setattr__(obj, k, _method(obj, name))
+    return obj

@@ -1,0 +1,292 @@
+"""detectors.codec: detector state as plain data, checked on read, never code.
+
+A decoded bank fires exactly where the original fires; every class a bank of the
+bench streams reaches is allowed and round-trips; anything else, and any bytes that
+are not a payload this code wrote, is refused with ``CodecError``, at encode time for
+what the format cannot hold, at decode time for whatever the bytes are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import orjson
+import pytest
+
+from bench.state import bank_for
+from detectors import codec
+from detectors.bank import DetectorBank, DriftSignal, EventBatch
+from detectors.codec import CodecError, allowed_classes, decode, encode
+from detectors.concept_drift import LabelBatch
+from detectors.config import ConceptSettings, DetectorConfig
+from detectors.monitors import BlockMeans
+
+DETECTORS = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w")
+
+
+def _events(n: int, seed: int, shift: float = 0.0, start: int = 0) -> EventBatch:
+    """Numeric, categorical, boolean and missing features; scores, classes, class
+    probabilities and regression predictions; labels on most events."""
+    rng = random.Random(seed)
+    batch = EventBatch()
+    for i in range(n):
+        s = shift if i > n // 2 else 0.0
+        features = {"x": rng.gauss(s, 1.0), "c": rng.choice("abcz" if s else "abcd"),
+                    "gap": None if rng.random() < 0.1 + 0.3 * bool(s) else rng.random(),
+                    "flag": rng.random() < 0.5}
+        kind = i % 4
+        prediction = [rng.random(), rng.choice(["cat", "dog"]),
+                      {"cat": rng.random(), "dog": rng.random()}, rng.gauss(10.0, 2.0)][kind]
+        label = ([int(rng.random() < 0.3 + 0.4 * bool(s)), "cat", "dog",
+                  rng.gauss(10.0 + 3 * s, 2.0)][kind] if rng.random() < 0.7 else None)
+        batch.append(f"m{kind}", "v1", features, prediction, start + i,
+                     f"e{seed}-{i}", 1.7e9 + i, label)
+    return batch
+
+
+def _labels(n: int, seed: int) -> LabelBatch:
+    batch = LabelBatch()
+    for i in range(n):
+        batch.append("m0", f"e{seed}-{i}", i % 3 == 0, 1.7e9 + i, i)
+    return batch
+
+
+def _bank(detector: str) -> DetectorBank:
+    config = DetectorConfig(warmup=200, cooldown=50,
+                            concept=ConceptSettings(detector=detector, warmup=100))
+    bank = DetectorBank(config, join_labels=True)
+    bank.update(_events(3000, seed=1))
+    bank.update_labels(_labels(500, seed=1))
+    return bank
+
+
+def _wire(signals: list[DriftSignal]) -> bytes:
+    return orjson.dumps([dataclasses.asdict(s) for s in signals])
+
+
+def _classes(data: bytes) -> set[str]:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(data[len(codec.MAGIC):])
+    return {name for name, _ in unpacker.unpack()["shapes"]}
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_a_decoded_bank_fires_byte_for_byte_where_the_original_fires(detector: str) -> None:
+    bank = _bank(detector)
+    data = encode(bank)
+    copy = decode(data, DetectorBank)
+    assert copy is not bank and encode(copy) == data  # the same state, the same bytes
+    going_on = _events(4000, seed=2, shift=3.0, start=3000)
+    expected = bank.update(going_on)
+    assert {s.kind for s in expected} >= {"data_drift", "concept_drift"}
+    assert _wire(copy.update(going_on)) == _wire(expected)
+    later = _labels(2000, seed=2)
+    assert _wire(copy.update_labels(later)) == _wire(bank.update_labels(later))
+
+
+def test_every_class_a_bank_reaches_is_allowed_and_every_river_class_is_reached() -> None:
+    reached: set[str] = set()
+    for detector in DETECTORS:
+        reached |= _classes(encode(_bank(detector)))
+    bench = bank_for(0, models=2, events_per_model=1500, seed=0)  # bench/state.py's streams
+    data = encode(bench)
+    reached |= _classes(data)
+    assert encode(decode(data, DetectorBank)) == data
+    assert reached <= set(allowed_classes())
+    river = {name for name in allowed_classes() if name.startswith("river")}
+    assert river <= reached, f"allowed but never reached: {sorted(river - reached)}"
+    assert {"detectors.bank.DetectorBank", "detectors.monitors.NumericMonitor",
+            "detectors.monitors.CategoricalMonitor", "detectors.monitors.MissingMonitor",
+            "detectors.concept_drift.LabelJoin", "detectors.concept_drift.OutcomeMonitor",
+            "detectors.concept_drift.EstimatedAccuracy", "detectors.config.DetectorConfig",
+            "river._river_rust.drift.AdaptiveWindowing"} <= reached
+
+
+# --- payloads made by hand ------------------------------------------------------------
+
+def _payload(shapes: list[Any], entries: list[Any], root: Any, version: int = 1,
+             fingerprint: str | None = None) -> bytes:
+    header = {"version": version, "fingerprint": fingerprint or codec.fingerprint(),
+              "shapes": shapes, "objects": len(entries)}
+    return codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True)
+                                  for x in (header, *entries, root))
+
+
+def _ext(code: int, value: Any) -> msgpack.ExtType:
+    return msgpack.ExtType(code, msgpack.packb(value, use_bin_type=True))
+
+
+BLOCKS = [["detectors.monitors.BlockMeans", ["size", "_carry"]]]
+
+
+def _blocks(dtype: str, shape: list[int], data: bytes) -> bytes:
+    return _payload(BLOCKS, [[0, [5, _ext(6, [dtype, shape, data])]]], _ext(8, 0))
+
+
+def test_a_payload_made_by_hand_decodes_to_its_objects() -> None:
+    blocks = decode(_blocks("<f8", [2], np.array([1.5, 2.5]).tobytes()), BlockMeans)
+    assert blocks.size == 5 and blocks._carry.tolist() == [1.5, 2.5]
+    assert blocks.feed([3.5, 4.5, 5.5]) == ([3.5], 2)
+
+
+@pytest.mark.parametrize(("payload", "reason", "says"), [
+    (_blocks("<c16", [1], b"x" * 16), "schema", "dtype '<c16' is not allowed"),
+    (_blocks("|O", [1], b"x" * 8), "schema", "dtype '|O' is not allowed"),
+    (_blocks("<f8", [3], b"x" * 16), "schema", "does not fit 16 bytes"),
+    (_blocks("<f8", [-2], b""), "schema", "bad array shape"),
+    (_payload([["os.system", []]], [[0, []]], _ext(8, 0)), "schema", "'os.system' is not allowed"),
+    (_payload([["builtins.eval", []]], [], None), "schema", "not allowed"),
+    (_payload([["detectors.monitors.Adwin", ["_core", "__class__"]]], [], None), "schema",
+     "bad field names"),
+    (_payload([["detectors.monitors.Adwin", ["_core", "extra"]]], [], None), "schema",
+     "not slots of the class"),
+    (_payload(BLOCKS, [[0, [5]]], _ext(8, 0)), "schema", "1 values for 2 fields"),
+    (_payload(BLOCKS, [], _ext(8, 0)), "schema", "before it is defined"),
+    (_payload(BLOCKS, [], None, version=2), "format", "codec version 2"),
+    (_payload(BLOCKS, [], None, fingerprint="0" * 64), "format", "fingerprint differs"),
+    (_payload(BLOCKS, [[0, [5, _ext(10, "system")]]], _ext(8, 0)), "schema",
+     "has no method system"),
+    (_payload(BLOCKS, [[0, [5, [_ext(10, "feed")]]]], _ext(8, 0)), "schema",
+     "an own method inside a container"),
+])
+def test_a_payload_that_breaks_the_schema_is_refused(payload: bytes, reason: str,
+                                                     says: str) -> None:
+    with pytest.raises(CodecError) as exc:
+        decode(payload, BlockMeans)
+    assert exc.value.reason == reason and says in str(exc.value)
+
+
+def test_the_wrong_root_type_and_methods_that_do_not_exist_are_refused() -> None:
+    good = _blocks("<f8", [0], b"")
+    with pytest.raises(CodecError, match="not a DetectorBank"):
+        decode(good, DetectorBank)
+    with pytest.raises(CodecError, match="has no method system"):
+        decode(_payload(BLOCKS, [[0, [5, None]], [0, [5, _ext(9, [0, "system"])]]],
+                        _ext(8, 1)), BlockMeans)
+    with pytest.raises(CodecError, match=r"bad method name .__init__."):
+        decode(_payload(BLOCKS, [[0, [5, None]], [0, [5, _ext(9, [0, "__init__"])]]],
+                        _ext(8, 1)), BlockMeans)
+
+
+def _edit_adwin_core(data: bytes, field: str, value: Any) -> bytes:
+    """The payload with one field of the first compiled ADWIN core set to ``value``."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(data[len(codec.MAGIC):])
+    items = list(unpacker)
+    shapes = items[0]["shapes"]
+    core = next(i for i, (name, _) in enumerate(shapes) if name.endswith("AdaptiveWindowing"))
+    position = shapes[core][1].index(field)
+    entry = next(e for e in items[1:-1] if e[0] == core)
+    entry[1][position] = value
+    return codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items)
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("clock", 0, "out of range"),  # a modulo by zero in the compiled code
+    ("max_buckets", 10**9, "out of range"),
+    ("width", 1e9, "do not add up to its width"),
+    ("buckets", [], "out of range"),
+    ("delta", "0.1", "out of range"),
+])
+def test_a_compiled_adwin_core_gets_only_a_state_it_could_have_made(
+        field: str, value: Any, says: str) -> None:
+    data = encode(_bank("adwin"))
+    assert decode(_edit_adwin_core(data, "tick", 5), DetectorBank)  # in range: accepted
+    with pytest.raises(CodecError, match=says) as exc:
+        decode(_edit_adwin_core(data, field, value), DetectorBank)
+    assert exc.value.reason == "schema"
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    exploit = pickle.dumps(_Exploit(marker))
+    for data in (exploit, codec.MAGIC + exploit):
+        with pytest.raises(CodecError):
+            decode(data, DetectorBank)
+    assert not marker.exists()
+
+
+def test_truncated_or_changed_bytes_give_a_codec_error_and_nothing_else() -> None:
+    data = encode(_bank("hddm_w"))
+    with pytest.raises(CodecError) as exc:
+        decode(data[: len(data) // 2], DetectorBank)
+    assert exc.value.reason == "truncated"
+    with pytest.raises(CodecError, match="bytes after the payload"):
+        decode(data + b"\x00", DetectorBank)
+    rng = random.Random(11)
+    small = encode(DetectorBank())
+    outcomes: dict[str, int] = {}
+    for trial in range(3000):
+        base = data if trial % 10 == 0 else small
+        blob = bytearray(base)
+        how = trial % 5
+        if how == 0:
+            blob = bytearray(rng.randbytes(rng.randrange(1, 400)))
+            if trial % 2:
+                blob[:0] = codec.MAGIC
+        elif how == 1:
+            del blob[rng.randrange(len(blob)):]
+        elif how == 2:
+            for _ in range(rng.randrange(1, 4)):
+                blob[rng.randrange(4, len(blob))] = rng.randrange(256)
+        elif how == 3:
+            at = rng.randrange(4, len(blob))
+            blob[at:at] = rng.randbytes(rng.randrange(1, 9))
+        else:
+            at = rng.randrange(4, len(blob))
+            del blob[at:at + rng.randrange(1, 9)]
+        try:
+            decode(bytes(blob), DetectorBank)
+            outcome = "decoded"  # a changed float is still a valid state
+        except CodecError as exc:
+            outcome = exc.reason
+        except BaseException as exc:  # the point: nothing else may escape
+            pytest.fail(f"trial {trial}: {type(exc).__name__}: {exc}")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert {"format", "truncated", "corrupt", "schema"} <= set(outcomes), outcomes
+
+
+# --- what cannot be encoded fails when it is written ----------------------------------
+
+class _NotAllowed:
+    pass
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda b: setattr(b, "extra", _NotAllowed()), "_NotAllowed is not an allowed class"),
+    (lambda b: setattr(b, "extra", lambda: None), "function is not an allowed class"),
+    (lambda b: setattr(b, "extra", print), "a method of a module"),
+    (lambda b: setattr(b, "extra", np.array([object()])), "array of dtype object"),
+    (lambda b: setattr(b, "extra", 2**70), "OverflowError"),
+    (lambda b: setattr(b, "extra", b), "reference cycle through detectors.bank.DetectorBank"),
+    (lambda b: (setattr(b, "a", []), setattr(b, "b", b.a)), "a list reached twice"),
+    (lambda b: setattr(b, "extra", _nested(100)), "nested deeper than"),
+])
+def test_what_the_format_cannot_hold_fails_at_encode_time(change: Any, says: str) -> None:
+    bank = DetectorBank()
+    change(bank)
+    with pytest.raises(CodecError, match=says) as exc:
+        encode(bank)
+    assert exc.value.reason == "unsupported"

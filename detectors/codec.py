@@ -149,6 +149,11 @@ _allowed: dict[str, type] | None = None
 _fingerprint: str | None = None
 
 
+def _module_names(path: Any) -> list[str]:
+    """Every module of the detectors package, subpackages (``detectors.stats``) included."""
+    return sorted(info.name for info in pkgutil.walk_packages(path, prefix="detectors."))
+
+
 def allowed_classes() -> dict[str, type]:
     """``module.qualname`` -> class, for every class a payload may hold."""
     global _allowed
@@ -156,8 +161,8 @@ def allowed_classes() -> dict[str, type]:
         import detectors
 
         found: dict[str, type] = {}
-        for info in sorted(pkgutil.iter_modules(detectors.__path__), key=lambda m: m.name):
-            module = importlib.import_module(f"detectors.{info.name}")
+        for name in _module_names(detectors.__path__):
+            module = importlib.import_module(name)
             if module.__name__ == __name__:
                 continue
             for value in vars(module).values():
@@ -183,8 +188,8 @@ def fingerprint() -> str:
         h = hashlib.sha256(f"streamdrift-codec {FORMAT_VERSION} river {version}\n".encode())
         for name in sorted(allowed_classes()):
             h.update(name.encode() + b"\n")
-        for info in sorted(pkgutil.iter_modules(detectors.__path__), key=lambda m: m.name):
-            module = importlib.import_module(f"detectors.{info.name}")
+        for name in _module_names(detectors.__path__):
+            module = importlib.import_module(name)
             source = inspect.getsource(module).encode()
             h.update(f"{module.__name__} {hashlib.sha256(source).hexdigest()}\n".encode())
         _fingerprint = h.hexdigest()

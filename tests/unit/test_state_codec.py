@@ -290,3 +290,32 @@ def test_what_the_format_cannot_hold_fails_at_encode_time(change: Any, says: str
     with pytest.raises(CodecError, match=says) as exc:
         encode(bank)
     assert exc.value.reason == "unsupported"
+
+
+def _seasonal_events(start: int, n: int, seed: int, shift: float = 0.0) -> EventBatch:
+    rng = random.Random(seed)
+    batch = EventBatch()
+    for i in range(start, start + n):
+        t = 60.0 * i
+        load = 2.0 * np.sin(2 * np.pi * t / 86_400) + rng.gauss(0, 1) + (shift if i > 5000 else 0)
+        batch.append("m", None, {"load": load, "zip": f"z{rng.randrange(3000)}"}, None, i,
+                     time=t)
+    return batch
+
+
+@pytest.mark.parametrize("cut", [800, 2500, 4000])
+def test_a_bank_mid_seasonal_warm_up_or_calibration_round_trips(cut: int) -> None:
+    """Cut during the seasonal warm-up (a day is 1,440 events), during calibration and
+    after it: the decoded bank fires where the original does, with the same bytes."""
+    config = DetectorConfig(seasonality={"period": 86_400, "buckets": 24, "min_values": 20})
+    bank = DetectorBank(config)
+    bank.update(_seasonal_events(0, cut, seed=3))
+    data = encode(bank)
+    copy = decode(data, DetectorBank)
+    assert encode(copy) == data
+    classes = _classes(data)
+    assert "detectors.reference.SeenCategories" in classes or cut < 1000
+    going_on = _seasonal_events(cut, 9000 - cut, seed=4, shift=2.0)
+    expected = bank.update(going_on)
+    assert [s.feature for s in expected] == ["load"]
+    assert _wire(copy.update(going_on)) == _wire(expected)

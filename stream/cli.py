@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream import __version__
 from stream.alerts import describe_alert
 from stream.config import AppConfig, ConfigError, load_config
 from stream.events import Rejected
 from stream.kafka import (
+    AuthenticationFailed,
     BrokerUnavailable,
     TopicMismatch,
     check_copartitioned,
@@ -54,6 +55,12 @@ log = logging.getLogger("streamdrift")
 
 EXIT_CONFIG = 2  # a bad config or argument
 EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
+EXIT_AUTH = 4  # Kafka refused our credentials or TLS handshake, or an ACL refused an action
+
+_NOT_AUTHORIZED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+                   KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                   KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                   KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -64,7 +71,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamdrift", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="streamdrift", description=__doc__,
+        epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
+               f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
+               f"authentication failed or not authorized (check kafka.security)")
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -369,7 +380,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (SinkError, KafkaException) as exc:
+    except AuthenticationFailed as exc:
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if err is not None and err.code() in _NOT_AUTHORIZED:
+            print(f"streamdrift: not authorized: {err.str()}; check kafka.security and the "
+                  f"ACLs of its user", file=sys.stderr)
+            return EXIT_AUTH
+        if err is not None and err.code() == KafkaError._INVALID_ARG:
+            print(f"streamdrift: bad config: librdkafka refused a setting: {err.str()}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except SinkError as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ValueError as exc:  # a bad argument found late, e.g. a replay topic that is missing

@@ -50,6 +50,7 @@ from stream.sinks import (
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
 from stream.state import Changelog, Transactions
+from stream.web import WebConfig, load_web_config
 
 log = logging.getLogger("streamdrift")
 
@@ -217,8 +218,14 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
     return loop
 
 
+def _web_config(config: AppConfig) -> WebConfig | None:
+    path = config.metrics.web_config_file
+    return None if path is None else load_web_config(path)
+
+
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     conf = config.kafka
+    web = _web_config(config)  # a bad web config exits 2 before anything starts
     admin = wait_for_broker(conf)
     if conf.create_topics:
         ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic,
@@ -235,9 +242,12 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     loop = live_loop(config, progress_seconds=30.0)
     metrics = loop.metrics
     if config.metrics.port is not None:
-        port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)
-        log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", config.metrics.host,
-                 port)
+        server = metrics.serve(config.metrics.host, config.metrics.port, loop.alive,
+                               loop.ready, web)
+        tls = web is not None and web.tls_server_config is not None
+        log.info("metrics on %s://%s:%d/metrics (/healthz, /readyz)%s",
+                 "https" if tls else "http", config.metrics.host, server.port,
+                 " with basic auth" if web is not None and web.basic_auth_users else "")
     log.info("streamdrift %s: %s -> alerts %s, dead letters %s, state %s (group %s, %s)",
              __version__, conf.events_topic, conf.alerts_topic, conf.dlq_topic,
              config.state_topic, conf.group_id, conf.processing_guarantee)
@@ -352,6 +362,7 @@ def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file, env={})
+    _web_config(config)
     print(f"{args.file}: ok (config_hash {config.config_hash()})")
     return 0
 

@@ -174,7 +174,11 @@ class KafkaConfig(_Strict):
 
 class MetricsConfig(_Strict):
     port: int | None = Field(default=9108, ge=0, le=65535)
+    # All interfaces, the exporters' convention: Prometheus scrapes the pod or container
+    # address. 127.0.0.1 keeps it to the host (a sidecar, a local agent).
     host: str = "0.0.0.0"
+    # TLS and basic auth, in the Prometheus exporters' web config format (stream/web.py).
+    web_config_file: FilePath | None = None
     max_models: int = Field(default=100, ge=1)
     max_features: int = Field(default=200, ge=1)
 

@@ -165,3 +165,14 @@ def test_security_failures_are_told_apart_from_an_unreachable_broker() -> None:
     assert refused_cert is not None and "TLS handshake" in refused_cert
     down = security_failure(KafkaError(KafkaError._TRANSPORT, "Connection refused"), sasl)
     assert down is None
+
+
+def test_a_setting_librdkafka_refuses_is_a_config_error(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__CLIENT__NO_SUCH_SETTING", "1")
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__CONNECT_TIMEOUT_SECONDS", "5")
+    rc = main(["simulate", "--topic", "t", "--events", "1", "--bootstrap-servers",
+               "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_CONFIG, err
+    assert "librdkafka refused a setting" in err and "no_such_setting" in err

@@ -121,6 +121,11 @@ def load_web_config(path: Path, key: str = "metrics.web_config_file") -> WebConf
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{key}: {path}: not valid YAML: {exc}") from None
+    tls = data.get("tls_server_config") if isinstance(data, dict) else None
+    if isinstance(tls, dict):  # relative paths are the file's neighbours, as in exporter-toolkit
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            if isinstance(tls.get(name), str) and tls[name] and not Path(tls[name]).is_absolute():
+                tls[name] = str(path.parent / tls[name])
     try:
         config = WebConfig.model_validate(data)
     except ValidationError as exc:

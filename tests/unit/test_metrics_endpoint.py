@@ -140,7 +140,8 @@ def test_tls_and_basic_auth_from_a_web_config_file(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     hashed = bcrypt.hashpw(b"scrape-pw", bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$")
     path = tmp_path / "web.yml"
-    path.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+    # Relative paths are read beside the web config file.
+    path.write_text(f"tls_server_config:\n  cert_file: {cert.name}\n  key_file: {key.name}\n"
                     f"basic_auth_users:\n  prometheus: '{hashed}'\n")
     server = Metrics().serve("127.0.0.1", 0, web=load_web_config(path))
     trust = ssl.create_default_context(cafile=str(cert))

@@ -23,8 +23,6 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.integration import secure_broker as secure
-
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,20 +36,6 @@ def bootstrap() -> str:
     admin = AdminClient({"bootstrap.servers": servers})
     admin.list_topics(timeout=30)  # fails fast with a clear error if the broker is not there
     return servers
-
-
-@pytest.fixture(scope="session")
-def secure_broker(bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[secure.SecureBroker]:
-    """A second broker with SASL_SSL, SSL (mTLS) and SASL_PLAINTEXT listeners, keys made
-    for it (tests/integration/secure_broker.py). Its ports start at TEST_SECURE_KAFKA_PORT,
-    by default the main broker's port + 4 (19096 beside `make test`'s 19092)."""
-    base = os.environ.get("TEST_SECURE_KAFKA_PORT") or str(int(bootstrap.rsplit(":", 1)[1]) + 4)
-    broker = secure.start(int(base), tmp_path_factory.mktemp("secure-kafka"))
-    try:
-        yield broker
-    finally:
-        secure.stop(broker)
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ simulate's clients) could not connect and the test would fail.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -22,6 +23,7 @@ from confluent_kafka import Message
 from stream.cli import EXIT_AUTH
 from stream.config import load_config
 from stream.kafka import client_settings
+from tests.integration import secure_broker as secure
 from tests.integration.conftest import (
     Running,
     committed_offsets,
@@ -40,6 +42,21 @@ from tests.integration.secure_broker import (
 pytestmark = pytest.mark.integration
 
 SECRETS = (PASSWORD, CLIENT_KEY_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def secure_broker(bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[SecureBroker]:
+    """A second broker with SASL_SSL, SSL (mTLS) and SASL_PLAINTEXT listeners, keys made
+    for it (secure_broker.py), for this module only (a second JVM slows the other tests).
+    Its ports start at TEST_SECURE_KAFKA_PORT, by default the main broker's port + 4
+    (19096-19100 beside `make test`'s 19092)."""
+    base = os.environ.get("TEST_SECURE_KAFKA_PORT") or str(int(bootstrap.rsplit(":", 1)[1]) + 4)
+    broker = secure.start(int(base), tmp_path_factory.mktemp("secure-kafka"))
+    try:
+        yield broker
+    finally:
+        secure.stop(broker)
 
 
 def _config(folder: Path, bootstrap: str, security: str) -> Path:

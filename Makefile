@@ -8,6 +8,8 @@ STAMP := $(VENV)/.stamp
 
 KAFKA_PORT ?= 9092
 TEST_KAFKA_PORT ?= 19092
+# The security tests' own broker (SASL_SSL, mTLS, SASL_PLAINTEXT) takes 5 ports from here.
+TEST_SECURE_KAFKA_PORT ?= $$(($(TEST_KAFKA_PORT) + 4))
 BENCH_KAFKA_PORT ?= 19094
 PYTEST_ARGS ?=
 
@@ -54,6 +56,7 @@ lint: setup
 test: lint
 	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CLEAN=1 \
 	TEST_KAFKA_BOOTSTRAP=localhost:$(TEST_KAFKA_PORT) \
+	TEST_SECURE_KAFKA_PORT=$(TEST_SECURE_KAFKA_PORT) \
 	deploy/with-kafka.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: setup

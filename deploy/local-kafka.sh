@@ -24,6 +24,12 @@
 #   KAFKA_JAR_CACHE      cache root (default ~/.cache/streamdrift); jars go to
 #                          $KAFKA_JAR_CACHE/kafka-4.1.1/libs
 #   JAVA_HOME              Java 17+ to use (default: java on PATH)
+#   KAFKA_EXTRA_PROPERTIES file appended to the generated server.properties (its
+#                          keys win): extra listeners, TLS, SASL (tests/integration/
+#                          secure_broker.py adds SASL_SSL, SSL and SASL_PLAINTEXT ones)
+#   KAFKA_SCRAM_USERS      SCRAM credentials created when the storage is formatted,
+#                          one per line: MECHANISM=[name=USER,password=PASSWORD]
+#                          (kafka-storage format --add-scram; KRaft keeps them)
 set -euo pipefail
 
 KAFKA_VERSION=4.1.1
@@ -196,6 +202,11 @@ log.retention.hours=24
 log.retention.bytes=1073741824
 log.retention.check.interval.ms=60000
 EOF
+  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+    [[ -r "$KAFKA_EXTRA_PROPERTIES" ]] || die "KAFKA_EXTRA_PROPERTIES: cannot read $KAFKA_EXTRA_PROPERTIES"
+    { echo; echo "# From KAFKA_EXTRA_PROPERTIES ($KAFKA_EXTRA_PROPERTIES)"
+      cat "$KAFKA_EXTRA_PROPERTIES"; } >>"$SERVER_PROPS"
+  fi
 
   cat >"$LOG4J_BROKER" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
@@ -240,7 +251,11 @@ EOF
 # Formats the KRaft metadata/data dir once (meta.properties marks it done).
 format_storage() {
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
-  local cluster_id
+  local cluster_id line
+  local scram=()
+  while IFS= read -r line; do
+    [[ -n "$line" ]] && scram+=(--add-scram "$line")
+  done <<<"${KAFKA_SCRAM_USERS:-}"
   # A Kafka cluster id is 16 random bytes, URL-safe base64 without padding. One that
   # begins with '-' is read by the storage tool as a flag: draw again (as Kafka's
   # Uuid.randomUuid does).
@@ -251,7 +266,7 @@ format_storage() {
   log "formatting $DATA_DIR (cluster id $cluster_id)"
   if ! "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j2.configurationFile="$LOG4J_TOOLS" -cp "$LIBS/*" \
        kafka.tools.StorageTool format --config "$SERVER_PROPS" --cluster-id "$cluster_id" \
-       >"$LOG_DIR/format.log" 2>&1; then
+       "${scram[@]}" >"$LOG_DIR/format.log" 2>&1; then
     cat "$LOG_DIR/format.log" >&2
     die "formatting the KRaft storage failed"
   fi

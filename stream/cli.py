@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream import __version__
 from stream.alerts import describe_alert
 from stream.config import AppConfig, ConfigError, load_config
 from stream.events import Rejected
 from stream.kafka import (
+    AuthenticationFailed,
     BrokerUnavailable,
     TopicMismatch,
     check_copartitioned,
@@ -49,11 +50,18 @@ from stream.sinks import (
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
 from stream.state import Changelog, Transactions
+from stream.web import WebConfig, load_web_config
 
 log = logging.getLogger("streamdrift")
 
 EXIT_CONFIG = 2  # a bad config or argument
 EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
+EXIT_AUTH = 4  # Kafka refused our credentials or TLS handshake, or an ACL refused an action
+
+_NOT_AUTHORIZED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+                   KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                   KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                   KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -64,7 +72,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamdrift", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="streamdrift", description=__doc__,
+        epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
+               f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
+               f"authentication failed or not authorized (check kafka.security)")
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -208,8 +220,14 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
     return loop
 
 
+def _web_config(config: AppConfig) -> WebConfig | None:
+    path = config.metrics.web_config_file
+    return None if path is None else load_web_config(path)
+
+
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     conf = config.kafka
+    web = _web_config(config)  # a bad web config exits 2 before anything starts
     admin = wait_for_broker(conf)
     if conf.create_topics:
         ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic,
@@ -226,9 +244,12 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     loop = live_loop(config, progress_seconds=30.0)
     metrics = loop.metrics
     if config.metrics.port is not None:
-        port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)
-        log.info("metrics on http://%s:%d/metrics (/healthz, /readyz)", config.metrics.host,
-                 port)
+        server = metrics.serve(config.metrics.host, config.metrics.port, loop.alive,
+                               loop.ready, web)
+        tls = web is not None and web.tls_server_config is not None
+        log.info("metrics on %s://%s:%d/metrics (/healthz, /readyz)%s",
+                 "https" if tls else "http", config.metrics.host, server.port,
+                 " with basic auth" if web is not None and web.basic_auth_users else "")
     log.info("streamdrift %s: %s -> alerts %s, dead letters %s, state %s (group %s, %s)",
              __version__, conf.events_topic, conf.alerts_topic, conf.dlq_topic,
              config.state_topic, conf.group_id, conf.processing_guarantee)
@@ -343,6 +364,7 @@ def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file, env={})
+    _web_config(config)
     print(f"{args.file}: ok (config_hash {config.config_hash()})")
     return 0
 
@@ -371,7 +393,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (SinkError, KafkaException) as exc:
+    except AuthenticationFailed as exc:
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if err is not None and err.code() in _NOT_AUTHORIZED:
+            print(f"streamdrift: not authorized: {err.str()}; check kafka.security and the "
+                  f"ACLs of its user", file=sys.stderr)
+            return EXIT_AUTH
+        if err is not None and err.code() == KafkaError._INVALID_ARG:
+            print(f"streamdrift: bad config: librdkafka refused a setting: {err.str()}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except SinkError as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ValueError as exc:  # a bad argument found late, e.g. a replay topic that is missing

@@ -15,7 +15,17 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from detectors.config import DetectorConfig
 
@@ -24,6 +34,102 @@ ENV_PREFIX = "STREAMDRIFT_"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Passthrough = dict[str, str | int | float | bool]
+
+# librdkafka settings that only kafka.security sets: given per client they would miss the
+# admin client or the restore consumer (a client without them cannot authenticate).
+SECURITY_SETTINGS = ("security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username",
+                     "sasl.password", "ssl.ca.location", "ssl.certificate.location",
+                     "ssl.key.location", "ssl.key.password",
+                     "ssl.endpoint.identification.algorithm")
+SECRET_KEYS = frozenset({"password", "ssl_key_password", "sasl.password", "ssl.key.password",
+                         "ssl.keystore.password", "sasl.oauthbearer.client.secret"})
+
+
+def _refuse(key: str, message: str) -> PydanticCustomError:
+    # ``key`` extends the error's path (see _describe): kafka.security.<key>: message
+    return PydanticCustomError("security", message, {"key": key})
+
+
+class SecurityConfig(_Strict):
+    """How every Kafka client of streamdrift authenticates and encrypts (librdkafka's
+    ``security.protocol``, ``sasl.*`` and ``ssl.*`` settings, CONFIGURATION.md).
+
+    Secrets come from the file or the environment (``STREAMDRIFT_KAFKA__SECURITY__PASSWORD``),
+    or from files (``password_file``, ``ssl_key_password_file``: the first line, read when
+    the clients are made). They are ``SecretStr``: printed as ``**********``.
+
+    >>> sec = SecurityConfig(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+    ...                      username="sd", password="s3cret")
+    >>> sec.password, "s3cret" in repr(sec)
+    (SecretStr('**********'), False)
+    """
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    username: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    password_file: FilePath | None = None
+    # TLS (SSL, SASL_SSL): the CA that signed the brokers' certificates (default: the
+    # system's), and a client certificate + key for mTLS.
+    ssl_ca_file: FilePath | None = None
+    ssl_cert_file: FilePath | None = None
+    ssl_key_file: FilePath | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_key_password_file: FilePath | None = None
+    # Check that the broker's certificate names the host it was reached at (librdkafka's
+    # ssl.endpoint.identification.algorithm=https); off only for test brokers.
+    ssl_check_hostname: bool = True
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SecurityConfig:
+        sasl_keys = ("sasl_mechanism", "username", "password", "password_file")
+        tls_keys = ("ssl_ca_file", "ssl_cert_file", "ssl_key_file", "ssl_key_password",
+                    "ssl_key_password_file")
+        for key in sasl_keys if not self.sasl else ():
+            if getattr(self, key) is not None:
+                raise _refuse(key, "only with protocol SASL_PLAINTEXT or SASL_SSL "
+                                   f"(protocol is {self.protocol})")
+        for key in tls_keys if not self.tls else ():
+            if getattr(self, key) is not None:
+                raise _refuse(key, f"only with protocol SSL or SASL_SSL (protocol is "
+                                   f"{self.protocol})")
+        if self.sasl:
+            for key in ("sasl_mechanism", "username"):
+                if getattr(self, key) is None:
+                    raise _refuse(key, f"needed with protocol {self.protocol}")
+            if (self.password is None) == (self.password_file is None):
+                raise _refuse("password", f"give one of password or password_file with "
+                                          f"protocol {self.protocol}")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise _refuse("ssl_key_file" if self.ssl_key_file is None else "ssl_cert_file",
+                          "ssl_cert_file and ssl_key_file go together (mTLS)")
+        if self.ssl_key_password is not None and self.ssl_key_password_file is not None:
+            raise _refuse("ssl_key_password", "give ssl_key_password or "
+                                              "ssl_key_password_file, not both")
+        if self.ssl_key_file is None and (self.ssl_key_password is not None
+                                          or self.ssl_key_password_file is not None):
+            raise _refuse("ssl_key_password", "only with ssl_key_file")
+        return self
+
+
+def _no_security_settings(settings: Passthrough) -> Passthrough:
+    for key in settings:
+        if key in SECURITY_SETTINGS:
+            raise PydanticCustomError(
+                "security", "'{setting}' belongs in kafka.security, which reaches every client "
+                "(admin, restore consumer, producers)", {"setting": key})
+    return settings
 
 
 class KafkaConfig(_Strict):
@@ -55,14 +161,24 @@ class KafkaConfig(_Strict):
     topic_partitions: int = Field(default=3, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     statistics_interval_seconds: float = Field(default=5.0, ge=0.0)
-    # Extra librdkafka settings, passed through as they are.
-    consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    security: SecurityConfig = SecurityConfig()
+    # Extra librdkafka settings, passed through as they are: `client` to every client
+    # (consumers, producers, admin), `consumer` and `producer` to those only.
+    client: Passthrough = Field(default_factory=dict)
+    consumer: Passthrough = Field(default_factory=dict)
+    producer: Passthrough = Field(default_factory=dict)
+
+    _passthrough_checked = field_validator("client", "consumer", "producer")(
+        _no_security_settings)
 
 
 class MetricsConfig(_Strict):
     port: int | None = Field(default=9108, ge=0, le=65535)
+    # All interfaces, the exporters' convention: Prometheus scrapes the pod or container
+    # address. 127.0.0.1 keeps it to the host (a sidecar, a local agent).
     host: str = "0.0.0.0"
+    # TLS and basic auth, in the Prometheus exporters' web config format (stream/web.py).
+    web_config_file: FilePath | None = None
     max_models: int = Field(default=100, ge=1)
     max_features: int = Field(default=200, ge=1)
 
@@ -188,12 +304,18 @@ def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "security":  # raised by a model check about one of its keys
+            loc += [str(err.get("ctx", {}).get("key", ""))] if "key" in err.get("ctx", {}) else []
+        path = ".".join(loc) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         got = err.get("input")
-        suffix = f" (got {got!r})" if err["type"] != "extra_forbidden" and _short(got) else ""
+        secret = bool(loc) and (loc[-1] in SECRET_KEYS or "password" in loc[-1]
+                                or "secret" in loc[-1])
+        suffix = (f" (got {got!r})" if err["type"] != "extra_forbidden" and _short(got)
+                  and not secret else "")
         lines.append(f"{path}: {message}{suffix}")
     return "\n".join(lines)
 

@@ -1,4 +1,9 @@
-"""Thin helpers around confluent-kafka: client settings, reachability, topics."""
+"""Thin helpers around confluent-kafka: client settings, reachability, topics.
+
+``client_settings`` is the one place where a client's settings start: every consumer,
+producer and admin client of streamdrift (run, replay, simulate, the restore consumer)
+is built from it, so ``kafka.security`` reaches all of them.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from stream.config import KafkaConfig
+from stream.config import ConfigError, KafkaConfig, SecurityConfig
 
 log = logging.getLogger("streamdrift.kafka")
 
@@ -22,13 +27,89 @@ class BrokerUnavailable(Exception):
     """Kafka did not answer within the configured time."""
 
 
+class AuthenticationFailed(Exception):
+    """The brokers refused who we are (SASL) or the TLS handshake failed: a
+    ``kafka.security`` problem, not an unreachable broker. The message holds no secret."""
+
+
 def client_settings(conf: KafkaConfig) -> dict[str, Any]:
+    """The settings every client starts from: bootstrap servers, ``kafka.security``,
+    ``kafka.client``; each client adds its own (and ``kafka.consumer``/``producer``).
+
+    Raises ConfigError if a secret file cannot be read. Key names: librdkafka's
+    CONFIGURATION.md.
+
+    >>> from stream.config import load_config
+    >>> conf = load_config(overrides={"kafka.security.protocol": "SASL_PLAINTEXT",
+    ...     "kafka.security.sasl_mechanism": "SCRAM-SHA-512",
+    ...     "kafka.security.username": "sd", "kafka.security.password": "pw"}).kafka
+    >>> settings = client_settings(conf)
+    >>> settings["security.protocol"], settings["sasl.mechanism"], settings["sasl.password"]
+    ('SASL_PLAINTEXT', 'SCRAM-SHA-512', 'pw')
+    """
     # librdkafka's own log lines go through logging too, not straight to stderr.
     # Metadata refreshed every 10 s (default 5 min): after a broker restart a client
     # whose metadata still names a stale leader recovers within seconds.
     return {"bootstrap.servers": conf.bootstrap_servers, "error_cb": _log_error,
             "logger": logging.getLogger("streamdrift.librdkafka"),
-            "topic.metadata.refresh.interval.ms": 10_000}
+            "topic.metadata.refresh.interval.ms": 10_000,
+            **security_settings(conf.security), **conf.client}
+
+
+def security_settings(sec: SecurityConfig) -> dict[str, Any]:
+    """librdkafka's ``security.protocol``, ``sasl.*`` and ``ssl.*`` for ``kafka.security``,
+    secrets read from their files here (so a rotated file is read by the next start)."""
+    out: dict[str, Any] = {"security.protocol": sec.protocol}
+    if sec.sasl:
+        out |= {"sasl.mechanism": sec.sasl_mechanism, "sasl.username": sec.username,
+                "sasl.password": _secret(sec.password, sec.password_file,
+                                         "kafka.security.password_file")}
+    if sec.tls:
+        if sec.ssl_ca_file is not None:
+            out["ssl.ca.location"] = str(sec.ssl_ca_file)
+        if sec.ssl_cert_file is not None and sec.ssl_key_file is not None:
+            out["ssl.certificate.location"] = str(sec.ssl_cert_file)
+            out["ssl.key.location"] = str(sec.ssl_key_file)
+        if sec.ssl_key_password is not None or sec.ssl_key_password_file is not None:
+            out["ssl.key.password"] = _secret(sec.ssl_key_password, sec.ssl_key_password_file,
+                                              "kafka.security.ssl_key_password_file")
+        out["ssl.endpoint.identification.algorithm"] = "https" if sec.ssl_check_hostname \
+            else "none"
+    return out
+
+
+def _secret(value: Any, path: Any, key: str) -> str:
+    if value is not None:
+        return str(value.get_secret_value())
+    try:
+        # The first line: files written by `echo` or by Kubernetes secrets alike.
+        text = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read {path}: "
+                          f"{getattr(exc, 'strerror', None) or 'not UTF-8'}") from None
+    if not text or not text[0]:
+        raise ConfigError(f"{key}: {path} is empty")
+    return str(text[0])
+
+
+def security_failure(err: KafkaError, conf: KafkaConfig) -> str | None:
+    """A clear message if ``err`` says the brokers refused our credentials or the TLS
+    handshake failed, else None. librdkafka reports SASL failures as _AUTHENTICATION,
+    certificate problems as _SSL, and a refused client certificate (TLS 1.3 alert after
+    the handshake) as _TRANSPORT naming the certificate."""
+    text = err.str()
+    sec = conf.security
+    if err.code() == KafkaError._AUTHENTICATION:
+        what = f"{sec.sasl_mechanism} as user {sec.username!r}" if sec.sasl else sec.protocol
+        hint = "username/password" if sec.sasl else "protocol"
+    elif err.code() == KafkaError._SSL or (
+            err.code() == KafkaError._TRANSPORT and sec.tls and "certificate" in text):
+        what = f"the TLS handshake ({sec.protocol})"
+        hint = "ssl_ca_file, ssl_cert_file/ssl_key_file, ssl_check_hostname"
+    else:
+        return None
+    return (f"authentication failed: {what} at {conf.bootstrap_servers}: {text}; "
+            f"check kafka.security ({hint})")
 
 
 def _log_error(err: KafkaError) -> None:
@@ -37,25 +118,56 @@ def _log_error(err: KafkaError) -> None:
 
 
 def wait_for_broker(conf: KafkaConfig) -> AdminClient:
-    """An admin client once the cluster answers a metadata request, or BrokerUnavailable."""
-    settings: dict[str, Any] = {"bootstrap.servers": conf.bootstrap_servers,
-                                "error_cb": lambda err: None,  # the timeout below says it once
-                                "logger": logging.getLogger("streamdrift.librdkafka")}
-    admin = AdminClient(settings)
+    """An admin client once the cluster answers a metadata request.
+
+    Raises AuthenticationFailed at the first refusal of our credentials or TLS handshake
+    failure (librdkafka would retry them until the timeout), BrokerUnavailable after
+    ``kafka.connect_timeout_seconds`` without an answer, ConfigError for settings
+    librdkafka refuses (e.g. a client key it cannot decrypt: AuthenticationFailed).
+    """
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:  # the outcome below says it once
+        why = security_failure(err, conf)
+        if why is not None:
+            refused.append(why)
+
+    admin = _admin(conf, {**client_settings(conf), "error_cb": on_error})
     deadline = time.monotonic() + conf.connect_timeout_seconds
     last = "no answer"
     while True:
         remaining = deadline - time.monotonic()
+        if refused:
+            raise AuthenticationFailed(refused[0])
         if remaining <= 0:
             raise BrokerUnavailable(
                 f"cannot reach Kafka at {conf.bootstrap_servers} within "
                 f"{conf.connect_timeout_seconds:g}s ({last}); is the broker running? "
                 "(kafka.connect_timeout_seconds sets the wait)")
         try:
-            admin.list_topics(timeout=min(remaining, 5.0))
+            # Short attempts: errors reach on_error between them (admin.poll).
+            admin.list_topics(timeout=min(remaining, 1.0))
             return admin
         except KafkaException as exc:
             last = exc.args[0].str() if exc.args else str(exc)
+        admin.poll(0)
+
+
+def _admin(conf: KafkaConfig, settings: dict[str, Any]) -> AdminClient:
+    """The admin client; a refusal of its settings says which section to fix (the key
+    file or its password, an unknown passthrough key)."""
+    try:
+        return AdminClient(settings)
+    except KafkaException as exc:
+        err = exc.args[0]
+        text = err.str() if isinstance(err, KafkaError) else str(exc)
+        if conf.security.tls and "ssl" in text.lower():
+            raise AuthenticationFailed(
+                f"authentication failed: the client certificate or key cannot be used: "
+                f"{text}; check kafka.security (ssl_cert_file, ssl_key_file, "
+                f"ssl_key_password)") from None
+        raise ConfigError(f"kafka: librdkafka refused a setting: {text} (kafka.client, "
+                          f"kafka.consumer, kafka.producer pass settings through)") from None
 
 
 def ensure_topics(admin: AdminClient, names: list[str], partitions: int,

@@ -7,16 +7,14 @@ under ``other``.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter as Counter_  # prometheus_client has a Counter too
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
 from stream import __version__
+from stream.web import BasicAuth, MetricsServer, WebConfig
 
 OTHER = "other"
 
@@ -124,12 +122,15 @@ class Metrics:
             self.events.labels(self.model(m)).inc(n)
 
     def serve(self, host: str, port: int, live: Probe | None = None,
-              ready: Probe | None = None) -> int:
-        """Serve /metrics, /healthz and /readyz; returns the bound port (useful with port 0)."""
-        app = HealthApp(make_wsgi_app(self.registry), live or _always, ready or _always)
-        server = make_server(host, port, app, _Server, handler_class=_QuietHandler)
-        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-        return int(server.server_address[1])
+              ready: Probe | None = None, web: WebConfig | None = None) -> MetricsServer:
+        """Serve /metrics, /healthz and /readyz in the background (stream/web.py: bounded
+        threads and timeouts; TLS and basic auth from ``web``). The server's ``port`` is
+        the bound one (useful with port 0); ``close()`` stops it."""
+        app: Any = HealthApp(make_wsgi_app(self.registry), live or _always, ready or _always)
+        web = web or WebConfig()
+        if web.basic_auth_users:
+            app = BasicAuth(app, web.basic_auth_users)
+        return MetricsServer(app, host, port, tls=web.ssl_context())
 
 
 Probe = Callable[[], tuple[bool, str]]
@@ -155,11 +156,3 @@ class HealthApp:
                        [("Content-Type", "text/plain; charset=utf-8")])
         return [why.encode() + b"\n"]
 
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # scrapes every few seconds would flood the log

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -72,9 +73,15 @@ def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int
             time.sleep(0.2)
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record of a topic (committed ones), up to the end offsets seen at the call."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
+Settings = dict[str, Any]
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0,
+               client: Settings | None = None) -> list[Message]:
+    """Every record of a topic (committed ones), up to the end offsets seen at the call.
+    ``client``: extra settings, e.g. a secured broker's (stream.kafka.client_settings)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, **(client or {}),
+                         "group.id": f"reader-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
@@ -100,8 +107,9 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+def committed_offsets(bootstrap: str, group: str, topic: str,
+                      client: Settings | None = None) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, **(client or {}), "group.id": group,
                          "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
@@ -111,8 +119,9 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4()}"})
+def end_offsets(bootstrap: str, topic: str, client: Settings | None = None) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, **(client or {}),
+                         "group.id": f"w-{uuid.uuid4()}"})
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
         return {p: watermarks(consumer, topic, p)[1] for p in meta.partitions}

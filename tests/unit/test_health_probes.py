@@ -19,11 +19,13 @@ def _get(port: int, path: str) -> tuple[int, str]:
 def test_probes_report_their_state_and_metrics_stay_served() -> None:
     state = {"ready": False}
     metrics = Metrics()
-    port = metrics.serve("127.0.0.1", 0, live=lambda: (True, "polling"),
-                         ready=lambda: (state["ready"], "why: no partitions assigned"))
+    server = metrics.serve("127.0.0.1", 0, live=lambda: (True, "polling"),
+                           ready=lambda: (state["ready"], "why: no partitions assigned"))
+    port = server.port
     assert _get(port, "/healthz") == (200, "polling\n")
     assert _get(port, "/readyz") == (503, "why: no partitions assigned\n")
     state["ready"] = True
     assert _get(port, "/readyz")[0] == 200
     status, body = _get(port, "/metrics")
     assert status == 200 and "streamdrift_build_info" in body
+    server.close()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, itemgetter, le, methodcaller
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,10 +23,6 @@ from detectors.concept_drift import (
     LabelJoin,
     OutcomeMonitor,
     outcome,
-    top_class,
-)
-from detectors.concept_drift import (
-    is_number as _is_number,
 )
 from detectors.config import DetectorConfig
 from detectors.monitors import (
@@ -39,18 +35,21 @@ from detectors.monitors import (
     Split,
 )
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
+from detectors.reference_file import ReferenceFile, load_reference_file
 from detectors.seasonal import SeasonalReference
-from detectors.values import event_time
+from detectors.values import (
+    CONFIDENCE,
+    PREDICTION,
+    FeatureValue,
+    event_time,
+    top_class,
+)
+from detectors.values import category as _category
+from detectors.values import is_missing as _is_missing
+from detectors.values import is_number as _is_number
 
-if TYPE_CHECKING:
-    from detectors.reference_file import ReferenceFile
-
-FeatureValue = float | int | str | bool | None
-
-#: Feature name under which a model's prediction is monitored.
-PREDICTION = "prediction"
-#: For class-probability predictions: the probability of the predicted class.
-CONFIDENCE = "prediction.confidence"
+__all__ = ["CONFIDENCE", "PREDICTION", "DetectorBank", "DriftSignal", "EventBatch",
+           "FeatureValue", "detect"]
 
 
 @dataclass(slots=True)
@@ -95,10 +94,6 @@ class DriftSignal:
     kind: str
     detector: str
     stats: dict[str, Any]
-
-
-def _is_missing(v: object) -> bool:
-    return v is None or (type(v) is float and v != v)  # NaN: how pandas marks a missing number
 
 
 #: Present values that decide a live series' kind (numeric or categorical) by majority.
@@ -277,14 +272,6 @@ def _categorical_column(column: Sequence[FeatureValue]) -> tuple[list[str], npt.
     return [_category(v) for v in column if not _is_missing(v) and not _is_number(v)], missing
 
 
-def _category(v: FeatureValue) -> str:
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    return str(v)
-
-
 def _transpose(features: Sequence[Mapping[str, FeatureValue]], series: list[tuple[str, int]]
                ) -> list[Sequence[FeatureValue]]:
     """One column per series, from its start row on; absent values read as None."""
@@ -445,8 +432,6 @@ class DetectorBank:
         self.models: dict[str, ModelMonitors] = {}
         self.references: ReferenceFile | None = None
         if self.config.reference_file:
-            from detectors.reference_file import load_reference_file  # it imports this module
-
             self.references = load_reference_file(self.config.reference_file)
         self.untracked_models = 0
         # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their

@@ -102,7 +102,14 @@ from typing import Any, TypeVar
 
 import msgpack
 import numpy as np
+import river
 from pydantic import BaseModel, ValidationError
+from river import drift, stats
+from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
+from river.drift.binary.hddm_w import SampleInfo
+
+import detectors
+from detectors.reference_file import ReferenceFileError, load_reference_file
 
 FORMAT_VERSION = 1
 MAGIC = b"SDDC"
@@ -131,9 +138,6 @@ class CodecError(ValueError):
 # --- allowed classes ------------------------------------------------------------------
 
 def _river_classes() -> list[type]:
-    from river import drift, stats
-    from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
-    from river.drift.binary.hddm_w import SampleInfo
 
     core = type(drift.ADWIN()._helper)  # type: ignore[no-untyped-call]
     ewmean = type(stats.EWMean()._ewmean)
@@ -158,8 +162,6 @@ def allowed_classes() -> dict[str, type]:
     """``module.qualname`` -> class, for every class a payload may hold."""
     global _allowed
     if _allowed is None:
-        import detectors
-
         found: dict[str, type] = {}
         for name in _module_names(detectors.__path__):
             module = importlib.import_module(name)
@@ -180,10 +182,6 @@ def fingerprint() -> str:
     river's version, the allowed class names and the source of every detectors module."""
     global _fingerprint
     if _fingerprint is None:
-        import river
-
-        import detectors
-
         version = getattr(river, "__version__", "?")
         h = hashlib.sha256(f"streamdrift-codec {FORMAT_VERSION} river {version}\n".encode())
         for name in sorted(allowed_classes()):
@@ -243,8 +241,6 @@ class _ReferenceFile(_Adapter):
         return ("path", "digest"), [obj.path, obj.digest]
 
     def build(self, cls: type, values: dict[str, Any]) -> Any:
-        from detectors.reference_file import ReferenceFileError, load_reference_file
-
         path, digest = values.get("path"), values.get("digest")
         if not (isinstance(path, str) and isinstance(digest, str) and len(values) == 2):
             raise CodecError("schema", "ReferenceFile: expected a str path and digest")

@@ -34,18 +34,17 @@ Everything is deterministic in the order of its input, bounded, and picklable.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from river import drift
 from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
 from detectors.config import AdwinSettings, ConceptSettings
 from detectors.monitors import Adwin, NumericMonitor
+from detectors.values import is_number, top_class
 
 #: Feature names of concept-drift alerts.
 ERROR_RATE = "error_rate"
@@ -67,20 +66,6 @@ def _binary_detector(s: ConceptSettings) -> Any:
     return HDDMA(drift_confidence=s.drift_confidence)  # type: ignore[no-untyped-call]
 
 
-def is_number(v: object) -> bool:
-    """A finite real number (int, float, or a numpy scalar of either, as pandas and numpy
-    hand them out); a bool is not a number here.
-
-    >>> import numpy as np
-    >>> [is_number(v) for v in (1, 2.5, np.float64(3), np.int64(4), True, np.bool_(1), "5")]
-    [True, True, True, True, False, False, False]
-    """
-    if type(v) is float or type(v) is int:
-        return math.isfinite(v)
-    return (isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
-            and math.isfinite(v))
-
-
 def _category(v: object) -> str:
     if v is True:
         return "true"
@@ -89,14 +74,6 @@ def _category(v: object) -> str:
     if type(v) is float and v.is_integer():
         return str(int(v))
     return str(v)
-
-
-def top_class(prediction: Mapping[str, Any]) -> tuple[str, float] | None:
-    best: tuple[str, float] | None = None
-    for cls, p in prediction.items():
-        if is_number(p) and (best is None or p > best[1]):
-            best = (cls, float(p))
-    return best
 
 
 def outcome(prediction: Any, label: Any, settings: ConceptSettings

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from detectors.reference_file import ReferenceFileError, load_reference_file
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -223,8 +225,6 @@ class DetectorConfig(_Strict):
     @classmethod
     def _reference_file_loads(cls, path: str | None) -> str | None:
         if path is not None:
-            from detectors.reference_file import ReferenceFileError, load_reference_file
-
             try:
                 load_reference_file(path)  # parsed once: the banks reuse it
             except ReferenceFileError as exc:

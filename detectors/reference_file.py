@@ -30,16 +30,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detectors.bank import (
+from detectors.reference import CategoricalSeed, NumericSeed, Seed
+from detectors.values import (
     CONFIDENCE,
     PREDICTION,
     FeatureValue,
-    _category,
-    _is_missing,
+    event_time,
+    is_number,
+    top_class,
 )
-from detectors.concept_drift import is_number, top_class
-from detectors.reference import CategoricalSeed, NumericSeed, Seed
-from detectors.values import event_time
+from detectors.values import category as _category
+from detectors.values import is_missing as _is_missing
 
 #: Fewer present values than this in the file: the series warms up on live data instead.
 MIN_VALUES = 50

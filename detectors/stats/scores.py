@@ -176,19 +176,20 @@ def wasserstein1(reference_sorted: npt.ArrayLike, values: npt.ArrayLike) -> floa
     """
     u = _finite_1d(reference_sorted, "reference_sorted")
     _check_sorted(u, "reference_sorted")
-    v = _finite_1d(values, "values")
-    e = _exponent(u[0], u[-1], float(v.min()), float(v.max()))
+    v = np.sort(_finite_1d(values, "values"))
+    n, m = u.size, v.size
+    e = _exponent(u[0], u[-1], v[0], v[-1])
     merged = np.ldexp(np.concatenate((u, v)), -e)
-    order = np.argsort(merged, kind="stable")
+    order = np.argsort(merged, kind="stable")  # two sorted runs: merged in linear time
     steps = np.diff(merged[order])
-    # After the k-th merged value (k = 1 .. n + m - 1), the reference's distribution
-    # function is (reference values among the first k) / n; values tied across the two
-    # samples sit at steps of 0, so their order does not matter.
-    below = np.cumsum(order[:-1] < u.size)
-    seen = np.arange(1, merged.size)
-    gap = below / u.size - (seen - below) / v.size
+    # After the k-th merged value (k = 1 .. n + m - 1) the two distribution functions
+    # differ by below / n - (k - below) / m, with ``below`` the reference values among
+    # the first k; times n * m, an exact integer. Values tied across the samples are
+    # steps of 0 apart, so their order does not matter.
+    below = np.cumsum(order[:-1] < n)
+    gap = below * (n + m) - np.arange(1, n + m) * n
     try:
-        return math.ldexp(float(np.sum(np.abs(gap) * steps)), e)
+        return math.ldexp(float(np.sum(np.abs(gap) * steps)) / (n * m), e)
     except OverflowError:
         return math.inf
 

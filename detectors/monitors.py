@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
@@ -31,6 +32,7 @@ from detectors.reference import (
     NumericReference,
     change_point,
 )
+from detectors.stats.scores import bin_shares, jensen_shannon, psi, wasserstein1_sd
 
 FloatArray = npt.NDArray[np.float64]
 #: Batch row -> how many times to divide the configured false-alarm rate of a series
@@ -186,6 +188,36 @@ def _round(x: float) -> float:
     return round(x, 6)
 
 
+#: Quantile bins of a numeric reference for PSI and Jensen-Shannon.
+SCORE_BINS = 10
+
+
+def numeric_scores(reference: NumericReference, window: FloatArray) -> dict[str, float]:
+    """PSI and Jensen-Shannon distance of ``window`` on the reference's ``SCORE_BINS``
+    quantile bins, and its Wasserstein-1 distance from the reference sample in reference
+    standard deviations (``detectors.stats.scores``)."""
+    edges, expected = reference.quantile_bins(SCORE_BINS)
+    observed = bin_shares(edges, window)
+    return {"psi": psi(expected, observed),
+            "jensen_shannon": jensen_shannon(expected, observed),
+            "wasserstein": wasserstein1_sd(reference.sorted_sample(), window, reference.std)}
+
+
+def categorical_scores(reference: CategoricalReference, window: Sequence[str]
+                       ) -> dict[str, float]:
+    """PSI and Jensen-Shannon distance of ``window``'s shares of the reference's categories
+    and of 'other' (every category the reference does not keep) against the reference's."""
+    counts = Counter(window)
+    seen = [counts.get(name, 0) for name in reference.frequencies]
+    expected = [*reference.frequencies.values(), reference.other_frequency]
+    observed = [*seen, len(window) - sum(seen)]
+    return {"psi": psi(expected, observed), "jensen_shannon": jensen_shannon(expected, observed)}
+
+
+def _score_stats(scores: dict[str, float], n: int) -> dict[str, Any]:
+    return {**{k: _round(v) for k, v in scores.items()}, "n": n}
+
+
 class NumericMonitor:
     """Location and spread of a numeric series, in ranks of a warm-up reference.
 
@@ -304,6 +336,14 @@ class NumericMonitor:
                     break
         return hit
 
+    def scores(self) -> dict[str, float] | None:
+        """Drift scores of the last ``recent_window`` values against the reference
+        (``numeric_scores``: psi, jensen_shannon, wasserstein); None while warming up and
+        until the window is full (on a few values the scores are mostly noise)."""
+        if self.reference is None or len(self._recent) < self.recent_window:
+            return None
+        return numeric_scores(self.reference, self._recent)
+
     def _stats(self, detector: str) -> dict[str, Any]:
         ref = self.reference
         assert ref is not None
@@ -317,6 +357,9 @@ class NumericMonitor:
                 "std": _round(float(after.std())),
                 "n": int(after.size),
             },
+            # Of the values since the change, as ``after``: over the whole window the
+            # scores of a change caught early would be mostly the reference's own values.
+            "scores": _score_stats(numeric_scores(ref, after), int(after.size)),
         }
 
 
@@ -415,6 +458,14 @@ class CategoricalMonitor:
                 hit = (k, "adwin_unseen")
         return hit
 
+    def scores(self) -> dict[str, float] | None:
+        """Drift scores of the last ``recent_window`` values against the reference
+        (``categorical_scores``: psi, jensen_shannon); None while warming up and until
+        the window is full."""
+        if self.reference is None or len(self._recent) < self.recent_window:
+            return None
+        return categorical_scores(self.reference, self._recent)
+
     def _stats(self, detector: str) -> dict[str, Any]:
         ref = self.reference
         assert ref is not None
@@ -438,6 +489,7 @@ class CategoricalMonitor:
                 "unseen": _round(sum(not ref.is_known(v) for v in recent) / len(recent)),
                 "n": len(recent),
             },
+            "scores": _score_stats(categorical_scores(ref, recent), len(recent)),
         }
 
 

@@ -267,3 +267,142 @@ def test_scores_match_scipy() -> None:
         q[rng.integers(8)] = 0.0  # an empty bin
         assert jensen_shannon(p, q) == pytest.approx(distance.jensenshannon(p, q, base=2),
                                                      rel=1e-9, abs=1e-12)
+
+
+# --- per-series scores: monitors, bank, alert stats ------------------------------------------
+
+from detectors import DetectorBank, DetectorConfig, EventBatch, detect  # noqa: E402
+from detectors.config import CategoricalSettings, NumericSettings  # noqa: E402
+from detectors.monitors import (  # noqa: E402
+    CategoricalMonitor,
+    NumericMonitor,
+    categorical_scores,
+    numeric_scores,
+)
+from detectors.reference import CategoricalReference, NumericReference  # noqa: E402
+
+
+def test_numeric_scores_wait_for_the_warmup_and_a_full_window() -> None:
+    rng = np.random.default_rng(20)
+    m = NumericMonitor(NumericSettings(), warmup=300, recent_window=500)
+    m.update(rng.normal(size=299), range(299))
+    assert m.scores() is None  # warming up
+    m.update(rng.normal(size=100), range(299, 399))
+    assert not m.warming_up and m.scores() is None  # 399 values in a window of 500
+    m.update(rng.normal(size=101), range(399, 500))
+    scores = m.scores()
+    assert scores is not None and sorted(scores) == ["jensen_shannon", "psi", "wasserstein"]
+
+
+def test_numeric_scores_are_the_last_window_against_the_reference_sample() -> None:
+    rng = np.random.default_rng(21)
+    reference = NumericReference(rng.normal(10.0, 2.0, size=1000))
+    m = NumericMonitor(NumericSettings(), warmup=1000, recent_window=400, reference=reference)
+    shifted = rng.normal(11.0, 2.0, size=1000)  # +0.5 sd
+    m.update(shifted, range(1000))
+    scores = m.scores()
+    assert scores is not None
+    window = shifted[-400:]
+    sample = reference.sorted_sample()
+    edges = reference_edges(sample)
+    assert scores == {
+        "psi": psi(bin_shares(edges, sample), bin_shares(edges, window)),
+        "jensen_shannon": jensen_shannon(bin_shares(edges, sample), bin_shares(edges, window)),
+        "wasserstein": wasserstein1(sample, window) / reference.std,
+    }
+    assert 0.35 < scores["wasserstein"] < 0.65  # about the 0.5 sd shift
+    assert scores["psi"] > 0.1
+
+
+def test_numeric_scores_of_a_summarized_reference_use_its_order_statistics() -> None:
+    values = np.arange(100_000.0)
+    reference = NumericReference.summarizing(values, size=1000)
+    assert reference.sorted_sample().size == 1000
+    scores = numeric_scores(reference, values[:1000] + 0.0)  # the bottom 1 % of the reference
+    # Every window value lies in the first decile bin: PSI and JS of [1, 0, ..., 0] vs 0.1s.
+    assert scores["psi"] == pytest.approx(psi([0.1] * 10, [1.0] + [0.0] * 9), rel=1e-9)
+    assert scores["wasserstein"] == pytest.approx(
+        wasserstein1(reference.sorted_sample(), values[:1000]) / float(values.std()), rel=1e-9)
+
+
+def test_categorical_scores_compare_category_and_other_shares_by_hand() -> None:
+    reference = CategoricalReference({"a": 60, "b": 30, "c": 10}, total=100, max_categories=2)
+    window = ["a"] * 200 + ["b"] * 300 + ["c"] * 400 + ["new"] * 100
+    scores = categorical_scores(reference, window)
+    expected, observed = [0.6, 0.3, 0.1], [0.2, 0.3, 0.5]  # c and new pooled in 'other'
+    by_hand = sum((o - e) * math.log(o / e) for e, o in zip(expected, observed, strict=True))
+    assert scores == {"psi": pytest.approx(by_hand, rel=1e-9),
+                      "jensen_shannon": pytest.approx(_js_by_hand(expected, observed),
+                                                      rel=1e-9)}
+    m = CategoricalMonitor(CategoricalSettings(max_categories=2), warmup=100,
+                           recent_window=1000, reference=reference)
+    assert m.scores() is None  # empty window
+    mixed = window.copy()
+    np.random.default_rng(0).shuffle(mixed)  # stationary within the window: no alert
+    m.update(mixed, range(len(mixed)))
+    assert not m.warming_up
+    assert m.scores() == scores
+
+
+def test_bank_drift_scores_name_features_and_prediction_series() -> None:
+    rng = np.random.default_rng(22)
+    bank = DetectorBank(DetectorConfig(warmup=200, recent_window=200))
+    batch = EventBatch()
+    for i in range(600):
+        batch.append("credit", "1", {"income": float(rng.normal()), "country": "DE" if i % 3
+                                     else "FR"}, {"yes": 0.7, "no": 0.3} if i % 2 else
+                     {"yes": 0.2, "no": 0.8}, i)
+    bank.update(batch)
+    found = {(m, f): s for m, f, s in bank.drift_scores()}
+    assert sorted(found) == [("credit", "country"), ("credit", "income"),
+                             ("credit", "prediction"), ("credit", "prediction.confidence")]
+    assert sorted(found[("credit", "income")]) == ["jensen_shannon", "psi", "wasserstein"]
+    assert sorted(found[("credit", "prediction")]) == ["jensen_shannon", "psi"]  # classes
+    assert sorted(found[("credit", "prediction.confidence")]) == [
+        "jensen_shannon", "psi", "wasserstein"]
+    # Stationary series: small scores (PSI about 9 / 200 on ten bins).
+    assert all(s["psi"] < 0.15 and s["jensen_shannon"] < 0.2 for s in found.values())
+    assert DetectorBank(DetectorConfig(warmup=200)).drift_scores() == []
+
+
+def _shift_events(n: int, at: int, seed: int) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    return [{"model_id": "m", "features": {
+        "x": float(rng.normal(1.5 if i >= at else 0.0, 1.0)),
+        "c": str(rng.choice(["a", "b", "c"], p=[0.2, 0.3, 0.5] if i >= at else [0.6, 0.3, 0.1])),
+    }} for i in range(n)]
+
+
+def test_alert_stats_carry_the_scores_of_the_values_since_the_change() -> None:
+    config = DetectorConfig(warmup=300, recent_window=300)
+    events = _shift_events(3000, 1500, seed=23)
+    signals = [s for s in detect(events, config) if s.kind == "data_drift"]
+    assert {s.feature for s in signals} == {"x", "c"}
+    for signal in signals:
+        scores = signal.stats["scores"]
+        # The values ``after`` summarizes: from the estimated change point up to and
+        # including the event that fired.
+        n = signal.stats["after"]["n"]
+        assert scores["n"] == n and 0 < n <= 300
+        column = [e["features"][signal.feature] for e in events]
+        window, warmup = column[signal.position + 1 - n:signal.position + 1], column[:300]
+        if signal.feature == "x":
+            expected = numeric_scores(NumericReference(warmup), np.asarray(window))
+            assert sorted(scores) == ["jensen_shannon", "n", "psi", "wasserstein"]
+            assert scores["wasserstein"] > 1.0  # the 1.5 sd shift, seen on its own values
+        else:
+            counts = {k: warmup.count(k) for k in set(warmup)}
+            expected = categorical_scores(CategoricalReference(counts, 300, 50), window)
+            assert sorted(scores) == ["jensen_shannon", "n", "psi"]
+        assert {k: v for k, v in scores.items() if k != "n"} == {
+            k: round(v, 6) for k, v in expected.items()}
+        assert scores["psi"] > 0.25
+
+
+def test_alert_scores_are_the_same_for_any_batch_size() -> None:
+    config = DetectorConfig(warmup=300, recent_window=300)
+    events = _shift_events(3000, 1500, seed=24)
+    whole = detect(events, config, batch_size=len(events))
+    assert any("scores" in s.stats for s in whole)
+    for size in (1, 7, 250):
+        assert detect(events, config, batch_size=size) == whole

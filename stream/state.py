@@ -51,7 +51,7 @@ log = logging.getLogger("streamdrift.state")
 
 MAGIC = b"SDST"
 #: Bump when the snapshot layout or a pickled detector class changes incompatibly.
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: NumericReference keeps the size of its sample (drift scores)
 CHUNK_BYTES = 900_000  # under the broker's default max.message.bytes (1 MiB)
 _PREFIX = struct.Struct(">4sHI")
 

@@ -62,7 +62,8 @@ def test_a_snapshot_round_trips_through_its_chunks(monkeypatch: pytest.MonkeyPat
 def test_another_format_is_refused_with_a_clear_message() -> None:
     _, value = encode_chunks(0, 0, 1, warm_bank(), {EVENTS: 1}, "h1")[0]
     newer = value[:4] + struct.pack(">H", state.STATE_FORMAT + 1) + value[6:]
-    with pytest.raises(SnapshotError, match=r"state format 2, .* reads format 1 only"):
+    with pytest.raises(SnapshotError, match=rf"state format {state.STATE_FORMAT + 1}, .* "
+                       rf"reads format {state.STATE_FORMAT} only"):
         decode_chunk(newer)
     with pytest.raises(SnapshotError, match="not a streamdrift state record"):
         decode_chunk(b"something else entirely")

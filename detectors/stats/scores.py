@@ -38,9 +38,9 @@ def _shares(weights: npt.ArrayLike, name: str) -> FloatArray:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not w.size:
         raise ValueError(f"{name}: expected a non-empty 1-D array of shares")
-    if not np.isfinite(w).all() or (w < 0.0).any():
+    total = float(w.sum())  # NaN or inf if any share is: one pass checks all
+    if not math.isfinite(total) or float(w.min()) < 0.0:
         raise ValueError(f"{name}: shares must be finite and non-negative")
-    total = float(w.sum())
     if total <= 0.0:
         raise ValueError(f"{name}: shares sum to 0")
     return w / total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
@@ -48,6 +49,7 @@ from detectors.reference import (
 )
 from detectors.seasonal import SeasonalReference, SeasonalSample
 from detectors.stats.lrv import variance_inflation
+from detectors.stats.scores import bin_shares, jensen_shannon, psi, wasserstein1_sd
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -248,6 +250,37 @@ def _page_hinkley(settings: PageHinkleySettings, split: float = 1.0,
 def _round(x: float) -> float:
     # Alerts are compared byte for byte: a fixed precision keeps them short and stable.
     return round(x, 6)
+
+
+#: Quantile bins of a numeric reference for PSI and Jensen-Shannon.
+SCORE_BINS = 10
+
+
+def numeric_scores(reference: NumericReference | SeasonalReference, window: FloatArray
+                   ) -> dict[str, float]:
+    """PSI and Jensen-Shannon distance of ``window`` on the reference's ``SCORE_BINS``
+    quantile bins, and its Wasserstein-1 distance from the reference sample in reference
+    standard deviations (``detectors.stats.scores``)."""
+    edges, expected = reference.quantile_bins(SCORE_BINS)
+    observed = bin_shares(edges, window)
+    return {"psi": psi(expected, observed),
+            "jensen_shannon": jensen_shannon(expected, observed),
+            "wasserstein": wasserstein1_sd(reference.sorted_sample(), window, reference.std)}
+
+
+def categorical_scores(reference: CategoricalReference, window: Sequence[str]
+                       ) -> dict[str, float]:
+    """PSI and Jensen-Shannon distance of ``window``'s shares of the reference's categories
+    and of 'other' (every category the reference does not keep) against the reference's."""
+    counts = Counter(window)
+    seen = [counts.get(name, 0) for name in reference.frequencies]
+    expected = [*reference.frequencies.values(), reference.other_frequency]
+    observed = [*seen, len(window) - sum(seen)]
+    return {"psi": psi(expected, observed), "jensen_shannon": jensen_shannon(expected, observed)}
+
+
+def _score_stats(scores: dict[str, float], n: int) -> dict[str, Any]:
+    return {**{k: _round(v) for k, v in scores.items()}, "n": n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +643,14 @@ class NumericMonitor(_SeriesValues):
             self.reference, SeasonalReference) else np.full(len(recent), 0.5)
         return np.abs(2.0 * ranks - 1.0) if detector.endswith("spread") else ranks
 
+    def scores(self) -> dict[str, float] | None:
+        """Drift scores of the last ``recent_window`` values against the reference
+        (``numeric_scores``: psi, jensen_shannon, wasserstein); None while warming up and
+        until the window is full (on a few values the scores are mostly noise)."""
+        if self.reference is None or len(self._recent) < self.recent_window:
+            return None
+        return numeric_scores(self.reference, self._recent)
+
     def _stats(self, detector: str, alarm: AnchoredAlarm | None = None) -> dict[str, Any]:
         ref = self.reference
         assert ref is not None
@@ -621,6 +662,9 @@ class NumericMonitor(_SeriesValues):
                 "std": _round(float(after.std())),
                 "n": int(after.size),
             },
+            # Of the values since the change, as ``after``: over the whole window the
+            # scores of a change caught early would be mostly the reference's own values.
+            "scores": _score_stats(numeric_scores(ref, after), int(after.size)),
             **self._effect(alarm),
         }
 
@@ -758,6 +802,14 @@ class CategoricalMonitor(_SeriesValues):
                 hit = (k, "adwin_unseen", None)
         return hit
 
+    def scores(self) -> dict[str, float] | None:
+        """Drift scores of the last ``recent_window`` values against the reference
+        (``categorical_scores``: psi, jensen_shannon); None while warming up and until
+        the window is full."""
+        if self.reference is None or len(self._recent) < self.recent_window:
+            return None
+        return categorical_scores(self.reference, self._recent)
+
     def _watched(self, detector: str, recent: Any) -> FloatArray:
         ref = self.reference
         assert ref is not None
@@ -784,6 +836,7 @@ class CategoricalMonitor(_SeriesValues):
                 "unseen": _round(sum(not ref.is_known(v) for v in recent) / len(recent)),
                 "n": len(recent),
             },
+            "scores": _score_stats(categorical_scores(ref, recent), len(recent)),
             **self._effect(alarm),
         }
 

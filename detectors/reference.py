@@ -16,6 +16,8 @@ from zlib import crc32
 import numpy as np
 import numpy.typing as npt
 
+from detectors.stats.scores import bin_shares, reference_edges
+
 
 class NumericReference:
     """A sorted reference sample and the mid-rank transform into [0, 1].
@@ -38,6 +40,8 @@ class NumericReference:
         if not ordered.size:
             raise ValueError("a reference needs at least one value")
         self.n = int(ordered.size)
+        self._kept = self.n  # values behind the ranks (``summarizing`` keeps a larger n)
+        self._bins: tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         self.mean = float(ordered.mean())
         self.std = float(ordered.std())
         # One binary search per value instead of two: for each distinct reference value,
@@ -75,6 +79,32 @@ class NumericReference:
         ([0.125, 0.5, 0.875], [0.25, 0.5, 0.25])
         """
         return self._mid, np.diff(self._below).astype(np.float64)
+
+    def sorted_sample(self) -> npt.NDArray[np.float64]:
+        """The sorted values the ranks come from: the whole sample, or for a reference made
+        by ``summarizing`` its order statistics (``n``, ``mean``, ``std`` stay the whole
+        sample's).
+
+        >>> NumericReference([3.0, 1.0, 2.0, 2.0]).sorted_sample().tolist()
+        [1.0, 2.0, 2.0, 3.0]
+        """
+        counts = np.rint(np.diff(self._below) * self._kept).astype(np.int64)
+        return np.repeat(self._distinct, counts)
+
+    def quantile_bins(self, bins: int = 10
+                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Inner edges of ``bins`` quantile bins of the reference, and the reference's share
+        in each (``detectors.stats.scores.reference_edges`` and ``bin_shares``); kept.
+
+        >>> edges, shares = NumericReference(range(100)).quantile_bins(4)
+        >>> edges.tolist(), shares.tolist()
+        ([24.75, 49.5, 74.25], [0.25, 0.25, 0.25, 0.25])
+        """
+        if self._bins is None or self._bins[0] != bins:
+            sample = self.sorted_sample()
+            edges = reference_edges(sample, bins)
+            self._bins = (bins, edges, bin_shares(edges, sample))
+        return self._bins[1], self._bins[2]
 
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]."""

@@ -106,6 +106,15 @@ class SeasonalReference:
             out[at] = (self.buckets[b] or self.pooled).ranks(values[at])
         return out
 
+    def sorted_sample(self) -> FloatArray:
+        """The pooled reference's sample: drift scores of a seasonal series compare the
+        recent values with all buckets together (the cycle itself shows in them)."""
+        return self.pooled.sorted_sample()
+
+    def quantile_bins(self, bins: int = 10) -> tuple[FloatArray, FloatArray]:
+        """The pooled reference's quantile bins (see ``sorted_sample``)."""
+        return self.pooled.quantile_bins(bins)
+
     def law(self) -> tuple[FloatArray, FloatArray]:
         """The mixture of the buckets' laws, weighted by their reference shares."""
         supports, shares = [], []

@@ -7,8 +7,10 @@ under ``other``.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import Counter as Counter_  # prometheus_client has a Counter too
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
@@ -60,6 +62,13 @@ class Metrics:
         self.drift_active = Gauge("streamdrift_feature_drift_active",
                                   "1 while a feature is in its post-alert cooldown.",
                                   ["model_id", "feature"], registry=r)
+        self.drift_score = Gauge(
+            "streamdrift_feature_drift_score",
+            "Drift score of a feature's recent window against its reference: psi (population "
+            "stability index), jensen_shannon (distance, 0..1), wasserstein (Wasserstein-1 in "
+            "reference standard deviations).", ["model_id", "feature", "score"], registry=r)
+        # Per input partition, its latest scores under their bounded label values.
+        self._scores: dict[int, dict[tuple[str, str, str], float]] = {}
         self.batch_duration = Histogram(
             "streamdrift_batch_duration_seconds", "Time to process one batch, commit included.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
@@ -116,6 +125,40 @@ class Metrics:
         if bound is None:
             bound = self._feature_bounds[model_id] = LabelBound(self.max_features)
         return bound(feature)
+
+    def set_drift_scores(self, partition: int,
+                         scores: Iterable[tuple[str, str, Mapping[str, float]]]) -> None:
+        """A partition's current (model_id, feature, {score: value}) replace its previous ones.
+
+        The gauge shows, per bounded (model_id, feature) label pair and score, the largest
+        value any partition reports: a model spread over partitions shows its worst one,
+        and so do the features counted under ``other``. A series no partition reports any
+        more (warming up again, or its partition went away) is removed.
+        """
+        new: dict[tuple[str, str, str], float] = {}
+        for model_id, feature, values in scores:
+            labels = (self.model(model_id), self.feature(model_id, feature))
+            for name, value in values.items():
+                key = (*labels, name)
+                if value > new.get(key, -math.inf):
+                    new[key] = value
+        old = self._scores.pop(partition, {})
+        if new:
+            self._scores[partition] = new
+        self._publish_scores([k for k in old.keys() | new.keys() if old.get(k) != new.get(k)])
+
+    def forget_drift_scores(self, partition: int) -> None:
+        """The partition is no longer ours: its scores leave the gauge."""
+        self._publish_scores(list(self._scores.pop(partition, {})))
+
+    def _publish_scores(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        for key in keys:
+            values = [scores[key] for scores in self._scores.values() if key in scores]
+            if values:
+                self.drift_score.labels(*key).set(max(values))
+            else:
+                with contextlib.suppress(KeyError):  # never published
+                    self.drift_score.remove(*key)
 
     def count_events(self, model_ids: Iterable[str]) -> None:
         for m, n in Counter_(model_ids).items():

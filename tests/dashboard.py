@@ -23,6 +23,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "streamdrift.json"
 SUBSTITUTIONS = {
     "model": ".*",
     "feature": ".*",
+    "score": "psi",
     "__rate_interval": "1m",
     "__interval": "1m",
     "__range": "5m",

@@ -1,1 +1,2 @@
-"""One statistic per module: pure numpy/stdlib, no other detectors module imported."""
+"""Statistics for the detectors, one per module: pure numpy/stdlib, no other detectors
+module imported."""

@@ -592,6 +592,7 @@ REQUIRED_VIEWS = {
                                  "streamdrift_last_event_timestamp_seconds"),
     "realized performance": (("realized",), "streamdrift_model_error_rate"),
     "estimated performance": (("estimated",), "streamdrift_model_estimated_accuracy"),
+    "drift score per feature": (("drift score", "feature"), "streamdrift_feature_drift_score"),
 }
 
 
@@ -615,6 +616,23 @@ def test_required_views_have_their_shape(dashboard: dict[str, Any]) -> None:
     assert all('model_id=~"$model"' in e and "by (model_id)" in e for e in per_model)
     alerts = next(v for k, v in exprs.items() if "alerts over time" in k.lower())
     assert all('feature=~"$feature"' in e and "kind" in e for e in alerts)
+
+
+def test_drift_score_panel_shows_psi_by_default_with_a_line_at_0_2(
+        dashboard: dict[str, Any]) -> None:
+    panel = next(p for p in panels(dashboard) if "drift score" in p["title"].lower())
+    assert panel["type"] == "timeseries"
+    assert all('score=~"$score"' in t["expr"] and 'model_id=~"$model"' in t["expr"]
+               for t in panel["targets"])
+    assert all(t["legendFormat"] == "{{model_id}} / {{feature}} / {{score}}"
+               for t in panel["targets"])
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] == "line"
+    assert [s["value"] for s in defaults["thresholds"]["steps"]] == [None, 0.2]
+    assert "0.1" in panel["description"] and "0.25" in panel["description"]
+    score = next(v for v in dashboard["templating"]["list"] if v["name"] == "score")
+    assert score["current"]["value"] == ["psi"]
+    assert set(score["query"].split(",")) == {"psi", "jensen_shannon", "wasserstein"}
 
 
 def test_dashboard_expressions_substitute_every_variable() -> None:

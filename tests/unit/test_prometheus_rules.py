@@ -68,6 +68,8 @@ def test_alertmanager_config() -> None:
      "data-producers"),
     ("alertname=StreamdriftDown severity=critical", "ml-oncall-pager"),
     ("alertname=StreamdriftModelSilent severity=warning model_id=m", "ml-team"),
+    ("alertname=StreamdriftFeatureDriftScoreHigh severity=warning scope=feature model_id=m",
+     "ml-team"),
     ("alertname=SomethingElse", "default"),
 ])
 def test_alertmanager_routes(labels: str, receivers: str) -> None:

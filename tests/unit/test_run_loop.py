@@ -3,13 +3,15 @@ batch-boundary invariance, partition lifecycle."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 import pytest
 
-from detectors import DetectorConfig
+from detectors import DetectorBank, DetectorConfig
+from detectors.config import AdwinSettings, NumericSettings, PageHinkleySettings
 from stream.alerts import encode_alert
 from stream.config import AppConfig
 from stream.events import Rejected, format_time
@@ -442,3 +444,139 @@ def test_lost_partitions_drop_their_state_and_commit_nothing() -> None:
     assert 0 not in h.loop.banks and 1 in h.loop.banks
     h.loop.checkpoint()
     assert h.source.commits == [{(TOPIC, 1): 60}]
+
+
+# --- streamdrift_feature_drift_score ---------------------------------------------------------
+
+SCORES = DetectorConfig(warmup=WARMUP, recent_window=400)
+
+
+def drift_score(metrics: Metrics, feature: str, score: str, model: str = "credit-risk"
+                ) -> float | None:
+    return metrics.registry.get_sample_value(
+        "streamdrift_feature_drift_score", {"model_id": model, "feature": feature,
+                                            "score": score})
+
+
+def score_series(metrics: Metrics) -> dict[tuple[str, str, str], float]:
+    return {(s.labels["model_id"], s.labels["feature"], s.labels["score"]): s.value
+            for family in metrics.registry.collect()
+            if family.name == "streamdrift_feature_drift_score" for s in family.samples}
+
+
+def test_drift_scores_are_exported_per_feature_once_the_window_is_full() -> None:
+    values = simulated(Scenario(events=2000, seed=4, missing_rate=0.0))
+    h = Harness(one_partition(values[:WARMUP + 100]), detectors=SCORES).run()
+    assert score_series(h.metrics) == {}  # past the warm-up, the window not full yet
+
+    h = Harness(one_partition(values), detectors=SCORES).run()
+    exported = score_series(h.metrics)
+    bank = h.loop.banks[0]
+    assert exported == {("credit-risk", feature, name): value
+                        for _, feature, scores in bank.drift_scores()
+                        for name, value in scores.items()}
+    assert drift_score(h.metrics, "country", "psi") is not None
+    assert drift_score(h.metrics, "country", "wasserstein") is None  # categorical
+    assert drift_score(h.metrics, "balance", "wasserstein") is not None
+    assert drift_score(h.metrics, "prediction", "jensen_shannon") is not None
+    # Stationary, but a 200-value reference and a 400-value window: PSI's noise alone is
+    # about 9 / 200 + 9 / 400; still under the 0.25 "significant change" line.
+    assert all(v < 0.25 for (_, _, name), v in exported.items() if name == "psi")
+
+
+def test_stationary_drift_scores_stay_under_the_no_change_line_with_the_defaults() -> None:
+    values = simulated(Scenario(events=3000, seed=4, missing_rate=0.0))
+    h = Harness(one_partition(values), detectors=DetectorConfig()).run()
+    exported = score_series(h.metrics)
+    assert len(exported) == 8 * 2 + 6  # 8 series (6 numeric, with the prediction)
+    # Warm-up and window of 1,000: PSI about 0.02 without drift, under the 0.1 line.
+    assert all(v < 0.1 for (_, _, name), v in exported.items() if name == "psi")
+    assert all(v < 0.15 for (_, _, name), v in exported.items() if name != "psi")
+
+
+def test_drift_score_shows_a_shift_the_detectors_do_not_reset() -> None:
+    quiet = NumericSettings(adwin=AdwinSettings(enabled=False),
+                            spread=AdwinSettings(enabled=False),
+                            page_hinkley=PageHinkleySettings(enabled=False))
+    config = DetectorConfig(warmup=WARMUP, recent_window=400, numeric=quiet)
+    scenario = Scenario(events=2000, seed=5, drift_at=1000, drift_feature="balance",
+                        shift=1.0, missing_rate=0.0)
+    h = Harness(one_partition(simulated(scenario)), detectors=config).run()
+    assert not [a for a in h.alerts.sent if a["feature"] == "balance"]
+    shifted = drift_score(h.metrics, "balance", "wasserstein")
+    steady = drift_score(h.metrics, "utilization", "wasserstein")
+    assert shifted is not None and steady is not None
+    assert shifted > 0.5 > steady
+    assert (drift_score(h.metrics, "balance", "psi") or 0.0) > 0.25
+
+
+def test_drift_score_labels_are_bounded_like_the_other_feature_metrics() -> None:
+    metrics = Metrics(max_features=2)
+    h = Harness(one_partition(simulated(Scenario(events=1000, seed=6, missing_rate=0.0))),
+                detectors=SCORES, metrics=metrics).run()
+    exported = score_series(metrics)
+    features = {feature for _, feature, _ in exported}
+    assert len(features) == 3 and "other" in features
+    # The two admitted are the ones streamdrift_feature_drift_active would show: the
+    # first features that metrics.feature() saw for the model.
+    admitted = features - {"other"}
+    assert all(metrics.feature("credit-risk", f) == f for f in admitted)
+    # 'other' shows the largest score of the features it stands for.
+    scores = h.loop.banks[0].drift_scores()
+    rest = [s["psi"] for _, f, s in scores if f not in admitted]
+    assert exported[("credit-risk", "other", "psi")] == max(rest)
+
+
+def test_revoked_partition_drift_scores_are_removed_and_others_kept() -> None:
+    values = simulated(Scenario(events=800, seed=7, missing_rate=0.0))
+    other = simulated(Scenario(events=800, seed=8, models=("fraud",), missing_rate=0.0))
+    h = Harness([], detectors=SCORES)
+    h.loop.assigned([(TOPIC, 0), (TOPIC, 1)])
+    batch = RecordBatch()
+    for offset, (a, b) in enumerate(zip(values, other, strict=True)):
+        batch.append(TOPIC, 0, offset, RECORD_MS, None, a)
+        batch.append(TOPIC, 1, offset, RECORD_MS, None, b)
+    h.loop.process(batch)
+    h.loop.export_scores(now=True)
+    models = {m for m, _, _ in score_series(h.metrics)}
+    assert models == {"credit-risk", "fraud"}
+
+    h.loop.revoked([(TOPIC, 0)])
+
+    assert {m for m, _, _ in score_series(h.metrics)} == {"fraud"}
+    h.loop.export_scores(now=True)  # a parked partition's bank is not exported
+    assert {m for m, _, _ in score_series(h.metrics)} == {"fraud"}
+    h.loop.assigned([(TOPIC, 0)])  # given back: its kept bank's scores return
+    h.loop.export_scores(now=True)
+    assert {m for m, _, _ in score_series(h.metrics)} == {"credit-risk", "fraud"}
+
+
+def test_a_model_on_two_partitions_shows_its_larger_score() -> None:
+    metrics = Metrics()
+    metrics.set_drift_scores(0, [("m", "x", {"psi": 0.3, "jensen_shannon": 0.1})])
+    metrics.set_drift_scores(1, [("m", "x", {"psi": 0.05, "jensen_shannon": 0.2})])
+    assert drift_score(metrics, "x", "psi", "m") == 0.3
+    assert drift_score(metrics, "x", "jensen_shannon", "m") == 0.2
+    metrics.set_drift_scores(0, [])  # partition 0's series warms up again
+    assert drift_score(metrics, "x", "psi", "m") == 0.05
+    metrics.forget_drift_scores(1)
+    assert score_series(metrics) == {}
+
+
+def test_drift_scores_are_computed_at_most_once_per_interval(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    values = one_partition(simulated(Scenario(events=1200, seed=9, missing_rate=0.0)))
+    calls: list[int] = []
+    real = DetectorBank.drift_scores
+
+    def counting(bank: DetectorBank) -> list[tuple[str, str, dict[str, float]]]:
+        calls.append(1)
+        return real(bank)
+
+    monkeypatch.setattr(DetectorBank, "drift_scores", counting)
+    monkeypatch.setattr("stream.loop.SCORES_SHARE", math.inf)  # no spacing by cost
+    for seconds, expected in ((1e9, 2), (0.0, 12)):  # the first batch and the end; every batch
+        monkeypatch.setattr("stream.loop.SCORES_SECONDS", seconds)
+        calls.clear()
+        Harness(values, batch_size=100, detectors=SCORES).run()
+        assert len(calls) == expected, seconds

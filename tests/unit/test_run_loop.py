@@ -498,7 +498,8 @@ def test_drift_score_shows_a_shift_the_detectors_do_not_reset() -> None:
     quiet = NumericSettings(adwin=AdwinSettings(enabled=False),
                             spread=AdwinSettings(enabled=False),
                             page_hinkley=PageHinkleySettings(enabled=False))
-    config = DetectorConfig(warmup=WARMUP, recent_window=400, numeric=quiet)
+    config = DetectorConfig(warmup=WARMUP, recent_window=400, numeric=quiet,
+                            anchored={"enabled": False})
     scenario = Scenario(events=2000, seed=5, drift_at=1000, drift_feature="balance",
                         shift=1.0, missing_rate=0.0)
     h = Harness(one_partition(simulated(scenario)), detectors=config).run()

@@ -172,3 +172,17 @@ def test_alerts_are_the_same_for_any_batch_size_with_calibration_and_seasonality
     assert {s.feature for s in whole} == {"load", "x"}
     for size in (7, 2000, 3000):
         assert detect(events, config, batch_size=size) == whole
+
+
+def test_the_kind_vote_gives_the_same_alerts_for_any_batch_size() -> None:
+    rng = np.random.default_rng(20)
+    amount: list[Any] = rng.normal(100.0, 10.0, 6000).tolist()
+    amount[3000:] = (np.asarray(amount[3000:]) + 100.0).tolist()
+    amount[0], amount[7], amount[4100] = "n/a", None, "oops"  # a stray string after the vote
+    code: list[Any] = rng.choice(["a", "b"], 6000).tolist()
+    code[2] = 5  # a number in a categorical feature
+    events = _events({"amount": amount, "code": code})
+    whole = detect(events, batch_size=len(events))
+    assert [s.feature for s in whole] == ["amount"]
+    for size in (1, 7, 19, 2000):
+        assert detect(events, batch_size=size) == whole

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.config import DetectorConfig
+from stream.events import MAX_CATEGORY_BYTES, MAX_NAME_BYTES
 
 ENV_PREFIX = "STREAMDRIFT_"
 
@@ -69,6 +70,12 @@ class MetricsConfig(_Strict):
 
 class LimitsConfig(_Strict):
     max_record_bytes: int = Field(default=1_048_576, ge=64)
+    # event_id, model_id, model_version and feature names: longer ones are refused
+    # (DLQ reason name_too_long); they become metric labels, alert fields, join keys.
+    max_name_bytes: int = Field(default=MAX_NAME_BYTES, ge=16, le=65_536)
+    # Categorical values (string features, predictions, class names, labels): longer
+    # ones are replaced by "sha256:<16 hex digits>" of their bytes, and counted.
+    max_category_bytes: int = Field(default=MAX_CATEGORY_BYTES, ge=16, le=1_048_576)
 
 
 class AppConfig(_Strict):

@@ -30,6 +30,7 @@ from stream.kafka import (
     client_settings,
     ensure_changelog,
     ensure_topics,
+    topic_max_message_bytes,
     wait_for_broker,
 )
 from stream.loop import LoopStats, RunLoop
@@ -37,6 +38,7 @@ from stream.metrics import Metrics
 from stream.records import RecordBatch
 from stream.simulate import FEATURES, Scenario, generate, generate_labels
 from stream.sinks import (
+    BROKER_DEFAULT_MESSAGE_BYTES,
     AlertSink,
     DeadLetterSink,
     DeliveryTracker,
@@ -46,6 +48,7 @@ from stream.sinks import (
     KafkaDeadLetterSink,
     SinkError,
     produce,
+    producer_message_bytes,
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
 from stream.state import Changelog, Transactions
@@ -165,18 +168,30 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _producer(config: AppConfig, **extra: Any) -> Producer:
+def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
+    # message.max.bytes: a record the events topic may hold fits in the DLQ with headers
+    # (librdkafka's default, 1,000,000, is below a broker's default record size).
     settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
-                "linger.ms": 5, **extra}
+                "linger.ms": 5,
+                "message.max.bytes": producer_message_bytes(config.limits.max_record_bytes),
+                **extra}
     settings.update(config.kafka.producer)
-    return Producer(settings)
+    return settings
+
+
+def _producer(config: AppConfig, **extra: Any) -> Producer:
+    return Producer(_producer_settings(config, **extra))
 
 
 def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
-              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None
-              ) -> RunLoop:
+              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None,
+              dlq_max_bytes: int | None = None) -> RunLoop:
     """The run loop as ``run`` wires it: consumer group in; alerts, dead letters and
-    detector state out; offsets committed after them (or with them, exactly-once)."""
+    detector state out; offsets committed after them (or with them, exactly-once).
+
+    ``dlq_max_bytes``: what the DLQ topic takes per record (its ``max.message.bytes``;
+    None: a broker's default); dead letters larger than that, or than the producer's
+    ``message.max.bytes``, are written truncated."""
     conf = config.kafka
     metrics = Metrics(max_models=config.metrics.max_models,
                       max_features=config.metrics.max_features)
@@ -186,7 +201,10 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
         extra = {"transactional.id": conf.transactional_id
                  or f"streamdrift-{conf.group_id}-{socket.gethostname()}",
                  "transaction.timeout.ms": int(conf.transaction_timeout_seconds * 1000)}
-    producer = _producer(config, **extra)
+    settings = _producer_settings(config, **extra)
+    producer = Producer(settings)
+    dlq_bytes = min(int(settings["message.max.bytes"]),
+                    BROKER_DEFAULT_MESSAGE_BYTES if dlq_max_bytes is None else dlq_max_bytes)
     tracker = DeliveryTracker()
     holder: dict[str, RunLoop] = {}
     topics = [conf.events_topic] + ([conf.labels_topic] if conf.labels_topic else [])
@@ -199,7 +217,8 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
                       on_delivery=tracker)
     loop = holder["loop"] = loop_class(
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
-        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
+        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker, max_bytes=dlq_bytes), config,
+        metrics,
         on_alert=lambda alert: log.info("%s", describe_alert(alert)),
         progress_seconds=progress_seconds, state=state, transactions=transactions,
         checkpoint_seconds=conf.checkpoint_interval_seconds)
@@ -221,7 +240,8 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     except TopicMismatch as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    loop = live_loop(config, progress_seconds=30.0)
+    loop = live_loop(config, progress_seconds=30.0,
+                     dlq_max_bytes=topic_max_message_bytes(admin, conf.dlq_topic))
     metrics = loop.metrics
     if config.metrics.port is not None:
         port = metrics.serve(config.metrics.host, config.metrics.port, loop.alive, loop.ready)

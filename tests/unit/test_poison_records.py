@@ -179,3 +179,30 @@ def test_alerts_build_for_any_accepted_time() -> None:
     for when in (0.0, 253_402_300_799.99997, -62_135_596_800.0, None):
         alert = build_alert(signal, "e", when, TOPIC, 0, 0, "h")
         assert alert["event_time"] is None or alert["event_time"].endswith("Z")
+
+
+def test_a_dead_letter_too_large_for_its_topic_is_cut_with_size_and_digest() -> None:
+    import hashlib
+
+    from stream.sinks import _fit, _size, producer_message_bytes
+
+    headers: list[tuple[str, str | bytes | None]] = [("streamdrift.reason", b"not_json")]
+    value = b"v" * 300_000
+    key, cut, out = _fit(b"k", value, headers, 100_000)
+    assert _size(key, cut, out) <= 100_000 and cut is not None and value.startswith(cut)
+    assert len(cut) > 90_000 and key == b"k"
+    assert dict(out)["streamdrift.original.size"] == b"300000"
+    assert dict(out)["streamdrift.original.sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert dict(out)["streamdrift.truncated"] == b"value"
+    # A retry at a smaller limit cuts further and keeps the first cut's headers.
+    key2, cut2, out2 = _fit(key, cut, out, 50_000)
+    assert out2 == out and cut2 is not None and len(cut2) < 50_000 and key2 == b"k"
+    # A huge key is cut too; a record that fits is untouched.
+    key3, _, out3 = _fit(b"k" * 80_000, value, headers, 100_000)
+    assert key3 is not None and len(key3) == 25_000
+    assert dict(out3)["streamdrift.truncated"] == b"key,value"
+    assert _fit(b"k", b"v", headers, 100_000) == (b"k", b"v", headers)
+    assert _fit(None, None, headers, 1000) == (None, None, headers)  # a tombstone
+    # The producer holds a record of limits.max_record_bytes with its headers.
+    assert producer_message_bytes(1_048_576) > 1_048_576 + 1000
+    assert producer_message_bytes(1000) == 1_000_000

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream import __version__
 from stream.alerts import describe_alert
@@ -389,7 +389,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    except (SinkError, KafkaException) as exc:
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG:
+            # librdkafka refused our settings merged with kafka.consumer/kafka.producer
+            # (each of those alone passed the config check).
+            print(f"streamdrift: bad config: kafka client settings: {error.str()}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"streamdrift: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except SinkError as exc:
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ValueError as exc:  # a bad argument found late, e.g. a replay topic that is missing

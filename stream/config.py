@@ -8,6 +8,7 @@ refused with the key's path and what was expected.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 import yaml
+from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.config import DetectorConfig
@@ -125,9 +127,47 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         if value is not None:
             _set(data, key, value, origin=f"--{key.split('.')[-1].replace('_', '-')}")
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    check_client_settings(config.kafka)
+    return config
+
+
+_QUIET = logging.getLogger("streamdrift.config.librdkafka")  # a check logs nothing
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def check_client_settings(conf: KafkaConfig) -> None:
+    """ConfigError naming ``kafka.consumer.<key>`` / ``kafka.producer.<key>`` if librdkafka
+    refuses a passthrough setting (unknown key or bad value; librdkafka's
+    CONFIGURATION.md lists them). A client is built with the settings alone and no
+    broker, so nothing is contacted."""
+    problems = []
+    for section, settings in (("consumer", conf.consumer), ("producer", conf.producer)):
+        message = _refused(section, settings)
+        if message is None:
+            continue
+        alone = [(key, _refused(section, {key: value})) for key, value in settings.items()]
+        bad = [f"kafka.{section}.{key}: {why}" for key, why in alone if why is not None]
+        problems += bad or [f"kafka.{section}: {message}"]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _refused(section: str, settings: dict[str, Any]) -> str | None:
+    if not settings:
+        return None
+    try:
+        if section == "consumer":
+            Consumer({"group.id": "streamdrift-config-check", **settings,
+                      "logger": _QUIET}).close()
+        else:
+            Producer({**settings, "logger": _QUIET}).flush(0)
+    except KafkaException as exc:
+        return str(exc.args[0].str())
+    return None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -206,3 +206,23 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_with_size_and_digest() -> 
     # The producer holds a record of limits.max_record_bytes with its headers.
     assert producer_message_bytes(1_048_576) > 1_048_576 + 1000
     assert producer_message_bytes(1000) == 1_000_000
+
+
+@pytest.mark.parametrize(("section", "settings", "path"), [
+    ("producer", "{foo.bar: 1, linger.ms: 3}", "kafka.producer.foo.bar"),
+    ("consumer", "{session.timeout.ms: soon}", "kafka.consumer.session.timeout.ms"),
+])
+def test_a_librdkafka_setting_it_refuses_is_a_config_error_with_its_path(
+        tmp_path: object, capsys: pytest.CaptureFixture[str], section: str, settings: str,
+        path: str) -> None:
+    from pathlib import Path
+
+    from stream.cli import EXIT_CONFIG, main
+
+    config = Path(str(tmp_path)) / "bad.yaml"
+    # A broker nobody listens on: the error must come before any connection attempt.
+    config.write_text(f"kafka:\n  bootstrap_servers: 127.0.0.1:1\n  {section}: {settings}\n")
+    assert main(["check-config", str(config)]) == EXIT_CONFIG
+    assert main(["run", "--config", str(config), "--metrics-port", "0"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"{path}:" in err and "cannot reach" not in err

@@ -33,6 +33,7 @@ from stream.kafka import (
     topic_max_message_bytes,
     wait_for_broker,
 )
+from stream.logs import RepeatFilter
 from stream.loop import LoopStats, RunLoop
 from stream.metrics import Metrics
 from stream.records import RecordBatch
@@ -57,6 +58,8 @@ log = logging.getLogger("streamdrift")
 
 EXIT_CONFIG = 2  # a bad config or argument
 EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
+#: A warning or error line of one kind is logged at most once per this many seconds.
+WARNING_REPEAT_SECONDS = 30.0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -260,7 +263,8 @@ class LogDeadLetterSink:
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
         log.warning("rejected %s[%d]@%d: %s: %s", records.topics[row], records.partitions[row],
-                    records.offsets[row], rejected.reason, rejected.detail)
+                    records.offsets[row], rejected.reason, rejected.detail,
+                    extra={"every_line": True})  # the replay's report: never held back
 
     def flush(self, timeout: float | None = None) -> None:
         pass
@@ -375,8 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.__stderr__ is not None:  # `kill -USR1 PID` prints every thread's stack
         with contextlib.suppress(ValueError, io.UnsupportedOperation):
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stderr.addFilter(RepeatFilter(every=WARNING_REPEAT_SECONDS))  # a broker away repeats
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"), handlers=[stderr])
     try:
         if args.command == "check-config":
             return cmd_check_config(args)

@@ -226,3 +226,35 @@ def test_a_librdkafka_setting_it_refuses_is_a_config_error_with_its_path(
     assert main(["run", "--config", str(config), "--metrics-port", "0"]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert f"{path}:" in err and "cannot reach" not in err
+
+
+def test_repeated_warnings_are_held_back_but_each_rejected_record_of_a_replay_is_logged(
+        tmp_path: object) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    events = Path(str(tmp_path)) / "bad.jsonl"
+    events.write_bytes(b"not json\n" * 40)
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", "--input",
+                           str(events)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("not_json") == 40  # a report line each: never held back
+
+    import logging
+
+    from stream.logs import RepeatFilter
+
+    now = [0.0]
+    repeat = RepeatFilter(every=30.0, clock=lambda: now[0])
+    passed = []
+    for second in range(90):  # 90 s of a broker away, 20 reconnect warnings a second
+        now[0] = float(second)
+        for attempt in range(20):
+            record = logging.LogRecord("streamdrift.kafka", logging.WARNING, "", 0,
+                                       "kafka: localhost:%d/bootstrap: Connect failed "
+                                       "(after %dms)", (19192, attempt), None)
+            if repeat.filter(record):
+                passed.append(record.getMessage())
+    assert len(passed) == 3  # the first, then one per 30 s with its count
+    assert passed[1].endswith("(and 599 more like it in the last 30 s)")

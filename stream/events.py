@@ -16,11 +16,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
-from operator import attrgetter, methodcaller
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_, methodcaller
 from typing import Annotated, Any, NotRequired, Required  # pydantic needs it on 3.11
 
 import orjson
@@ -150,21 +149,27 @@ def _decode_columns(records: RecordBatch, max_record_bytes: int, *,
         return None
     event_ids, model_ids, features, versions, predictions, labels, timestamps = (
         list(map(methodcaller("get", key), objs)) for key in _FIELDS)
+    if set(map(type, features)) != {dict}:
+        return None
+    feature_values = list(chain.from_iterable(map(dict.values, features)))
+    kinds = list(map(type, feature_values))
     if not (_non_empty_strings(event_ids) and _non_empty_strings(model_ids)
-            and set(map(type, features)) == {dict}
-            and set(map(type, chain.from_iterable(map(dict.values, features)))) <= _FEATURE_TYPES
+            and set(kinds) <= _FEATURE_TYPES
             and set(map(type, versions)) <= _VERSION_TYPES
             and set(map(type, labels)) <= _LABEL_TYPES | _NONE
             and _plain_predictions(predictions)):
         return None
-    names = set(chain.from_iterable(features))
-    if "" in names:
-        return None
-    # A decoded string has at most as many UTF-8 bytes as its JSON text: records no longer
-    # than a bound cannot hold a string past it. Longer ones: a char is at most 4 bytes.
-    if longest > min(max_name_bytes, max_category_bytes) and not (
-            _short((event_ids, model_ids, versions, names), max_name_bytes)
-            and _short((_categories(features, predictions, labels),), max_category_bytes)):
+    if any(map(dict.__contains__, features, repeat(""))):
+        return None  # an empty feature name
+    # A decoded string has at most as many UTF-8 bytes as its JSON text, and an event's
+    # JSON has 44 bytes besides any one of its strings: records no longer than a bound
+    # plus that cannot hold a string past it. Longer ones: a char is at most 4 bytes.
+    if longest - _ENVELOPE > min(max_name_bytes, max_category_bytes) and (
+            4 * max(max(map(len, event_ids)), max(map(len, model_ids)), _longest(versions),
+                    _longest(list(set(chain.from_iterable(features))))) > max_name_bytes
+            or 4 * max(_longest(feature_values, kinds), _longest(predictions),
+                       _longest(labels), _longest(_class_names(predictions)))
+            > max_category_bytes):
         return None
     times = _event_times(timestamps, records.timestamps_ms)
     if times is None:
@@ -197,22 +202,19 @@ def _non_empty_strings(column: list[Any]) -> bool:
     return set(map(type, column)) == {str} and all(column)
 
 
-def _short(columns: tuple[Iterable[Any], ...], limit: int) -> bool:
-    """Every string of the columns certainly within ``limit`` UTF-8 bytes (4 a char)."""
-    strings = [v for v in chain.from_iterable(columns) if type(v) is str]
-    return not strings or 4 * max(map(len, strings)) <= limit
+_ENVELOPE = len(b'{"event_id":"","model_id":"","features":{}}') + 1  # +1: the other id
 
 
-def _categories(features: list[dict[str, Any]], predictions: list[Any], labels: list[Any]
-                ) -> list[Any]:
-    """Every categorical value of the columns (and class names), strings or not."""
-    out = list(chain.from_iterable(map(dict.values, features)))
-    out += predictions
-    out += labels
-    for p in predictions:
-        if type(p) is dict:
-            out += p
-    return out
+def _longest(column: list[Any], kinds: list[type] | None = None) -> int:
+    """Characters of the column's longest string, 0 without strings (all in C)."""
+    types = map(type, column) if kinds is None else kinds
+    return max(map(len, compress(column, map(is_, types, repeat(str)))), default=0)
+
+
+def _class_names(predictions: list[Any]) -> list[str]:
+    if dict not in set(map(type, predictions)):
+        return []
+    return list(chain.from_iterable(p for p in predictions if type(p) is dict))
 
 
 def _plain_predictions(predictions: list[Any]) -> bool:

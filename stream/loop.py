@@ -24,7 +24,7 @@ from stream.alerts import build_alert
 from stream.config import AppConfig
 from stream.events import Rejected, decode_batch, decode_labels
 from stream.metrics import Metrics
-from stream.records import RecordBatch
+from stream.records import Headers, RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
 from stream.sources import Partition, Source
 from stream.state import Changelog, Transactions
@@ -52,6 +52,8 @@ class HeldLabel:
     arrived: float
     key: bytes | None  # the record itself, for the DLQ if detection fails on it
     value: bytes | None
+    headers: Headers | None
+    timestamp_type: int
 
 
 #: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
@@ -469,7 +471,8 @@ class RunLoop:
                     columns.positions, strict=True):
                 held.append(HeldLabel(topic, records.offsets[row], records.timestamps_ms[row],
                                       model_id, event_id, label, when, arrived,
-                                      records.keys[row], records.values[row]))
+                                      records.keys[row], records.values[row],
+                                      records.header_list(row), records.timestamp_type(row)))
 
     def _release_labels(self, everything: bool = False) -> bool:
         """Labels whose partition's events have passed their record timestamp go to the
@@ -505,7 +508,8 @@ class RunLoop:
             except Exception as exc:  # a bug; the labels are kept in the DLQ
                 again = RecordBatch()
                 for h in released:
-                    again.append(h.topic, number, h.offset, h.timestamp_ms, h.key, h.value)
+                    again.append(h.topic, number, h.offset, h.timestamp_ms, h.key, h.value,
+                                 h.headers, h.timestamp_type)
                 self._detection_failed(again, list(range(len(released))), number, exc)
                 continue
             for signal, alert in zip(signals, alerts, strict=True):

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.alerts import encode_alert
 from stream.events import Rejected
-from stream.records import RecordBatch
+from stream.records import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, RecordBatch
 
 log = logging.getLogger("streamdrift.sinks")
 
@@ -112,9 +112,19 @@ class KafkaAlertSink(_KafkaSink):
 
 Headers = list[tuple[str, str | bytes | None]]
 
+_TIMESTAMP_TYPES = {TIMESTAMP_CREATE_TIME: b"CreateTime",
+                    TIMESTAMP_LOG_APPEND_TIME: b"LogAppendTime"}
+
 
 class KafkaDeadLetterSink(_KafkaSink):
-    """The original record, untouched, with the reason and its origin in headers.
+    """The source record whole: its key, its value and its own headers (in order, binary
+    and null values as they were) and its timestamp, with streamdrift's headers after
+    them: ``streamdrift.reason``, ``.error``, ``.source.topic``, ``.source.partition``,
+    ``.source.offset``, ``.source.timestamp`` (ms) and ``.source.timestamp_type``
+    (``CreateTime`` or ``LogAppendTime``, Kafka's names). A DLQ topic with
+    ``message.timestamp.type=LogAppendTime`` (or one that refuses the time as too old
+    or too new: it is then sent again without it) stamps its own time; the headers
+    keep the source's.
 
     A record too large for the DLQ topic (``max_bytes``: the smaller of the topic's
     ``max.message.bytes`` and the producer's ``message.max.bytes``) goes there
@@ -135,19 +145,26 @@ class KafkaDeadLetterSink(_KafkaSink):
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
         detail = rejected.detail.encode("utf-8", "replace")[:_MAX_DETAIL]
+        stamp = records.timestamps_ms[row]
         headers: Headers = [
+            *records.header_list(row),
             ("streamdrift.reason", rejected.reason.encode()),
             ("streamdrift.error", detail),
             ("streamdrift.source.topic", records.topics[row].encode()),
             ("streamdrift.source.partition", str(records.partitions[row]).encode()),
             ("streamdrift.source.offset", str(records.offsets[row]).encode()),
         ]
-        self._send(records.keys[row], records.values[row], headers, self.max_bytes)
+        kind = _TIMESTAMP_TYPES.get(records.timestamp_type(row))
+        if stamp is not None and kind is not None:
+            headers += [("streamdrift.source.timestamp", str(stamp).encode()),
+                        ("streamdrift.source.timestamp_type", kind)]
+        self._send(records.keys[row], records.values[row], headers, self.max_bytes,
+                   stamp if kind is not None else None, cut=False)
 
-    def _send(self, key: bytes | None, value: bytes | None, headers: Headers,
-              limit: int) -> None:
-        fitted_key, fitted, fitted_headers = _fit(key, value, headers, limit)
-        if len(fitted_headers) > len(headers):
+    def _send(self, key: bytes | None, value: bytes | None, headers: Headers, limit: int,
+              timestamp: int | None, cut: bool) -> None:
+        fitted_key, fitted, fitted_headers = _fit(key, value, headers, limit, cut)
+        if not cut and fitted_headers is not headers:
             source = dict(headers)
             log.warning("dead letter of %s[%s]@%s: %d bytes, more than the DLQ topic takes "
                         "(%d): written truncated, its size and SHA-256 in headers",
@@ -155,25 +172,37 @@ class KafkaDeadLetterSink(_KafkaSink):
                         _text(source.get("streamdrift.source.partition")),
                         _text(source.get("streamdrift.source.offset")),
                         _size(key, value, headers), limit)
+        cut = cut or fitted_headers is not headers
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE and limit > 1024:
+            code = None if err is None else err.code()
+            if code == KafkaError.MSG_SIZE_TOO_LARGE and limit > 1024:
                 log.warning("dead letter refused by the broker as too large (%d bytes): "
                             "sent again at half that size", _size(fitted_key, fitted,
                                                                    fitted_headers))
-                self._send(fitted_key, fitted, fitted_headers, limit // 2)
-                return
-            self.tracker(err, msg)
+                self._send(fitted_key, fitted, fitted_headers, limit // 2, timestamp, cut)
+            elif code == KafkaError.INVALID_TIMESTAMP and timestamp is not None:
+                log.warning("dead letter refused with the source's timestamp (%d ms): sent "
+                            "again with the time of writing (the source's is in headers)",
+                            timestamp)
+                self._send(fitted_key, fitted, fitted_headers, limit, None, cut)
+            else:
+                self.tracker(err, msg)
 
         try:
             produce(self.producer, self.topic, fitted, fitted_key, headers=fitted_headers,
-                    on_delivery=delivered)
+                    on_delivery=delivered, **({} if timestamp is None
+                                              else {"timestamp": timestamp}))
         except KafkaException as exc:  # larger than this producer's message.max.bytes
             if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or limit <= 1024:
                 raise
-            self._send(fitted_key, fitted, fitted_headers, limit // 2)
+            self._send(fitted_key, fitted, fitted_headers, limit // 2, timestamp, cut)
             return
         self.producer.poll(0)
+
+
+def _line_text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "backslashreplace")
 
 
 def _text(value: str | bytes | None) -> str:
@@ -186,13 +215,14 @@ def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
             + sum(len(name) + len(h or b"") + 10 for name, h in headers))
 
 
-def _fit(key: bytes | None, value: bytes | None, headers: Headers, limit: int
-         ) -> tuple[bytes | None, bytes | None, Headers]:
+def _fit(key: bytes | None, value: bytes | None, headers: Headers, limit: int,
+         cut: bool = False) -> tuple[bytes | None, bytes | None, Headers]:
     """Key, value and headers cut to fit one record batch of ``limit`` bytes; the first
-    cut adds the original size and digest to the headers (a later one keeps them)."""
+    cut (not ``cut`` yet) adds the original size and digest to the headers, which are
+    returned as a new list then (a later cut keeps them)."""
     if _size(key, value, headers) <= limit:
         return key, value, headers
-    if not any(name == "streamdrift.original.sha256" for name, _ in headers):
+    if not cut:
         whole = value or b""
         extra: Headers = [
             ("streamdrift.truncated", b"value"),
@@ -220,14 +250,24 @@ class JsonLinesSink:
         self._out.write(encode_alert(alert) + b"\n")
 
     def send_rejected(self, records: RecordBatch, rejected: Rejected) -> None:
+        """One JSON line with what the Kafka DLQ keeps: reason, error, source (with the
+        record's timestamp and its type, when it has one), key, headers in order and
+        value; bytes as UTF-8 text, invalid bytes as ``\\xNN`` escapes."""
         row = rejected.row
-        value = records.values[row]
+        stamp = records.timestamps_ms[row]
+        kind = _TIMESTAMP_TYPES.get(records.timestamp_type(row))
+        source: dict[str, Any] = {"topic": records.topics[row],
+                                  "partition": records.partitions[row],
+                                  "offset": records.offsets[row]}
+        if stamp is not None and kind is not None:
+            source.update(timestamp=stamp, timestamp_type=kind.decode())
         self._out.write(orjson.dumps({
             "reason": rejected.reason,
             "error": rejected.detail,
-            "source": {"topic": records.topics[row], "partition": records.partitions[row],
-                       "offset": records.offsets[row]},
-            "value": None if value is None else value.decode("utf-8", "backslashreplace"),
+            "source": source,
+            "key": _line_text(records.keys[row]),
+            "headers": [[name, _line_text(v)] for name, v in records.header_list(row)],
+            "value": _line_text(records.values[row]),
         }) + b"\n")
 
     def flush(self, timeout: float | None = None) -> None:

@@ -195,7 +195,7 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_with_size_and_digest() -> 
     assert dict(out)["streamdrift.original.sha256"] == hashlib.sha256(value).hexdigest().encode()
     assert dict(out)["streamdrift.truncated"] == b"value"
     # A retry at a smaller limit cuts further and keeps the first cut's headers.
-    key2, cut2, out2 = _fit(key, cut, out, 50_000)
+    key2, cut2, out2 = _fit(key, cut, out, 50_000, cut=True)
     assert out2 == out and cut2 is not None and len(cut2) < 50_000 and key2 == b"k"
     # A huge key is cut too; a record that fits is untouched.
     key3, _, out3 = _fit(b"k" * 80_000, value, headers, 100_000)
@@ -258,3 +258,31 @@ def test_repeated_warnings_are_held_back_but_each_rejected_record_of_a_replay_is
                 passed.append(record.getMessage())
     assert len(passed) == 3  # the first, then one per 30 s with its count
     assert passed[1].endswith("(and 599 more like it in the last 30 s)")
+
+
+def test_the_file_dlq_carries_what_the_kafka_dlq_keeps(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from stream.events import Rejected
+    from stream.records import TIMESTAMP_LOG_APPEND_TIME
+    from stream.sinks import JsonLinesDeadLetterSink
+
+    path = Path(str(tmp_path)) / "dlq.jsonl"
+    records = RecordBatch()
+    headers: list[tuple[str, bytes | None]] = [("trace-id", b"t-1"), ("bin", b"\xc3\x28"),
+                                               ("empty", None)]
+    records.append(TOPIC, 2, 7, RECORD_MS, b"\xc3\x28", b"{nope", headers,
+                   TIMESTAMP_LOG_APPEND_TIME)
+    records.append("events.jsonl", 0, 3, None, None, b"[]")  # a file line: no key or time
+    sink = JsonLinesDeadLetterSink(path)
+    sink.send(records, Rejected(0, "not_json", "x"))
+    sink.send(records, Rejected(1, "not_object", "y"))
+    sink.close()
+    first, second = map(orjson.loads, path.read_bytes().splitlines())
+    assert first["source"] == {"topic": TOPIC, "partition": 2, "offset": 7,
+                               "timestamp": RECORD_MS, "timestamp_type": "LogAppendTime"}
+    assert first["key"] == "\\xc3("
+    assert first["headers"] == [["trace-id", "t-1"], ["bin", "\\xc3("], ["empty", None]]
+    assert first["value"] == "{nope"
+    assert second["source"] == {"topic": "events.jsonl", "partition": 0, "offset": 3}
+    assert (second["key"], second["headers"], second["value"]) == (None, [], "[]")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from detectors import DetectorConfig
 from stream.alerts import describe_alert, encode_alert
-from stream.config import AppConfig, LimitsConfig
+from stream.config import AppConfig, KafkaConfig, LimitsConfig
 from stream.events import REASONS
 from stream.loop import RunLoop
 from stream.metrics import Metrics
@@ -131,32 +131,69 @@ RAW = st.one_of(
 RECORD = st.one_of(events().map(_dumps), events().map(_dumps), RAW, st.none())
 
 
-def _run(adversarial: list[bytes | None], batch_size: int) -> None:
+@st.composite
+def labels(draw: st.DrawFn) -> Any:
+    """Label-shaped objects (DESIGN.md's label contract) whose fields may be anything."""
+    obj: dict[str, Any] = {
+        "event_id": draw(st.one_of(st.integers(0, 80).map(lambda i: f"v-{i}"), JSONISH)),
+        "model_id": draw(st.one_of(st.just(MODEL), JSONISH)),
+        "label": draw(st.one_of(st.sampled_from(["a", "b", 0, 1, 0.5]), SCALAR, JSONISH))}
+    if draw(st.booleans()):
+        obj["timestamp"] = draw(TIMESTAMPS)
+    return obj
+
+
+LABEL_RECORD = st.one_of(labels().map(_dumps), labels().map(_dumps), RAW, st.none())
+LABELS = "labels"
+
+
+def _valid_labels(n: int) -> list[bytes]:
+    return [orjson.dumps({"event_id": f"v-{i}", "model_id": MODEL, "label": "ab"[i % 2],
+                          "timestamp": 1_767_225_600 + i}) for i in range(n)]
+
+
+def _run(adversarial: list[bytes | None], batch_size: int,
+         adversarial_labels: list[bytes | None] | None = None) -> None:
     values: list[bytes | None] = []
     values += _valid(WARMUP + 20, 1, drifted=False, start=0)
     values += adversarial
     values += _valid(150, 2, drifted=True, start=1000)
     values += adversarial  # again, now into monitors that have re-baselined or are drifting
     records = [(TOPIC, 0, offset, v) for offset, v in enumerate(values)]
+    if adversarial_labels is not None:  # a labels topic too: the join and the label path
+        label_values = _valid_labels(40) + adversarial_labels + _valid_labels(80)[40:]
+        labelled = [(LABELS, 0, offset, v) for offset, v in enumerate(label_values)]
+        records = records[:100] + labelled + records[100:]
+        values += label_values
     calls: list[Any] = []
     source = ListSource(records, batch_size, calls)
     alerts = RecordingAlertSink(calls)
     dead = RecordingDeadLetterSink(calls)
     metrics = Metrics()
     config = AppConfig(detectors=DETECTORS,
-                       limits=LimitsConfig(max_record_bytes=64 * 1024))
+                       limits=LimitsConfig(max_record_bytes=64 * 1024),
+                       kafka=KafkaConfig(labels_topic=LABELS if adversarial_labels is not None
+                                         else None))
     loop = RunLoop(source, alerts, dead, config, metrics)
     stats = loop.run()  # raising fails the test
 
     assert stats.records == len(values)
-    assert stats.events + stats.rejected == len(values)  # each record: processed or DLQ
+    # Each record processed (an event, or a label once released) or dead-lettered.
+    assert stats.events + stats.labels + stats.rejected == len(values)
     assert len(dead.sent) == stats.rejected
     reasons = {reason for _, _, reason, _ in dead.sent}
     assert reasons <= set(REASONS) - {"detection_failed"}  # the loop's safety net unused
     SEEN["alerts"] += len(alerts.sent)
     for reason in reasons:
         SEEN[reason] += 1
-    assert source.commits[-1] == {(TOPIC, 0): len(values)}
+    committed: dict[tuple[str, int], int] = {}
+    for commit in source.commits:
+        committed.update(commit)
+    assert committed[(TOPIC, 0)] == len(records) - (
+        len(label_values) if adversarial_labels is not None else 0)
+    if adversarial_labels is not None:
+        assert committed[(LABELS, 0)] == len(label_values)
+        assert stats.labels >= 80  # the valid ones at least went to the detectors
     for alert in alerts.sent:
         assert orjson.loads(encode_alert(alert))["alert_id"] == alert["alert_id"]
         describe_alert(alert)
@@ -170,6 +207,16 @@ def _run(adversarial: list[bytes | None], batch_size: int) -> None:
 def test_any_record_is_processed_or_dead_lettered_never_raised(
         adversarial: list[bytes | None], batch_size: int) -> None:
     _run(adversarial, batch_size)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(RECORD, max_size=6), st.lists(LABEL_RECORD, min_size=1, max_size=10),
+       st.sampled_from([7, 500]))
+def test_any_label_record_is_processed_or_dead_lettered_never_raised(
+        adversarial: list[bytes | None], adversarial_labels: list[bytes | None],
+        batch_size: int) -> None:
+    _run(adversarial, batch_size, adversarial_labels)
 
 
 def test_known_poison_records_are_processed_or_dead_lettered() -> None:

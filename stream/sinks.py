@@ -26,6 +26,7 @@ log = logging.getLogger("streamdrift.sinks")
 #: record batch (its message.max.bytes, 1 MiB + 12).
 CLIENT_DEFAULT_MESSAGE_BYTES = 1_000_000
 BROKER_DEFAULT_MESSAGE_BYTES = 1_048_588
+CLIENT_MAX_MESSAGE_BYTES = 1_000_000_000  # librdkafka's upper bound for message.max.bytes
 #: Room for a dead letter's headers and key beside a value of limits.max_record_bytes.
 DLQ_HEADER_ROOM = 64 * 1024
 #: A record batch's framing around one record (Kafka protocol, RecordBatch v2: 61 bytes
@@ -37,7 +38,8 @@ _MAX_DETAIL = 1000  # bytes of streamdrift.error
 def producer_message_bytes(max_record_bytes: int) -> int:
     """``message.max.bytes`` for the producer that writes dead letters: a record the
     events topic could hold (``limits.max_record_bytes``) fits with its headers."""
-    return max(CLIENT_DEFAULT_MESSAGE_BYTES, max_record_bytes + DLQ_HEADER_ROOM)
+    return min(max(CLIENT_DEFAULT_MESSAGE_BYTES, max_record_bytes + DLQ_HEADER_ROOM),
+               CLIENT_MAX_MESSAGE_BYTES)
 
 
 class SinkError(Exception):

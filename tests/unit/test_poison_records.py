@@ -206,6 +206,7 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_with_size_and_digest() -> 
     # The producer holds a record of limits.max_record_bytes with its headers.
     assert producer_message_bytes(1_048_576) > 1_048_576 + 1000
     assert producer_message_bytes(1000) == 1_000_000
+    assert producer_message_bytes(2_000_000_000) == 1_000_000_000  # librdkafka's maximum
 
 
 @pytest.mark.parametrize(("section", "settings", "path"), [

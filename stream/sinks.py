@@ -148,8 +148,13 @@ class KafkaDeadLetterSink(_KafkaSink):
         row = rejected.row
         detail = rejected.detail.encode("utf-8", "replace")[:_MAX_DETAIL]
         stamp = records.timestamps_ms[row]
+        own: Headers = list(records.header_list(row))
+        own_bytes = sum(len(name) + len(v or b"") for name, v in own)
+        if own_bytes > self.max_bytes // 4:  # no room for them: said so instead
+            own = [("streamdrift.original.headers_dropped",
+                    f"{len(own)} headers, {own_bytes} bytes".encode())]
         headers: Headers = [
-            *records.header_list(row),
+            *own,
             ("streamdrift.reason", rejected.reason.encode()),
             ("streamdrift.error", detail),
             ("streamdrift.source.topic", records.topics[row].encode()),

@@ -9,7 +9,7 @@ import pytest
 
 from detectors import DetectorConfig
 from stream.alerts import build_alert
-from stream.events import capped_category, decode_batch, decode_labels, format_time
+from stream.events import Rejected, capped_category, decode_batch, decode_labels, format_time
 from stream.metrics import OTHER, Metrics
 from stream.records import RecordBatch
 from tests.unit.test_run_loop import TOPIC, Harness, one_partition, valid_event
@@ -264,7 +264,6 @@ def test_repeated_warnings_are_held_back_but_each_rejected_record_of_a_replay_is
 def test_the_file_dlq_carries_what_the_kafka_dlq_keeps(tmp_path: object) -> None:
     from pathlib import Path
 
-    from stream.events import Rejected
     from stream.records import TIMESTAMP_LOG_APPEND_TIME
     from stream.sinks import JsonLinesDeadLetterSink
 
@@ -287,3 +286,42 @@ def test_the_file_dlq_carries_what_the_kafka_dlq_keeps(tmp_path: object) -> None
     assert first["value"] == "{nope"
     assert second["source"] == {"topic": "events.jsonl", "partition": 0, "offset": 3}
     assert (second["key"], second["headers"], second["value"]) == (None, [], "[]")
+
+
+class CapturingProducer:
+    """Stands in for confluent_kafka.Producer: keeps what is produced."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None,
+                **kwargs: object) -> None:
+        self.sent.append({"topic": topic, "value": value, "key": key, **kwargs})
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def test_a_dead_letter_keeps_its_own_headers_first_unless_they_cannot_fit() -> None:
+    from stream.records import TIMESTAMP_CREATE_TIME
+    from stream.sinks import DeliveryTracker, KafkaDeadLetterSink, _size
+
+    producer = CapturingProducer()
+    sink = KafkaDeadLetterSink(producer, "dlq", DeliveryTracker(),  # type: ignore[arg-type]
+                               max_bytes=100_000)
+    records = RecordBatch()
+    small: list[tuple[str, bytes | None]] = [("a", b"\xff"), ("b", None), ("a", b"2")]
+    huge: list[tuple[str, bytes | None]] = [("blob", b"h" * 60_000)]
+    records.append(TOPIC, 1, 5, RECORD_MS, b"k", b"{bad", small, TIMESTAMP_CREATE_TIME)
+    records.append(TOPIC, 1, 6, RECORD_MS, b"k", b"{bad", huge, TIMESTAMP_CREATE_TIME)
+    sink.send(records, Rejected(0, "not_json", "x"))
+    sink.send(records, Rejected(1, "not_json", "x"))
+    first, second = producer.sent
+    headers = first["headers"]
+    assert isinstance(headers, list) and headers[:3] == small
+    assert dict(headers)["streamdrift.source.timestamp_type"] == b"CreateTime"
+    assert first["timestamp"] == RECORD_MS and first["value"] == b"{bad"
+    dropped = second["headers"]
+    assert isinstance(dropped, list)
+    assert dropped[0] == ("streamdrift.original.headers_dropped", b"1 headers, 60004 bytes")
+    assert _size(b"k", b"{bad", dropped) < 100_000

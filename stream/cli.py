@@ -31,13 +31,16 @@ from stream.kafka import (
     client_settings,
     ensure_changelog,
     ensure_topics,
+    topic_max_message_bytes,
     wait_for_broker,
 )
+from stream.logs import RepeatFilter
 from stream.loop import LoopStats, RunLoop
 from stream.metrics import Metrics
 from stream.records import RecordBatch
 from stream.simulate import FEATURES, Scenario, generate, generate_labels
 from stream.sinks import (
+    BROKER_DEFAULT_MESSAGE_BYTES,
     AlertSink,
     DeadLetterSink,
     DeliveryTracker,
@@ -47,6 +50,7 @@ from stream.sinks import (
     KafkaDeadLetterSink,
     SinkError,
     produce,
+    producer_message_bytes,
 )
 from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
 from stream.state import Changelog, Transactions
@@ -62,6 +66,9 @@ _NOT_AUTHORIZED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHO
                    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
                    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+
+#: A warning or error line of one kind is logged at most once per this many seconds.
+WARNING_REPEAT_SECONDS = 30.0
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -177,18 +184,30 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _producer(config: AppConfig, **extra: Any) -> Producer:
+def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
+    # message.max.bytes: a record the events topic may hold fits in the DLQ with headers
+    # (librdkafka's default, 1,000,000, is below a broker's default record size).
     settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
-                "linger.ms": 5, **extra}
+                "linger.ms": 5,
+                "message.max.bytes": producer_message_bytes(config.limits.max_record_bytes),
+                **extra}
     settings.update(config.kafka.producer)
-    return Producer(settings)
+    return settings
+
+
+def _producer(config: AppConfig, **extra: Any) -> Producer:
+    return Producer(_producer_settings(config, **extra))
 
 
 def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
-              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None
-              ) -> RunLoop:
+              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None,
+              dlq_max_bytes: int | None = None) -> RunLoop:
     """The run loop as ``run`` wires it: consumer group in; alerts, dead letters and
-    detector state out; offsets committed after them (or with them, exactly-once)."""
+    detector state out; offsets committed after them (or with them, exactly-once).
+
+    ``dlq_max_bytes``: what the DLQ topic takes per record (its ``max.message.bytes``;
+    None: a broker's default); dead letters larger than that, or than the producer's
+    ``message.max.bytes``, are written truncated."""
     conf = config.kafka
     metrics = Metrics(max_models=config.metrics.max_models,
                       max_features=config.metrics.max_features)
@@ -198,7 +217,10 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
         extra = {"transactional.id": conf.transactional_id
                  or f"streamdrift-{conf.group_id}-{socket.gethostname()}",
                  "transaction.timeout.ms": int(conf.transaction_timeout_seconds * 1000)}
-    producer = _producer(config, **extra)
+    settings = _producer_settings(config, **extra)
+    producer = Producer(settings)
+    dlq_bytes = min(int(settings["message.max.bytes"]),
+                    BROKER_DEFAULT_MESSAGE_BYTES if dlq_max_bytes is None else dlq_max_bytes)
     tracker = DeliveryTracker()
     holder: dict[str, RunLoop] = {}
     topics = [conf.events_topic] + ([conf.labels_topic] if conf.labels_topic else [])
@@ -213,7 +235,8 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
                       on_reject=lambda reason: metrics.state_rejected.labels(reason).inc())
     loop = holder["loop"] = loop_class(
         source, KafkaAlertSink(producer, conf.alerts_topic, tracker),
-        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker), config, metrics,
+        KafkaDeadLetterSink(producer, conf.dlq_topic, tracker, max_bytes=dlq_bytes), config,
+        metrics,
         on_alert=lambda alert: log.info("%s", describe_alert(alert)),
         progress_seconds=progress_seconds, state=state, transactions=transactions,
         checkpoint_seconds=conf.checkpoint_interval_seconds)
@@ -241,7 +264,8 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     except TopicMismatch as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    loop = live_loop(config, progress_seconds=30.0)
+    loop = live_loop(config, progress_seconds=30.0,
+                     dlq_max_bytes=topic_max_message_bytes(admin, conf.dlq_topic))
     metrics = loop.metrics
     if config.metrics.port is not None:
         server = metrics.serve(config.metrics.host, config.metrics.port, loop.alive,
@@ -263,7 +287,8 @@ class LogDeadLetterSink:
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
         log.warning("rejected %s[%d]@%d: %s: %s", records.topics[row], records.partitions[row],
-                    records.offsets[row], rejected.reason, rejected.detail)
+                    records.offsets[row], rejected.reason, rejected.detail,
+                    extra={"every_line": True})  # the replay's report: never held back
 
     def flush(self, timeout: float | None = None) -> None:
         pass
@@ -379,8 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.__stderr__ is not None:  # `kill -USR1 PID` prints every thread's stack
         with contextlib.suppress(ValueError, io.UnsupportedOperation):
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stderr.addFilter(RepeatFilter(every=WARNING_REPEAT_SECONDS))  # a broker away repeats
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"), handlers=[stderr])
     try:
         if args.command == "check-config":
             return cmd_check_config(args)
@@ -403,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"ACLs of its user", file=sys.stderr)
             return EXIT_AUTH
         if err is not None and err.code() == KafkaError._INVALID_ARG:
+            # librdkafka refused our settings merged with kafka.consumer/kafka.producer
+            # (each of those alone passed the config check).
             print(f"streamdrift: bad config: librdkafka refused a setting: {err.str()}",
                   file=sys.stderr)
             return EXIT_CONFIG

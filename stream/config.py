@@ -8,6 +8,7 @@ refused with the key's path and what was expected.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 import yaml
+from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from detectors.config import DetectorConfig
+from stream.events import MAX_CATEGORY_BYTES, MAX_NAME_BYTES
 
 ENV_PREFIX = "STREAMDRIFT_"
 
@@ -185,6 +188,12 @@ class MetricsConfig(_Strict):
 
 class LimitsConfig(_Strict):
     max_record_bytes: int = Field(default=1_048_576, ge=64)
+    # event_id, model_id, model_version and feature names: longer ones are refused
+    # (DLQ reason name_too_long); they become metric labels, alert fields, join keys.
+    max_name_bytes: int = Field(default=MAX_NAME_BYTES, ge=16, le=65_536)
+    # Categorical values (string features, predictions, class names, labels): longer
+    # ones are replaced by "sha256:<16 hex digits>" of their bytes, and counted.
+    max_category_bytes: int = Field(default=MAX_CATEGORY_BYTES, ge=16, le=1_048_576)
 
 
 MIN_HMAC_KEY_BYTES = 32
@@ -269,9 +278,47 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         if value is not None:
             _set(data, key, value, origin=f"--{key.split('.')[-1].replace('_', '-')}")
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    check_client_settings(config.kafka)
+    return config
+
+
+_QUIET = logging.getLogger("streamdrift.config.librdkafka")  # a check logs nothing
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def check_client_settings(conf: KafkaConfig) -> None:
+    """ConfigError naming ``kafka.consumer.<key>`` / ``kafka.producer.<key>`` if librdkafka
+    refuses a passthrough setting (unknown key or bad value; librdkafka's
+    CONFIGURATION.md lists them). A client is built with the settings alone and no
+    broker, so nothing is contacted."""
+    problems = []
+    for section, settings in (("consumer", conf.consumer), ("producer", conf.producer)):
+        message = _refused(section, settings)
+        if message is None:
+            continue
+        alone = [(key, _refused(section, {key: value})) for key, value in settings.items()]
+        bad = [f"kafka.{section}.{key}: {why}" for key, why in alone if why is not None]
+        problems += bad or [f"kafka.{section}: {message}"]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _refused(section: str, settings: dict[str, Any]) -> str | None:
+    if not settings:
+        return None
+    try:
+        if section == "consumer":
+            Consumer({"group.id": "streamdrift-config-check", **settings,
+                      "logger": _QUIET}).close()
+        else:
+            Producer({**settings, "logger": _QUIET}).flush(0)
+    except KafkaException as exc:
+        return str(exc.args[0].str())
+    return None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -4,17 +4,22 @@ The hot path parses with orjson and validates the whole batch in one call of
 a strict pydantic ``TypeAdapter``; only when that fails are the rows with
 errors classified. Every rejected record gets one reason from a fixed set
 (``REASONS``), so the metric's label values stay bounded.
+
+Decoding is total: whatever a record's bytes, ``decode_batch`` and
+``decode_labels`` return (a unit test and a hypothesis fuzz test pin it), and
+every time they accept can be formatted by ``format_time``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
-from operator import attrgetter, methodcaller
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_, methodcaller
 from typing import Annotated, Any, NotRequired, Required  # pydantic needs it on 3.11
 
 import orjson
@@ -45,8 +50,19 @@ REASONS = (
     "missing_field",  # event_id, model_id or features absent
     "empty_field",  # event_id or model_id empty
     "wrong_type",  # a field of the wrong type, e.g. a feature value that is a list
-    "bad_timestamp",  # neither RFC 3339 nor epoch seconds
+    "bad_timestamp",  # neither RFC 3339 nor epoch seconds, or outside years 1970/1..9999
+    "too_deep",  # JSON nested deeper than orjson's limit (1,024 levels)
+    "name_too_long",  # event_id, model_id, model_version or a feature name too long
+    # Not the record's fault: detection or alert building raised on its batch (a bug; the
+    # run loop keeps the batch in the DLQ rather than stop on it). Never from decoding.
+    "detection_failed",
 )
+
+#: Defaults of ``limits.max_name_bytes`` and ``limits.max_category_bytes``.
+MAX_NAME_BYTES = 256
+MAX_CATEGORY_BYTES = 256
+#: orjson refuses JSON nested deeper than this (its documented limit).
+MAX_DEPTH = 1024
 
 Finite = Annotated[StrictFloat, AllowInfNan(False)]
 Number = StrictInt | Finite
@@ -93,23 +109,37 @@ class DecodedBatch:
     event_ids: dict[int, str] = field(default_factory=dict)
     event_times: dict[int, float | None] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    capped: int = 0  # categorical values longer than max_category_bytes, replaced by a digest
 
 
-def decode_batch(records: RecordBatch, max_record_bytes: int) -> DecodedBatch:
+def decode_batch(records: RecordBatch, max_record_bytes: int, *,
+                 max_name_bytes: int = MAX_NAME_BYTES,
+                 max_category_bytes: int = MAX_CATEGORY_BYTES) -> DecodedBatch:
     """Valid events per partition and rejected records with their reasons.
 
     A batch of plainly valid events (the usual case) is decoded a column at a
     time; a batch with anything doubtful in it is decoded record by record.
     Both give the same result for the same batch (a unit test pins it).
+    Names (``event_id``, ``model_id``, ``model_version``, feature names) longer
+    than ``max_name_bytes`` (UTF-8) are refused; categorical values (string
+    feature values, predictions, class names, labels) longer than
+    ``max_category_bytes`` are replaced by ``capped_category(value)``.
     """
-    return _decode_columns(records, max_record_bytes) or _decode_records(
-        records, max_record_bytes)
+    return _decode_columns(records, max_record_bytes, max_name_bytes=max_name_bytes,
+                           max_category_bytes=max_category_bytes) or _decode_records(
+        records, max_record_bytes, max_name_bytes=max_name_bytes,
+        max_category_bytes=max_category_bytes)
 
 
-def _decode_columns(records: RecordBatch, max_record_bytes: int) -> DecodedBatch | None:
+def _decode_columns(records: RecordBatch, max_record_bytes: int, *,
+                    max_name_bytes: int = MAX_NAME_BYTES,
+                    max_category_bytes: int = MAX_CATEGORY_BYTES) -> DecodedBatch | None:
     """The whole batch at once, or None as soon as any record needs a closer look."""
     values = records.values
-    if not values or not all(values) or max(map(len, values)) > max_record_bytes:  # type: ignore[arg-type]
+    if not values or not all(values):
+        return None
+    longest = max(map(len, values))  # type: ignore[arg-type]
+    if longest > max_record_bytes:
         return None
     try:
         objs = list(map(orjson.loads, values))  # type: ignore[arg-type]
@@ -119,12 +149,27 @@ def _decode_columns(records: RecordBatch, max_record_bytes: int) -> DecodedBatch
         return None
     event_ids, model_ids, features, versions, predictions, labels, timestamps = (
         list(map(methodcaller("get", key), objs)) for key in _FIELDS)
+    if set(map(type, features)) != {dict}:
+        return None
+    feature_values = list(chain.from_iterable(map(dict.values, features)))
+    kinds = list(map(type, feature_values))
     if not (_non_empty_strings(event_ids) and _non_empty_strings(model_ids)
-            and set(map(type, features)) == {dict}
-            and set(map(type, chain.from_iterable(map(dict.values, features)))) <= _FEATURE_TYPES
+            and set(kinds) <= _FEATURE_TYPES
             and set(map(type, versions)) <= _VERSION_TYPES
             and set(map(type, labels)) <= _LABEL_TYPES | _NONE
             and _plain_predictions(predictions)):
+        return None
+    if any(map(dict.__contains__, features, repeat(""))):
+        return None  # an empty feature name
+    # A decoded string has at most as many UTF-8 bytes as its JSON text, and an event's
+    # JSON has 44 bytes besides any one of its strings: records no longer than a bound
+    # plus that cannot hold a string past it. Longer ones: a char is at most 4 bytes.
+    if longest - _ENVELOPE > min(max_name_bytes, max_category_bytes) and (
+            4 * max(max(map(len, event_ids)), max(map(len, model_ids)), _longest(versions),
+                    _longest(list(set(chain.from_iterable(features))))) > max_name_bytes
+            or 4 * max(_longest(feature_values, kinds), _longest(predictions),
+                       _longest(labels), _longest(_class_names(predictions)))
+            > max_category_bytes):
         return None
     times = _event_times(timestamps, records.timestamps_ms)
     if times is None:
@@ -157,6 +202,21 @@ def _non_empty_strings(column: list[Any]) -> bool:
     return set(map(type, column)) == {str} and all(column)
 
 
+_ENVELOPE = len(b'{"event_id":"","model_id":"","features":{}}') + 1  # +1: the other id
+
+
+def _longest(column: list[Any], kinds: list[type] | None = None) -> int:
+    """Characters of the column's longest string, 0 without strings (all in C)."""
+    types = map(type, column) if kinds is None else kinds
+    return max(map(len, compress(column, map(is_, types, repeat(str)))), default=0)
+
+
+def _class_names(predictions: list[Any]) -> list[str]:
+    if dict not in set(map(type, predictions)):
+        return []
+    return list(chain.from_iterable(p for p in predictions if type(p) is dict))
+
+
 def _plain_predictions(predictions: list[Any]) -> bool:
     kinds = set(map(type, predictions))
     if kinds <= _LABEL_TYPES | _NONE:
@@ -177,17 +237,23 @@ def _event_times(timestamps: list[Any], record_ms: list[int | None]) -> list[flo
             return None
         if None in set(map(attrgetter("tzinfo"), moments)):
             return None  # a time without offset: UTC, the per-record rule says
-        return list(map(datetime.timestamp, moments))
+        times = list(map(datetime.timestamp, moments))
+        return (list(times) if min(times) >= _YEAR_1 and max(times) < _YEAR_10000
+                else None)
     if kinds <= _NUMBER_TYPES:
         if not (min(timestamps) >= 0 and max(timestamps) < _YEAR_10000):
             return None
         return list(map(float, timestamps))
     if kinds == _NONE and None not in record_ms:
-        return [ms / 1000.0 for ms in record_ms]  # type: ignore[operator]
+        seconds = [ms / 1000.0 for ms in record_ms]  # type: ignore[operator]
+        return (list(seconds) if min(seconds) >= 0 and max(seconds) < _YEAR_10000
+                else None)
     return None
 
 
-def _decode_records(records: RecordBatch, max_record_bytes: int) -> DecodedBatch:
+def _decode_records(records: RecordBatch, max_record_bytes: int, *,
+                    max_name_bytes: int = MAX_NAME_BYTES,
+                    max_category_bytes: int = MAX_CATEGORY_BYTES) -> DecodedBatch:
     out = DecodedBatch()
     accepted: list[tuple[int, dict[str, Any]]] = []
     doubtful: list[tuple[int, dict[str, Any]]] = []
@@ -213,6 +279,11 @@ def _decode_records(records: RecordBatch, max_record_bytes: int) -> DecodedBatch
         except ValueError as exc:
             out.rejected.append(Rejected(row, "bad_timestamp", str(exc)))
             continue
+        refused = _check_names(obj, max_name_bytes)
+        if refused is not None:
+            out.rejected.append(Rejected(row, *refused))
+            continue
+        out.capped += _cap_categories(obj, max_category_bytes)
         key = (topics[row], partitions[row])
         batch = out.events.get(key)
         if batch is None:
@@ -260,6 +331,62 @@ def plainly_valid(obj: dict[str, Any]) -> bool:
     return label is None or type(label) in _LABEL_TYPES
 
 
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _check_names(obj: dict[str, Any], limit: int) -> tuple[str, str] | None:
+    """(reason, detail) if a name of a contract-valid event is empty or too long."""
+    for key in ("event_id", "model_id", "model_version"):
+        value = obj.get(key)
+        if type(value) is str and len(value) * 4 > limit and _utf8_len(value) > limit:
+            return "name_too_long", (f"{key}: {_utf8_len(value)} bytes > "
+                                     f"limits.max_name_bytes ({limit})")
+    for name in obj.get("features", ()):
+        if not name:
+            return "empty_field", "features: a feature name must not be empty"
+        if len(name) * 4 > limit and _utf8_len(name) > limit:
+            return "name_too_long", (f"features: a name of {_utf8_len(name)} bytes "
+                                     f"({name[:40]!r}...) > limits.max_name_bytes ({limit})")
+    return None
+
+
+def capped_category(value: str) -> str:
+    """The stable short form of a categorical value past ``limits.max_category_bytes``:
+    ``sha256:`` and the first 16 hex digits of the SHA-256 of its UTF-8 bytes
+    (FIPS 180-4), so equal long values stay one category and differ from others.
+
+    >>> capped_category("y" * 1000)
+    'sha256:7e33ae3f1e88ddf3'
+    """
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+def _too_long(value: object, limit: int) -> bool:
+    return type(value) is str and len(value) * 4 > limit and _utf8_len(value) > limit
+
+
+def _cap_categories(obj: dict[str, Any], limit: int) -> int:
+    """Replaces, in place, categorical values longer than ``limit`` bytes; returns how many."""
+    capped = 0
+    features = obj.get("features", {})
+    for name, value in features.items():
+        if _too_long(value, limit):
+            features[name] = capped_category(value)
+            capped += 1
+    for key in ("prediction", "label"):
+        value = obj.get(key)
+        if type(value) is str and _too_long(value, limit):
+            obj[key] = capped_category(value)
+            capped += 1
+        elif type(value) is dict and any(_too_long(cls, limit) for cls in value):
+            obj[key] = {(capped_category(cls) if _too_long(cls, limit) else cls): p
+                        for cls, p in value.items()}
+            capped += sum(_too_long(cls, limit) for cls in value)
+    return capped
+
+
 def _parse(value: bytes | None, max_bytes: int) -> dict[str, Any] | Rejected:
     if not value:
         return Rejected(-1, "empty_value", "record has no value (tombstone or empty)")
@@ -282,12 +409,17 @@ def _classify_parse_error(value: bytes, exc: orjson.JSONDecodeError) -> Rejected
         text = value.decode("utf-8")
     except UnicodeDecodeError as err:
         return Rejected(-1, "not_utf8", f"invalid UTF-8 at byte {err.start}")
-    if "infinity" in str(exc):
-        return Rejected(-1, "non_finite_number", str(exc))
+    message = str(exc)
+    if message.startswith("depth limit exceeded"):
+        return Rejected(-1, "too_deep", f"JSON nested deeper than {MAX_DEPTH} levels ({message})")
+    if "infinity" in message:
+        return Rejected(-1, "non_finite_number", message)
     try:  # the stdlib parser accepts NaN and Infinity literals; orjson does not
         json.loads(text)
+    except RecursionError:  # the stdlib recurses per level: deep but within orjson's limit
+        return Rejected(-1, "too_deep", f"JSON nested too deep to classify ({message})")
     except ValueError:
-        return Rejected(-1, "not_json", str(exc))
+        return Rejected(-1, "not_json", message)
     if _NON_FINITE.search(text):
         return Rejected(-1, "non_finite_number", "NaN or Infinity is not a JSON number")
     return Rejected(-1, "not_json", str(exc))  # e.g. a lone surrogate, which orjson refuses
@@ -328,11 +460,20 @@ def _reason(errors: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 _YEAR_10000 = 253_402_300_800  # epoch seconds; past it a time cannot be formatted
+_YEAR_1 = -62_135_596_800  # 0001-01-01T00:00:00Z; before it neither
 
 
 def _event_time(timestamp: str | float | None, record_ms: int | None) -> float | None:
+    """Epoch seconds of an event: its ``timestamp``, else the record's; ValueError if
+    that time is not one ``format_time`` can write (years 1..9999 in UTC; epoch seconds
+    from 0)."""
     if timestamp is None:
-        return record_ms / 1000.0 if record_ms is not None else None
+        if record_ms is None:
+            return None
+        if not 0 <= record_ms < _YEAR_10000 * 1000:
+            raise ValueError(f"no timestamp, and the record timestamp {record_ms} ms is "
+                             "outside 1970..9999")
+        return record_ms / 1000.0
     if isinstance(timestamp, str):
         try:
             parsed = datetime.fromisoformat(timestamp)
@@ -340,7 +481,10 @@ def _event_time(timestamp: str | float | None, record_ms: int | None) -> float |
             raise ValueError(f"timestamp: {timestamp[:40]!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        seconds = parsed.timestamp()
+        if not _YEAR_1 <= seconds < _YEAR_10000:
+            raise ValueError(f"timestamp: {timestamp[:40]!r} is outside years 1..9999 in UTC")
+        return seconds
     if not math.isfinite(timestamp) or not 0 <= timestamp < _YEAR_10000:
         hint = " (milliseconds?)" if timestamp >= _YEAR_10000 else ""
         raise ValueError(f"timestamp: {timestamp!r} is not epoch seconds{hint}")
@@ -377,11 +521,14 @@ _LABELS = TypeAdapter(list[Label])
 class DecodedLabels:
     labels: dict[tuple[str, int], LabelBatch] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    capped: int = 0
 
 
-def decode_labels(records: RecordBatch, max_record_bytes: int) -> DecodedLabels:
+def decode_labels(records: RecordBatch, max_record_bytes: int, *,
+                  max_name_bytes: int = MAX_NAME_BYTES,
+                  max_category_bytes: int = MAX_CATEGORY_BYTES) -> DecodedLabels:
     """Valid labels per partition and rejected records with their reasons (the same
-    reasons as events; a label must have a non-null ``label``)."""
+    reasons and bounds as events; a label must have a non-null ``label``)."""
     out = DecodedLabels()
     parsed: list[tuple[int, dict[str, Any]]] = []
     for row, value in enumerate(records.values):
@@ -414,6 +561,11 @@ def decode_labels(records: RecordBatch, max_record_bytes: int) -> DecodedLabels:
         except ValueError as exc:
             out.rejected.append(Rejected(row, "bad_timestamp", str(exc)))
             continue
+        refused = _check_names(obj, max_name_bytes)
+        if refused is not None:
+            out.rejected.append(Rejected(row, *refused))
+            continue
+        out.capped += _cap_categories(obj, max_category_bytes)
         key = (records.topics[row], records.partitions[row])
         columns = out.labels.get(key)
         if columns is None:

@@ -189,6 +189,20 @@ def ensure_topics(admin: AdminClient, names: list[str], partitions: int,
                 raise
 
 
+def topic_max_message_bytes(admin: AdminClient, topic: str, timeout: float = 30.0
+                            ) -> int | None:
+    """The topic's effective ``max.message.bytes`` (its own, or the broker's default), or
+    None if it cannot be read (e.g. not allowed to describe configs)."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout)
+        return int(configs["max.message.bytes"].value)
+    except (KafkaException, KeyError, ValueError) as exc:
+        log.warning("cannot read max.message.bytes of %s (%s): dead letters are cut to the "
+                    "broker default", topic, exc)
+        return None
+
+
 class TopicMismatch(Exception):
     """A topic exists with settings streamdrift cannot work with."""
 

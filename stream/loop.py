@@ -24,7 +24,7 @@ from stream.alerts import build_alert
 from stream.config import AppConfig
 from stream.events import Rejected, decode_batch, decode_labels
 from stream.metrics import Metrics
-from stream.records import RecordBatch
+from stream.records import Headers, RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
 from stream.sources import Partition, Source
 from stream.state import Changelog, Transactions
@@ -50,6 +50,10 @@ class HeldLabel:
     label: Any
     time: float | None
     arrived: float
+    key: bytes | None  # the record itself, for the DLQ if detection fails on it
+    value: bytes | None
+    headers: Headers | None
+    timestamp_type: int
 
 
 #: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
@@ -403,10 +407,25 @@ class RunLoop:
                       records.partitions[r.row], records.offsets[r.row], r.reason, r.detail)
         self.stats.rejected += len(rejected)
 
-    def _publish(self, signal: DriftSignal, event_id: str, event_time: float | None,
-                 topic: str, partition: int, offset: int) -> None:
-        alert = build_alert(signal, event_id, event_time, topic, partition, offset,
-                            self.config_hash)
+    def _detection_failed(self, records: RecordBatch, rows: list[int], number: int,
+                          exc: Exception) -> None:
+        """Detection or alert building raised on a batch: a bug, not bad data (decoding
+        refused that). The batch's records go to the DLQ (``detection_failed``, counted,
+        logged with the traceback) instead of stopping the loop on them for good, and the
+        partition's detectors, maybe half updated, start afresh (a new warm-up)."""
+        log.error("partition %d: detection failed on %d records (%s: %s); they go to the "
+                  "DLQ (reason detection_failed) and the partition's detectors start a new "
+                  "warm-up", number, len(rows), type(exc).__name__, exc, exc_info=exc)
+        detail = f"detection raised {type(exc).__name__}: {exc}"[:500]
+        self._reject(records, [Rejected(row, "detection_failed", detail) for row in rows])
+        self.banks.pop(number, None)
+
+    def _build(self, signal: DriftSignal, event_id: str, event_time: float | None,
+               topic: str, partition: int, offset: int) -> dict[str, Any]:
+        return build_alert(signal, event_id, event_time, topic, partition, offset,
+                           self.config_hash)
+
+    def _publish(self, alert: dict[str, Any], signal: DriftSignal) -> None:
         self.alerts.send(alert)
         metrics = self.metrics
         metrics.alerts.labels(metrics.model(signal.model_id),
@@ -417,19 +436,31 @@ class RunLoop:
             self.on_alert(alert)
 
     def _process_events(self, records: RecordBatch) -> bool:
-        decoded = decode_batch(records, self.config.limits.max_record_bytes)
+        limits = self.config.limits
+        decoded = decode_batch(records, limits.max_record_bytes,
+                               max_name_bytes=limits.max_name_bytes,
+                               max_category_bytes=limits.max_category_bytes)
         self._reject(records, decoded.rejected)
         metrics = self.metrics
+        if decoded.capped:
+            metrics.categories_capped.inc(decoded.capped)
         fired = False
         for (_topic, number), events in decoded.events.items():
             bank = self._bank(number)
+            try:
+                signals = bank.update(events)
+                alerts = [self._build(s, decoded.event_ids[s.position],
+                                      decoded.event_times[s.position],
+                                      records.topics[s.position],
+                                      records.partitions[s.position],
+                                      records.offsets[s.position]) for s in signals]
+            except Exception as exc:  # a bug; the records are kept in the DLQ
+                self._detection_failed(records, events.positions, number, exc)
+                continue
             metrics.count_events(events.model_ids)
             self._observe_times(events.model_ids, events.positions, decoded.event_times)
-            for signal in bank.update(events):
-                row = signal.position
-                self._publish(signal, decoded.event_ids[row], decoded.event_times[row],
-                              records.topics[row], records.partitions[row],
-                              records.offsets[row])
+            for signal, alert in zip(signals, alerts, strict=True):
+                self._publish(alert, signal)
                 fired = True
             self.stats.events += len(events)
         if self.labels_topic:
@@ -440,8 +471,13 @@ class RunLoop:
         return fired
 
     def _hold_labels(self, records: RecordBatch) -> None:
-        decoded = decode_labels(records, self.config.limits.max_record_bytes)
+        limits = self.config.limits
+        decoded = decode_labels(records, limits.max_record_bytes,
+                                max_name_bytes=limits.max_name_bytes,
+                                max_category_bytes=limits.max_category_bytes)
         self._reject(records, decoded.rejected)
+        if decoded.capped:
+            self.metrics.categories_capped.inc(decoded.capped)
         arrived = time.monotonic()
         for (topic, number), columns in decoded.labels.items():
             held = self._held.setdefault(number, deque())
@@ -449,7 +485,9 @@ class RunLoop:
                     columns.model_ids, columns.event_ids, columns.labels, columns.times,
                     columns.positions, strict=True):
                 held.append(HeldLabel(topic, records.offsets[row], records.timestamps_ms[row],
-                                      model_id, event_id, label, when, arrived))
+                                      model_id, event_id, label, when, arrived,
+                                      records.keys[row], records.values[row],
+                                      records.header_list(row), records.timestamp_type(row)))
 
     def _release_labels(self, everything: bool = False) -> bool:
         """Labels whose partition's events have passed their record timestamp go to the
@@ -477,9 +515,20 @@ class RunLoop:
                                labels=[h.label for h in released],
                                times=[h.time for h in released],
                                positions=list(range(len(released))))
-            for signal in self._bank(number).update_labels(batch):
-                h = released[signal.position]
-                self._publish(signal, h.event_id, h.time, h.topic, number, h.offset)
+            try:
+                signals = self._bank(number).update_labels(batch)
+                alerts = [self._build(s, released[s.position].event_id,
+                                      released[s.position].time, released[s.position].topic,
+                                      number, released[s.position].offset) for s in signals]
+            except Exception as exc:  # a bug; the labels are kept in the DLQ
+                again = RecordBatch()
+                for h in released:
+                    again.append(h.topic, number, h.offset, h.timestamp_ms, h.key, h.value,
+                                 h.headers, h.timestamp_type)
+                self._detection_failed(again, list(range(len(released))), number, exc)
+                continue
+            for signal, alert in zip(signals, alerts, strict=True):
+                self._publish(alert, signal)
                 fired = True
             self.stats.labels += len(released)
         return fired

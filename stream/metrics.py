@@ -117,10 +117,18 @@ class Metrics:
             "streamdrift_model_estimated_accuracy",
             "Expected accuracy from recent class probabilities (mean top probability).",
             ["model_id"], registry=r)
+        self.categories_capped = Counter(
+            "streamdrift_category_values_capped",
+            "Categorical values longer than limits.max_category_bytes, replaced by a digest.",
+            registry=r)
         self.build = Info("streamdrift_build", "Version of the running streamdrift.", registry=r)
         self.build.info({"version": __version__})
 
     def feature(self, model_id: str, feature: str) -> str:
+        """The feature's label value: bounded per bounded model label, so every model
+        past ``max_models`` (all ``other``) shares one ``other`` feature label too."""
+        if self.model(model_id) == OTHER:
+            return OTHER
         bound = self._feature_bounds.get(model_id)
         if bound is None:
             bound = self._feature_bounds[model_id] = LabelBound(self.max_features)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Kafka's timestamp types (confluent_kafka's TIMESTAMP_* values).
+TIMESTAMP_NOT_AVAILABLE, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME = 0, 1, 2
+
+Headers = list[tuple[str, bytes | None]]
+
 
 @dataclass(slots=True)
 class RecordBatch:
     """Records in consumption order; row ``i`` is one record in every column.
 
-    ``timestamp_ms`` is the Kafka record timestamp (None for a file line);
-    a file source gives its path as ``topic``, partition 0, line index as offset.
+    ``timestamp_ms`` is the Kafka record timestamp (None for a file line) and
+    ``timestamp_types`` its type (``TIMESTAMP_*``); ``headers`` are the record's
+    own, in order (None without any). A file source gives its path as ``topic``,
+    partition 0, line index as offset.
     """
 
     topics: list[str] = field(default_factory=list)
@@ -19,15 +26,22 @@ class RecordBatch:
     timestamps_ms: list[int | None] = field(default_factory=list)
     keys: list[bytes | None] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
+    headers: list[Headers | None] = field(default_factory=list)
+    timestamp_types: list[int] = field(default_factory=list)
 
     def append(self, topic: str, partition: int, offset: int, timestamp_ms: int | None,
-               key: bytes | None, value: bytes | None) -> None:
+               key: bytes | None, value: bytes | None, headers: Headers | None = None,
+               timestamp_type: int | None = None) -> None:
         self.topics.append(topic)
         self.partitions.append(partition)
         self.offsets.append(offset)
         self.timestamps_ms.append(timestamp_ms)
         self.keys.append(key)
         self.values.append(value)
+        self.headers.append(headers)
+        self.timestamp_types.append(
+            timestamp_type if timestamp_type is not None
+            else TIMESTAMP_NOT_AVAILABLE if timestamp_ms is None else TIMESTAMP_CREATE_TIME)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -39,6 +53,16 @@ class RecordBatch:
                         strict=True))
         return {key: offset + 1 for key, offset in last.items()}
 
+    def header_list(self, row: int) -> Headers:
+        """The record's own headers, in order ([] if it has none, or the source none)."""
+        return (self.headers[row] or []) if row < len(self.headers) else []
+
+    def timestamp_type(self, row: int) -> int:
+        if row < len(self.timestamp_types):
+            return self.timestamp_types[row]
+        return TIMESTAMP_NOT_AVAILABLE if self.timestamps_ms[row] is None else (
+            TIMESTAMP_CREATE_TIME)
+
     def take(self, rows: list[int]) -> RecordBatch:
         """The given rows, in that order, as a batch of their own."""
         return RecordBatch(
@@ -48,4 +72,7 @@ class RecordBatch:
             timestamps_ms=[self.timestamps_ms[i] for i in rows],
             keys=[self.keys[i] for i in rows],
             values=[self.values[i] for i in rows],
+            headers=[self.headers[i] for i in rows] if self.headers else [],
+            timestamp_types=([self.timestamp_types[i] for i in rows] if self.timestamp_types
+                             else []),
         )

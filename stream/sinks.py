@@ -7,16 +7,39 @@ offsets only after it.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.alerts import encode_alert
 from stream.events import Rejected
-from stream.records import RecordBatch
+from stream.records import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, RecordBatch
+
+log = logging.getLogger("streamdrift.sinks")
+
+#: librdkafka's default message.max.bytes, and what a broker with defaults accepts per
+#: record batch (its message.max.bytes, 1 MiB + 12).
+CLIENT_DEFAULT_MESSAGE_BYTES = 1_000_000
+BROKER_DEFAULT_MESSAGE_BYTES = 1_048_588
+CLIENT_MAX_MESSAGE_BYTES = 1_000_000_000  # librdkafka's upper bound for message.max.bytes
+#: Room for a dead letter's headers and key beside a value of limits.max_record_bytes.
+DLQ_HEADER_ROOM = 64 * 1024
+#: A record batch's framing around one record (Kafka protocol, RecordBatch v2: 61 bytes
+#: of batch header, then varints per record and per header), rounded up generously.
+_FRAMING = 512
+_MAX_DETAIL = 1000  # bytes of streamdrift.error
+
+
+def producer_message_bytes(max_record_bytes: int) -> int:
+    """``message.max.bytes`` for the producer that writes dead letters: a record the
+    events topic could hold (``limits.max_record_bytes``) fits with its headers."""
+    return min(max(CLIENT_DEFAULT_MESSAGE_BYTES, max_record_bytes + DLQ_HEADER_ROOM),
+               CLIENT_MAX_MESSAGE_BYTES)
 
 
 class SinkError(Exception):
@@ -84,26 +107,141 @@ class KafkaAlertSink(_KafkaSink):
     """Alerts to a topic, keyed by model_id."""
 
     def send(self, alert: dict[str, Any]) -> None:
-        self.producer.produce(self.topic, encode_alert(alert), alert["model_id"].encode(),
-                              on_delivery=self.tracker)
+        produce(self.producer, self.topic, encode_alert(alert), alert["model_id"].encode(),
+                on_delivery=self.tracker)
         self.producer.poll(0)
 
 
+Headers = list[tuple[str, str | bytes | None]]
+
+_TIMESTAMP_TYPES = {TIMESTAMP_CREATE_TIME: b"CreateTime",
+                    TIMESTAMP_LOG_APPEND_TIME: b"LogAppendTime"}
+
+
 class KafkaDeadLetterSink(_KafkaSink):
-    """The original record, untouched, with the reason and its origin in headers."""
+    """The source record whole: its key, its value and its own headers (in order, binary
+    and null values as they were) and its timestamp, with streamdrift's headers after
+    them: ``streamdrift.reason``, ``.error``, ``.source.topic``, ``.source.partition``,
+    ``.source.offset``, ``.source.timestamp`` (ms) and ``.source.timestamp_type``
+    (``CreateTime`` or ``LogAppendTime``, Kafka's names). A DLQ topic with
+    ``message.timestamp.type=LogAppendTime`` (or one that refuses the time as too old
+    or too new: it is then sent again without it) stamps its own time; the headers
+    keep the source's.
+
+    A record too large for the DLQ topic (``max_bytes``: the smaller of the topic's
+    ``max.message.bytes`` and the producer's ``message.max.bytes``) goes there
+    truncated to fit, with headers ``streamdrift.truncated`` (``value`` or
+    ``key,value``), ``streamdrift.original.size`` (value bytes) and
+    ``streamdrift.original.sha256`` (hex SHA-256 of the whole value, FIPS 180-4), so
+    that it can be matched with the source record. A broker that still refuses one
+    as too large (``MSG_SIZE_TOO_LARGE``: the topic's limit was lowered since) gets
+    it again at half the size, at-least-once; in a transaction that error aborts it.
+    """
+
+    def __init__(self, producer: Producer, topic: str, tracker: DeliveryTracker,
+                 flush_timeout: float = 330.0,
+                 max_bytes: int = BROKER_DEFAULT_MESSAGE_BYTES) -> None:
+        super().__init__(producer, topic, tracker, flush_timeout)
+        self.max_bytes = max_bytes
 
     def send(self, records: RecordBatch, rejected: Rejected) -> None:
         row = rejected.row
-        headers: list[tuple[str, str | bytes | None]] = [
+        detail = rejected.detail.encode("utf-8", "replace")[:_MAX_DETAIL]
+        stamp = records.timestamps_ms[row]
+        own: Headers = list(records.header_list(row))
+        own_bytes = sum(len(name) + len(v or b"") for name, v in own)
+        if own_bytes > self.max_bytes // 4:  # no room for them: said so instead
+            own = [("streamdrift.original.headers_dropped",
+                    f"{len(own)} headers, {own_bytes} bytes".encode())]
+        headers: Headers = [
+            *own,
             ("streamdrift.reason", rejected.reason.encode()),
-            ("streamdrift.error", rejected.detail.encode("utf-8", "replace")),
+            ("streamdrift.error", detail),
             ("streamdrift.source.topic", records.topics[row].encode()),
             ("streamdrift.source.partition", str(records.partitions[row]).encode()),
             ("streamdrift.source.offset", str(records.offsets[row]).encode()),
         ]
-        self.producer.produce(self.topic, records.values[row], records.keys[row],
-                              headers=headers, on_delivery=self.tracker)
+        kind = _TIMESTAMP_TYPES.get(records.timestamp_type(row))
+        if stamp is not None and kind is not None:
+            headers += [("streamdrift.source.timestamp", str(stamp).encode()),
+                        ("streamdrift.source.timestamp_type", kind)]
+        self._send(records.keys[row], records.values[row], headers, self.max_bytes,
+                   stamp if kind is not None else None, cut=False)
+
+    def _send(self, key: bytes | None, value: bytes | None, headers: Headers, limit: int,
+              timestamp: int | None, cut: bool) -> None:
+        fitted_key, fitted, fitted_headers = _fit(key, value, headers, limit, cut)
+        if not cut and fitted_headers is not headers:
+            source = dict(headers)
+            log.warning("dead letter of %s[%s]@%s: %d bytes, more than the DLQ topic takes "
+                        "(%d): written truncated, its size and SHA-256 in headers",
+                        _text(source.get("streamdrift.source.topic")),
+                        _text(source.get("streamdrift.source.partition")),
+                        _text(source.get("streamdrift.source.offset")),
+                        _size(key, value, headers), limit)
+        cut = cut or fitted_headers is not headers
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            code = None if err is None else err.code()
+            if code == KafkaError.MSG_SIZE_TOO_LARGE and limit > 1024:
+                log.warning("dead letter refused by the broker as too large (%d bytes): "
+                            "sent again at half that size", _size(fitted_key, fitted,
+                                                                   fitted_headers))
+                self._send(fitted_key, fitted, fitted_headers, limit // 2, timestamp, cut)
+            elif code == KafkaError.INVALID_TIMESTAMP and timestamp is not None:
+                log.warning("dead letter refused with the source's timestamp (%d ms): sent "
+                            "again with the time of writing (the source's is in headers)",
+                            timestamp)
+                self._send(fitted_key, fitted, fitted_headers, limit, None, cut)
+            else:
+                self.tracker(err, msg)
+
+        try:
+            produce(self.producer, self.topic, fitted, fitted_key, headers=fitted_headers,
+                    on_delivery=delivered, **({} if timestamp is None
+                                              else {"timestamp": timestamp}))
+        except KafkaException as exc:  # larger than this producer's message.max.bytes
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or limit <= 1024:
+                raise
+            self._send(fitted_key, fitted, fitted_headers, limit // 2, timestamp, cut)
+            return
         self.producer.poll(0)
+
+
+def _line_text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "backslashreplace")
+
+
+def _text(value: str | bytes | None) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """An upper bound of the bytes of one record batch holding only this record."""
+    return (_FRAMING + len(key or b"") + len(value or b"")
+            + sum(len(name) + len(h or b"") + 10 for name, h in headers))
+
+
+def _fit(key: bytes | None, value: bytes | None, headers: Headers, limit: int,
+         cut: bool = False) -> tuple[bytes | None, bytes | None, Headers]:
+    """Key, value and headers cut to fit one record batch of ``limit`` bytes; the first
+    cut (not ``cut`` yet) adds the original size and digest to the headers, which are
+    returned as a new list then (a later cut keeps them)."""
+    if _size(key, value, headers) <= limit:
+        return key, value, headers
+    if not cut:
+        whole = value or b""
+        extra: Headers = [
+            ("streamdrift.truncated", b"value"),
+            ("streamdrift.original.size", str(len(whole)).encode()),
+            ("streamdrift.original.sha256", hashlib.sha256(whole).hexdigest().encode())]
+        if key is not None and len(key) > limit // 4:
+            extra[0] = ("streamdrift.truncated", b"key,value")
+            extra.append(("streamdrift.original.key_size", str(len(key)).encode()))
+            key = key[:limit // 4]
+        headers = headers + extra
+    room = max(0, limit - _size(key, None, headers))
+    return key, (value or b"")[:room], headers
 
 
 class JsonLinesSink:
@@ -119,14 +257,24 @@ class JsonLinesSink:
         self._out.write(encode_alert(alert) + b"\n")
 
     def send_rejected(self, records: RecordBatch, rejected: Rejected) -> None:
+        """One JSON line with what the Kafka DLQ keeps: reason, error, source (with the
+        record's timestamp and its type, when it has one), key, headers in order and
+        value; bytes as UTF-8 text, invalid bytes as ``\\xNN`` escapes."""
         row = rejected.row
-        value = records.values[row]
+        stamp = records.timestamps_ms[row]
+        kind = _TIMESTAMP_TYPES.get(records.timestamp_type(row))
+        source: dict[str, Any] = {"topic": records.topics[row],
+                                  "partition": records.partitions[row],
+                                  "offset": records.offsets[row]}
+        if stamp is not None and kind is not None:
+            source.update(timestamp=stamp, timestamp_type=kind.decode())
         self._out.write(orjson.dumps({
             "reason": rejected.reason,
             "error": rejected.detail,
-            "source": {"topic": records.topics[row], "partition": records.partitions[row],
-                       "offset": records.offsets[row]},
-            "value": None if value is None else value.decode("utf-8", "backslashreplace"),
+            "source": source,
+            "key": _line_text(records.keys[row]),
+            "headers": [[name, _line_text(v)] for name, v in records.header_list(row)],
+            "value": _line_text(records.values[row]),
         }) + b"\n")
 
     def flush(self, timeout: float | None = None) -> None:

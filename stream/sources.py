@@ -83,6 +83,8 @@ def _columns(messages: list[Message]) -> RecordBatch:
         timestamps_ms=[None if kind == TIMESTAMP_NOT_AVAILABLE else ts for kind, ts in stamps],
         keys=[m.key() for m in messages],
         values=[m.value() for m in messages],
+        headers=[m.headers() for m in messages],  # type: ignore[misc]  # stubs: dict too
+        timestamp_types=[kind for kind, _ in stamps],
     )
 
 

@@ -371,8 +371,10 @@ class Changelog:
             except KafkaException as exc:
                 err = exc.args[0]
                 if time.monotonic() > deadline or not (
-                        err.retriable() or err.code() in (KafkaError._UNKNOWN_PARTITION,
-                                                          KafkaError.UNKNOWN_TOPIC_OR_PART)):
+                        err.retriable() or err.code() in (
+                            KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                            KafkaError.NOT_LEADER_FOR_PARTITION,  # a leader being elected
+                            KafkaError.LEADER_NOT_AVAILABLE)):
                     raise
                 log.info("restore: %s[%d]: %s: retrying", self.topic, partition, err.str())
                 time.sleep(0.2)

@@ -56,3 +56,62 @@ def test_each_kind_of_bad_record_goes_to_the_dlq_with_its_reason(
         assert msg.value() == value  # the record itself, untouched (None for the tombstone)
     run.process.send_signal(signal.SIGTERM)
     assert run.process.wait(30) == 0, run.log()
+
+
+KEY = b"\xc3\x28"  # not UTF-8
+HEADERS = [("trace-id", b"trace-0001"), ("bin", b"\xc3\x28\xff"), ("empty", None),
+           ("content-type", b"application/json"), ("trace-id", b"again")]  # repeats kept
+
+
+@pytest.mark.parametrize("timestamp_type", ["CreateTime", "LogAppendTime"])
+def test_dead_letters_keep_the_source_record_whole(
+        bootstrap: str, names: Callable[[str], str], spawn: Callable[..., Running],
+        timestamp_type: str) -> None:
+    """issue 14 (c12): key, value, the record's own headers in order (binary and null
+    values too) and its timestamp with its type; streamdrift's headers come after."""
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    events, dlq = names("events"), names("dlq")
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until created
+    admin.create_topics([NewTopic(events, 1, 1, config={
+        "message.timestamp.type": timestamp_type})])[events].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    stamp = 1_767_225_600_123  # 2026-01-01, kept as is by CreateTime
+    bad = [b"{not json", b'{"event_id":"bad","model_id":"m","features":{"x":"\xff"}}', None]
+    for i, value in enumerate([GOOD, *bad, GOOD]):
+        producer.produce(events, value, KEY, headers=HEADERS, timestamp=stamp + i)
+    assert producer.flush(30) == 0
+    sources = {m.offset(): m for m in read_topic(bootstrap, events)}
+
+    run = spawn("--bootstrap-servers", bootstrap, "--events-topic", events, "--alerts-topic",
+                names("alerts"), "--dlq-topic", dlq, "--group-id", names("group"))
+
+    def dead_letters_out() -> bool:
+        assert run.process.poll() is None, run.log()
+        return len(read_topic(bootstrap, dlq, timeout=30)) >= len(bad)
+
+    wait_until(dead_letters_out, 90, "the bad records in the DLQ", interval=1.0)
+    letters = sorted(read_topic(bootstrap, dlq),
+                     key=lambda m: int(dict(m.headers() or [])["streamdrift.source.offset"]))
+    assert len(letters) == len(bad)
+    for letter, value in zip(letters, bad, strict=True):
+        headers = letter.headers() or []
+        own = dict(headers)
+        source = sources[int(own["streamdrift.source.offset"])]
+        assert letter.key() == KEY and letter.value() == value
+        assert headers[:len(HEADERS)] == HEADERS  # in order, binary and null as they were
+        assert [name for name, _ in headers[len(HEADERS):]] == [
+            "streamdrift.reason", "streamdrift.error", "streamdrift.source.topic",
+            "streamdrift.source.partition", "streamdrift.source.offset",
+            "streamdrift.source.timestamp", "streamdrift.source.timestamp_type"]
+        kind, ms = source.timestamp()
+        assert kind == (TIMESTAMP_CREATE_TIME if timestamp_type == "CreateTime"
+                        else TIMESTAMP_LOG_APPEND_TIME)
+        assert own["streamdrift.source.timestamp"] == str(ms).encode()
+        assert own["streamdrift.source.timestamp_type"] == timestamp_type.encode()
+        assert letter.timestamp() == (TIMESTAMP_CREATE_TIME, ms)  # the source's time
+        if timestamp_type == "CreateTime":
+            assert ms == stamp + source.offset()
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(30) == 0, run.log()

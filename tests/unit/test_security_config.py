@@ -182,20 +182,27 @@ def test_every_kafka_client_is_built_from_client_settings() -> None:
     """A client made without client_settings would miss kafka.security (the restore
     consumer and the admin client once did); the secured-broker tests catch it at run
     time, this catches it when the code is written: every function of stream/ that makes
-    a client (or calls the one that does, _admin) calls client_settings."""
+    a client (or calls the one that does, _admin) calls client_settings, or a function
+    of stream/ that does (e.g. cli._producer_settings)."""
     import ast
 
     makers = {"Consumer", "Producer", "AdminClient", "_admin"}
+    trees = [(path, ast.parse(path.read_text(encoding="utf-8"))) for path in
+             sorted(Path(__file__).resolve().parents[2].glob("stream/*.py"))]
+    # Functions that build settings from client_settings (e.g. cli._producer_settings).
+    builders = {func.name for _, tree in trees for func in ast.walk(tree)
+                if isinstance(func, ast.FunctionDef) and "client_settings(" in ast.unparse(func)}
     found = []
-    for path in sorted(Path(__file__).resolve().parents[2].glob("stream/*.py")):
-        for func in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for path, tree in trees:
+        for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef) or func.name == "_admin":
                 continue
-            made = {node.func.id for node in ast.walk(func) if isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name) and node.func.id in makers}
+            calls = {node.func.id for node in ast.walk(func) if isinstance(node, ast.Call)
+                     and isinstance(node.func, ast.Name)}
+            made = calls & makers
             if made:
                 found.append(f"{path.name}:{func.name}")
-                assert "client_settings(" in ast.unparse(func), (
+                assert calls & builders, (
                     f"{path.name}:{func.name} makes {made} without client_settings")
     # run's and replay's consumers, the restore consumer, the producer, the broker check
     assert len(found) >= 5, found

@@ -291,12 +291,14 @@ _QUIET.propagate = False
 
 
 def check_client_settings(conf: KafkaConfig) -> None:
-    """ConfigError naming ``kafka.consumer.<key>`` / ``kafka.producer.<key>`` if librdkafka
+    """ConfigError naming ``kafka.consumer.<key>`` / ``kafka.producer.<key>`` /
+    ``kafka.client.<key>`` (checked as a producer's) if librdkafka
     refuses a passthrough setting (unknown key or bad value; librdkafka's
     CONFIGURATION.md lists them). A client is built with the settings alone and no
     broker, so nothing is contacted."""
     problems = []
-    for section, settings in (("consumer", conf.consumer), ("producer", conf.producer)):
+    for section, settings in (("consumer", conf.consumer), ("producer", conf.producer),
+                              ("client", conf.client)):
         message = _refused(section, settings)
         if message is None:
             continue

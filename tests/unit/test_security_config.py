@@ -175,7 +175,8 @@ def test_a_setting_librdkafka_refuses_is_a_config_error(
                "127.0.0.1:9"])
     err = capsys.readouterr().err
     assert rc == EXIT_CONFIG, err
-    assert "librdkafka refused a setting" in err and "no_such_setting" in err
+    # Refused when the config loads, with the key's path (no client was started).
+    assert "kafka.client.no_such_setting: No such configuration property" in err
 
 
 def test_every_kafka_client_is_built_from_client_settings() -> None:
@@ -197,6 +198,8 @@ def test_every_kafka_client_is_built_from_client_settings() -> None:
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef) or func.name == "_admin":
                 continue
+            if f"{path.name}:{func.name}" == "config.py:_refused":
+                continue  # a client with the passthrough settings alone, no broker: a check
             calls = {node.func.id for node in ast.walk(func) if isinstance(node, ast.Call)
                      and isinstance(node.func, ast.Name)}
             made = calls & makers

@@ -165,4 +165,6 @@ def test_a_pickle_in_the_changelog_is_refused_counted_and_runs_nothing(
     assert not marker.exists(), "the crafted snapshot ran code"
     assert "state of 2 of 3 partitions restored" in log, log[-3000:]
     assert "which matches the committed offsets" in log  # partition 0 fell back
-    assert log.count("refused (format)") == 4
+    # Repeated warnings of one kind are held back (one line, then a count every 30 s):
+    # the metric above counts every refusal, the log names the reason.
+    assert "refused (format)" in log

@@ -128,6 +128,7 @@ class SeriesMonitor:
         self._votes = [0, 0]  # numbers, other present values, while the kind is undecided
         self._decided = seed is not None
         self.mistyped = 0  # present values of the other kind, once decided
+        self.reported_mistyped = 0  # of them, drained by ``DetectorBank.drain_mistyped``
         self._alerted = False
         self._seen = 0  # rows fed so far (the cooldown counts them)
         self._quiet_until = 0  # the cooldown: no alert before this row
@@ -562,6 +563,28 @@ class DetectorBank:
                                s.feature, s.kind, s.detector, s.stats) for s in signals]
         signals.sort(key=lambda s: s.position)
         return signals
+
+    def drain_mistyped(self) -> dict[tuple[str, str], int]:
+        """(model_id, feature) -> values of the other kind than their series' (a string in
+        a numeric feature, a number in a categorical one) since the last call; they were
+        counted as missing for their series.
+
+        >>> bank = DetectorBank()
+        >>> batch = EventBatch()
+        >>> for i, x in enumerate([1.0] * 25 + ["n/a", 2.0]):
+        ...     batch.append("m", None, {"x": x}, None, i)
+        >>> _ = bank.update(batch)
+        >>> bank.drain_mistyped(), bank.drain_mistyped()
+        ({('m', 'x'): 1}, {})
+        """
+        out: dict[tuple[str, str], int] = {}
+        for model in self.models.values():
+            for series in model.series.values():
+                if series.mistyped > series.reported_mistyped:
+                    out[(model.model_id, series.name)] = (series.mistyped
+                                                          - series.reported_mistyped)
+                    series.reported_mistyped = series.mistyped
+        return out
 
     def drain_label_counts(self) -> dict[tuple[str, str], int]:
         """(model_id, outcome) -> labels counted since the last call."""

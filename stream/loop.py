@@ -458,6 +458,9 @@ class RunLoop:
                 self._detection_failed(records, events.positions, number, exc)
                 continue
             metrics.count_events(events.model_ids)
+            for (model_id, feature), n in bank.drain_mistyped().items():
+                metrics.mistyped.labels(metrics.model(model_id),
+                                        metrics.feature(model_id, feature)).inc(n)
             self._observe_times(events.model_ids, events.positions, decoded.event_times)
             for signal, alert in zip(signals, alerts, strict=True):
                 self._publish(alert, signal)

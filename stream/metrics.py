@@ -117,6 +117,11 @@ class Metrics:
             "streamdrift_model_estimated_accuracy",
             "Expected accuracy from recent class probabilities (mean top probability).",
             ["model_id"], registry=r)
+        self.mistyped = Counter(
+            "streamdrift_feature_values_mistyped",
+            "Values of the other kind than their series' (a string in a numeric feature, a "
+            "number in a categorical one), counted as missing for the series.",
+            ["model_id", "feature"], registry=r)
         self.categories_capped = Counter(
             "streamdrift_category_values_capped",
             "Categorical values longer than limits.max_category_bytes, replaced by a digest.",

@@ -581,3 +581,12 @@ def test_drift_scores_are_computed_at_most_once_per_interval(
         calls.clear()
         Harness(values, batch_size=100, detectors=SCORES).run()
         assert len(calls) == expected, seconds
+
+
+def test_values_of_the_other_kind_are_counted_per_feature() -> None:
+    events = [orjson.dumps({"event_id": f"e{i}", "model_id": "m",
+                            "features": {"amount": "n/a" if i in (30, 31) else float(i)}})
+              for i in range(60)]
+    h = Harness(one_partition(events)).run()
+    assert h.sample("streamdrift_feature_values_mistyped_total", model_id="m",
+                    feature="amount") == 2.0

@@ -186,3 +186,16 @@ def test_the_kind_vote_gives_the_same_alerts_for_any_batch_size() -> None:
     assert [s.feature for s in whole] == ["amount"]
     for size in (1, 7, 19, 2000):
         assert detect(events, batch_size=size) == whole
+
+
+def test_alerts_on_a_slow_ramp_point_up_and_rest_on_many_values() -> None:
+    """../shared/cases/c16: the mean ramps 0 -> +2 sd over events 5,000-25,000; every alert's
+    figures point up (the second alert once read 'mean 0.361 -> -0.450 (n 5)')."""
+    rng = np.random.default_rng(21)
+    n = 30_000
+    ramp = np.clip((np.arange(n) - 5000) / 20_000, 0.0, 1.0) * 2.0
+    signals = detect(_events({"ramp": (rng.normal(0.0, 1.0, n) + ramp).tolist()}))
+    assert len(signals) >= 3
+    for s in signals:
+        assert s.stats["after"]["mean"] > s.stats["before"]["mean"], s.stats
+        assert s.stats["after"]["n"] >= 50, s.stats

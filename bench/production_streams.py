@@ -12,7 +12,7 @@ that go into events (floats or strings) and the numbers the raw river baselines 
   sqrt(1 - phi^2) e_t, started from its stationary law) and ``Sessions`` (runs of
   ``SESSION_LENGTH`` events sharing one user's offset ~ N(0, 0.7^2), plus N(0, 0.71^2) noise);
 - a daily cycle: ``amplitude * sin(2 pi t / 86400) + N(0, 1)`` at event times ``t``;
-- ``write_reference``: a JSONL reference file in DESIGN.md's event contract (RFC 3339
+- ``write_reference``: a JSONL reference file in docs/contracts.md's event contract (RFC 3339
   timestamps).
 
 >>> rng = np.random.default_rng(0)

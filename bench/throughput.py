@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--bootstrap-servers HOST:PORT] [--events N] [--rounds R]
 
-Pre-fills a fresh topic (3 partitions) with N simulated events (DESIGN.md's event
+Pre-fills a fresh topic (3 partitions) with N simulated events (docs/contracts.md's event
 contract: 2 models keyed by model_id, 20 numeric features f00..f19 of different
 scales, a float prediction), then runs, in rounds, each variant in its own child
 process that consumes the whole topic with a fresh consumer group:

@@ -645,7 +645,7 @@ class DetectorBank:
 
 def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = None,
            batch_size: int = 10_000) -> list[DriftSignal]:
-    """Run the detectors over event dicts (DESIGN.md's event contract) or a DataFrame.
+    """Run the detectors over event dicts (docs/contracts.md's event contract) or a DataFrame.
 
     ``position`` in each signal is the event's index in the input; ``timestamp``
     (epoch seconds or RFC 3339) is the event time that seasonality needs. A pandas

@@ -1,6 +1,6 @@
 """References from a JSONL file of events, instead of each series' first events.
 
-``detectors.reference_file`` names a file of events in DESIGN.md's event
+``detectors.reference_file`` names a file of events in docs/contracts.md's event
 contract, one per line (e.g. a day of traffic the model is known to be good
 on). Every (model, feature) in it, and every model's prediction, starts with
 its reference from the file: no warm-up, detection from the first event. A

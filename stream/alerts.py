@@ -1,4 +1,4 @@
-"""Alerts (DESIGN.md's alert contract): built from a DriftSignal, serialized once."""
+"""Alerts (docs/contracts.md's alert contract): built from a DriftSignal, serialized once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``streamdrift``: run, replay, simulate, check-config (DESIGN.md's CLI)."""
+"""``streamdrift``: run, replay, simulate, check-config (contracts: docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streamdrift", description=__doc__,
         epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
                f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
-               f"authentication failed or not authorized (check kafka.security)")
+               f"authentication failed or not authorized (check kafka.security). "
+               "Event, label, alert, dead-letter, metrics, CLI and config contracts: "
+               "docs/contracts.md in the repository")
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -1,4 +1,4 @@
-"""Decode and validate raw event records (DESIGN.md's event contract).
+"""Decode and validate raw event records (docs/contracts.md's event contract).
 
 The hot path parses with orjson and validates the whole batch in one call of
 a strict pydantic ``TypeAdapter``; only when that fails are the rows with
@@ -504,7 +504,7 @@ def format_time(epoch_seconds: float | None) -> str | None:
 
 
 class Label(TypedDict):
-    """Ground truth that arrives later, on the labels topic (DESIGN.md's label contract)."""
+    """Ground truth that arrives later, on the labels topic (docs/contracts.md's label contract)."""
 
     __pydantic_config__ = ConfigDict(strict=True, extra="allow")  # type: ignore[misc]
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md's names), with label values bounded.
+"""Prometheus metrics (docs/contracts.md lists them), with label values bounded.
 
 Label values come from the data, so a bad producer could create a series per
 event. ``LabelBound`` admits the first N distinct values and counts the rest

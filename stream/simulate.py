@@ -98,7 +98,7 @@ def generate(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
 
 def generate_labels(s: Scenario) -> Iterator[tuple[str, bytes, float]]:
     """(key, value, label time) of the labels of ``generate(s)``'s events, in label-time
-    order (DESIGN.md's label contract); an RNG of its own leaves the events unchanged.
+    order (docs/contracts.md's label contract); an RNG of its own leaves the events unchanged.
 
     >>> s = Scenario(events=4, seed=2, error_rate=0.0, label_delay=5.0)
     >>> [orjson.loads(v)["event_id"] for _, v, _ in generate_labels(s)]  # by label time

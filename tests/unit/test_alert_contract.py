@@ -1,4 +1,4 @@
-"""Alerts follow DESIGN.md's contract; metric label values are bounded."""
+"""Alerts follow docs/contracts.md's alert contract; metric label values are bounded."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ RECORD = st.one_of(events().map(_dumps), events().map(_dumps), RAW, st.none())
 
 @st.composite
 def labels(draw: st.DrawFn) -> Any:
-    """Label-shaped objects (DESIGN.md's label contract) whose fields may be anything."""
+    """Label-shaped objects (docs/contracts.md's label contract) whose fields may be anything."""
     obj: dict[str, Any] = {
         "event_id": draw(st.one_of(st.integers(0, 80).map(lambda i: f"v-{i}"), JSONISH)),
         "model_id": draw(st.one_of(st.just(MODEL), JSONISH)),

@@ -210,11 +210,20 @@ def wasserstein1_sd(reference_sorted: npt.ArrayLike, values: npt.ArrayLike,
     1.0
     >>> wasserstein1_sd([5.0, 5.0], [6.0, 7.0])  # constant reference: raw distance
     1.5
+    >>> round(wasserstein1_sd([0.9] * 1000, [1.0] * 10, reference_sd=1.1e-16), 9)  # rounding
+    0.1
     """
     distance = wasserstein1(reference_sorted, values)
+    ref = np.asarray(reference_sorted, dtype=np.float64)
     if reference_sd is None or not math.isfinite(reference_sd):
-        reference_sd = _scaled_std(np.asarray(reference_sorted, dtype=np.float64))
-    return distance / reference_sd if reference_sd > 0.0 else distance
+        reference_sd = _scaled_std(ref)
+    # A constant reference's computed sd is rounding noise (1,000 x 0.9 gives ~1e-16):
+    # an sd within float rounding of the values' magnitude counts as 0.
+    magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
+    return distance / reference_sd if reference_sd > _ROUNDING * magnitude else distance
+
+
+_ROUNDING = 1e-12
 
 
 def reference_edges(sorted_sample: npt.ArrayLike, bins: int = 10) -> FloatArray:

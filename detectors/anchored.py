@@ -34,7 +34,9 @@ What they assume, and how each assumption is paid for:
   location shift) becomes a floor in each statistic's units (``effect_floor``,
   ``chi2_floor``): departures below it never accumulate.
 
-Thresholds come from Siegmund's ARL approximation (``stats/cusum.threshold_for``) for
+Thresholds come from Wald's identity with each statistic's own in-control law
+(``stats/cusum.threshold_for_mean``, ``threshold_for_chi2``: the tails of a skewed law
+or of a chi-square are not normal) for
 ``false_alarms_per_million`` per series, split over the three statistics and, with
 the false-alarm budget, over the model's series.
 """
@@ -50,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.config import AnchoredSettings
-from detectors.stats.cusum import Alarm, Cusum, threshold_for, threshold_for_chi2
+from detectors.stats.cusum import Alarm, Cusum, threshold_for_chi2, threshold_for_mean
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -239,10 +241,19 @@ class RankCusums:
         bias_s = z * math.sqrt(inflation * var_s / law.n) + q * (1.0 - law.mean_s)
         sigma2_u, sigma2_s = inflation * var_u / block, inflation * var_s / block
         margin_u, margin_s = slack_margin(floor, sigma2_u), slack_margin(floor, sigma2_s)
-        self._location = Cusum(law.mean_u, bias_u + margin_u,
-                               threshold_for(sigma2_u, margin_u, arl))
-        self._spread = Cusum(law.mean_s, bias_s + margin_s,
-                             threshold_for(sigma2_s, margin_s, arl))
+        # Thresholds from the law itself (its skew: a rare flag's block means have a long
+        # tail), with the mass the reference may have missed at the extremes, and the
+        # block counted as block / L independent values under dependence.
+        u = np.concatenate((law.support, [0.0, 1.0]))
+        pu = np.concatenate((law.probs * (1.0 - q), [q / 2.0, q / 2.0]))
+        spread = np.abs(2.0 * u - 1.0)
+        size = block / max(1.0, inflation)
+        self._location = Cusum(law.mean_u, bias_u + margin_u, _two_sided(
+            threshold_for_mean(u, pu, size, margin_u, arl),
+            threshold_for_mean(-u, pu, size, margin_u, arl)))
+        self._spread = Cusum(law.mean_s, bias_s + margin_s, _two_sided(
+            threshold_for_mean(spread, pu, size, margin_s, arl),
+            threshold_for_mean(-spread, pu, size, margin_s, arl)))
         self._blocks = BlockFeed(block)
 
     def feed(self, ranks: FloatArray) -> AnchoredAlarm | None:
@@ -264,6 +275,17 @@ class RankCusums:
         alarm, name = min(found, key=lambda f: f[0].index)  # stable: location first on a tie
         return AnchoredAlarm(first + alarm.index * size, name, alarm.run_blocks * size,
                              alarm.departure)
+
+
+def _two_sided(upward: float, downward: float) -> float:
+    """One threshold for both sums: the larger, but a side that can never exceed its slack
+    (an infinite threshold: its sum stays 0) does not count.
+
+    >>> _two_sided(0.2, math.inf), _two_sided(0.2, 0.3)
+    (0.2, 0.3)
+    """
+    finite = [h for h in (upward, downward) if math.isfinite(h)]
+    return max(finite) if finite else math.inf
 
 
 class BinCusum:

@@ -94,8 +94,11 @@ class Adwin:
 
     def scan(self, values: list[float], floor: float = 0.0) -> int | None:
         """Index of the first value at which ADWIN cut its window with a change of the
-        mean of at least ``floor`` between the part it dropped and the part it kept;
-        cuts of smaller changes are passed over (ADWIN has moved on to the kept part).
+        mean that may be ``floor`` or more between the part it dropped and the part it
+        kept: cuts whose change is below ``floor`` even at its upper confidence bound
+        (two standard errors, the variance of a [0, 1] stream bounded by ``m (1 - m)``)
+        are passed over (ADWIN has moved on to the kept part). A cut early in a change
+        keeps few values, so its bound is wide and it fires.
         """
         core, start = self._core, 0
         while True:
@@ -108,7 +111,10 @@ class Adwin:
             if floor <= 0.0 or dropped <= 0 or not kept_width:
                 return start + k
             dropped_total = total + math.fsum(values[start : start + k + 1]) - kept_total
-            if abs(kept_total / kept_width - dropped_total / dropped) >= floor:
+            change = abs(kept_total / kept_width - dropped_total / dropped)
+            mean = (kept_total + dropped_total) / (kept_width + dropped)
+            spread = max(mean * (1.0 - mean), 0.0)
+            if change + 2.0 * math.sqrt(spread / kept_width + spread / dropped) >= floor:
                 return start + k
             start += k + 1
 

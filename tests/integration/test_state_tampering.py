@@ -106,13 +106,13 @@ def test_a_pickle_in_the_changelog_is_refused_counted_and_runs_nothing(
         done = committed_offsets(bootstrap, group, events)
         return bool(ends) and all(done.get(p) == o for p, o in ends.items())
 
-    def committed() -> int:
+    def committed_records() -> int:
         return sum(committed_offsets(bootstrap, group, events).values())
 
     _simulate(bootstrap, events, seed=5, events=3000)
     first = spawn(*args)
     wait_until(lambda: first.process.poll() is not None or caught_up(), 180,
-               "the first run to commit the stream", interval=0.5, progress=committed)
+               "the first run to commit the stream", interval=0.5, progress=committed_records)
     _stop(first)
 
     # Each partition's newest snapshot per slot; the committed slot is the newer one.
@@ -155,7 +155,7 @@ def test_a_pickle_in_the_changelog_is_refused_counted_and_runs_nothing(
     second = spawn(*args)
     wait_until(lambda: second.process.poll() is not None or caught_up(), 180,
                "the second run to commit the rest of the stream", interval=0.5,
-               progress=committed)
+               progress=committed_records)
     assert second.process.poll() is None, second.log()[-3000:]
     wait_until(lambda: metric(second, "streamdrift_state_rejected_total") >= 4, 30,
                "the refused snapshots to be counted")

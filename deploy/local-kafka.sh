@@ -256,8 +256,10 @@ EOF
 new_cluster_id() {
   local id=-
   while [[ $id == -* ]]; do
-    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_')
+    id=$(head -c 16 /dev/urandom | base64)
     id=${id:0:22}  # without the padding "=="
+    id=${id//+/-}
+    id=${id//\//_}
   done
   echo "$id"
 }

@@ -12,10 +12,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 LAUNCHER = Path(__file__).resolve().parents[2] / "deploy" / "local-kafka.sh"
 DRAWS = 2_000
 
 
+@pytest.mark.timeout(600)  # 2,000 draws fork 4,000 processes: slow on a loaded machine
 def test_cluster_ids_never_begin_with_a_dash_and_are_kafka_uuids() -> None:
     done = subprocess.run([str(LAUNCHER), "cluster-id", str(DRAWS)], capture_output=True,
                           text=True, timeout=300, check=True)

@@ -3,13 +3,15 @@
 # tests, the demo and CI. Jars come from Maven Central (deploy/kafka/pom.xml),
 # no Docker, no Kafka tarball.
 #
-# Usage: deploy/local-kafka.sh start|stop|status|topics [TopicCommand args...]
+# Usage: deploy/local-kafka.sh start|stop|status|topics [TopicCommand args...]|cluster-id [N]
 #
-#   start   start the broker in the background and wait until it answers a
-#           metadata request; a no-op if our broker on this port already runs
-#   stop    stop the broker whose pid is in our pid file (TERM, then KILL)
-#   status  print running/stopped; exit 0 if running, 1 if not
-#   topics  run Kafka's topic tool against the broker, e.g. `topics --list`
+#   start       start the broker in the background and wait until it answers a
+#               metadata request; a no-op if our broker on this port already runs
+#   stop        stop the broker whose pid is in our pid file (TERM, then KILL)
+#   status      print running/stopped; exit 0 if running, 1 if not
+#   topics      run Kafka's topic tool against the broker, e.g. `topics --list`
+#   cluster-id  print N (default 1) new cluster ids, one a line, drawn as `start`
+#               draws the id it formats a new data dir with
 #
 # Environment:
 #   KAFKA_PORT             client port (default 9092), listens on 127.0.0.1,
@@ -248,6 +250,20 @@ default.api.timeout.ms=10000
 EOF
 }
 
+# A new cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid).
+# One that begins with '-' is read by the storage tool as a flag: draw again (as
+# Kafka's Uuid.randomUuid does). tests/unit/test_local_kafka.py draws many.
+new_cluster_id() {
+  local id=-
+  while [[ $id == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64)
+    id=${id:0:22}  # without the padding "=="
+    id=${id//+/-}
+    id=${id//\//_}
+  done
+  echo "$id"
+}
+
 # Formats the KRaft metadata/data dir once (meta.properties marks it done).
 format_storage() {
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
@@ -256,13 +272,7 @@ format_storage() {
   while IFS= read -r line; do
     [[ -n "$line" ]] && scram+=(--add-scram "$line")
   done <<<"${KAFKA_SCRAM_USERS:-}"
-  # A Kafka cluster id is 16 random bytes, URL-safe base64 without padding. One that
-  # begins with '-' is read by the storage tool as a flag: draw again (as Kafka's
-  # Uuid.randomUuid does).
-  cluster_id=-
-  while [[ $cluster_id == -* ]]; do
-    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
-  done
+  cluster_id=$(new_cluster_id)
   log "formatting $DATA_DIR (cluster id $cluster_id)"
   if ! "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j2.configurationFile="$LOG4J_TOOLS" -cp "$LIBS/*" \
        kafka.tools.StorageTool format --config "$SERVER_PROPS" --cluster-id "$cluster_id" \
@@ -414,11 +424,20 @@ cmd_topics() {
     --command-config "$CLIENT_PROPS" "$@"
 }
 
+cmd_cluster_id() {
+  local n=${1:-1} i
+  is_uint "$n" || die "cluster-id: N must be a whole number, got '$n'"
+  for ((i = 0; i < n; i++)); do
+    new_cluster_id
+  done
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   topics) shift; cmd_topics "$@" ;;
+  cluster-id) shift; cmd_cluster_id "$@" ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac

@@ -73,6 +73,15 @@ REJECT_REASONS = ("format", "config", "truncated", "corrupt", "schema", "missing
                   "stale", "signature")
 
 
+# A partition that is still being created or whose leader is being elected: librdkafka's
+# watermark request fails with one of these and does not mark it retriable.
+_NO_LEADER_YET = frozenset({
+    KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
+})
+
+
 class SnapshotError(Exception):
     """A changelog record that cannot be used; the message says why, ``reason`` is one of
     ``REJECT_REASONS``."""
@@ -361,7 +370,8 @@ class Changelog:
 
     def _watermarks(self, consumer: Consumer, partition: int, timeout: float
                     ) -> tuple[int, int]:
-        """Low and high offsets; retried while a new topic's metadata spreads."""
+        """Low and high offsets; retried while a new topic's metadata spreads and its
+        partitions get a leader (a changelog created a moment ago, a broker restart)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -371,10 +381,7 @@ class Changelog:
             except KafkaException as exc:
                 err = exc.args[0]
                 if time.monotonic() > deadline or not (
-                        err.retriable() or err.code() in (
-                            KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
-                            KafkaError.NOT_LEADER_FOR_PARTITION,  # a leader being elected
-                            KafkaError.LEADER_NOT_AVAILABLE)):
+                        err.retriable() or err.code() in _NO_LEADER_YET):
                     raise
                 log.info("restore: %s[%d]: %s: retrying", self.topic, partition, err.str())
                 time.sleep(0.2)

@@ -43,11 +43,12 @@ def test_two_members_split_the_partitions_and_commit_everything(
             assert run.process.poll() is None, run.log()
         return _events_total(first) + _events_total(second) >= EVENTS
 
-    wait_until(all_processed, 90, "both members together to process every event")
-    wait_until(lambda: "assigned it-" in second.log(), 30, "the second member to get partitions")
+    wait_until(all_processed, 90, "both members together to process every event",
+               progress=lambda: _events_total(first) + _events_total(second))
+    wait_until(lambda: "assigned it-" in second.log(), 120, "the second member to get partitions")
     for run in (second, first):
         run.process.send_signal(signal.SIGTERM)
-        assert run.process.wait(30) == 0, run.log()
+        assert run.process.wait(120) == 0, run.log()
     ends = end_offsets(bootstrap, events)
     committed = committed_offsets(bootstrap, group, events)
     assert {p: o for p, o in committed.items() if o >= 0} == {p: o for p, o in ends.items() if o}

@@ -117,11 +117,20 @@ def live(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
                     and _total(m, "streamdrift_events_invalid_total") == invalid
                     and len(lags) == 3 and sum(lags) == 0)  # librdkafka's view: caught up
 
-        wait_until(caught_up, 120, "streamdrift run to process every record")
+        def records_seen() -> float:
+            try:
+                m = _scrape(port)
+            except OSError:
+                return -1.0
+            return (_total(m, "streamdrift_events_total")
+                    + _total(m, "streamdrift_events_invalid_total"))
+
+        wait_until(caught_up, 120, "streamdrift run to process every record",
+                   progress=records_seen)
         metrics = _scrape(port)
         probes = {path: _probe(port, path) for path in ("/healthz", "/readyz")}
         proc.send_signal(signal.SIGTERM)
-        exit_code = proc.wait(30)
+        exit_code = proc.wait(120)
     finally:
         if proc.poll() is None:
             proc.kill()

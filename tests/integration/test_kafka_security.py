@@ -124,9 +124,13 @@ def _run_until_committed(spawn: Callable[..., Running], config: Path, topics: di
         done = committed_offsets(_servers(client), group, topics["events"], client)
         return all(done.get(p, -1) >= end for p, end in ends.items() if end > 0)
 
-    wait_until(committed, 150, "every event committed through the secured listener")
+    def progress() -> int:
+        return sum(committed_offsets(_servers(client), group, topics["events"], client).values())
+
+    wait_until(committed, 150, "every event committed through the secured listener",
+               interval=0.5, progress=progress)
     run.process.send_signal(signal.SIGTERM)
-    assert run.process.wait(60) == 0, run.log()
+    assert run.process.wait(120) == 0, run.log()
     log = run.log()
     _no_secret(log)
     return log

@@ -60,9 +60,12 @@ def test_a_changed_relation_to_the_label_raises_concept_drift_only(
         assert run.process.poll() is None, run.log()[-3000:]
         return [orjson.loads(m.value()) for m in read_topic(bootstrap, alerts)]
 
+    def events_seen() -> float:
+        return metric(run, "streamdrift_events_total")
+
     wait_until(lambda: {a["model_id"] for a in concept_alerts()
                         if a["kind"] == "concept_drift"} >= set(MODELS), 120,
-               "a concept_drift alert for every model")
+               "a concept_drift alert for every model", interval=1.0, progress=events_seen)
     # Event time moves on (later events, no labels): the odd labels, last in their
     # partitions, are released and the ones no prediction came for expire as orphans.
     later = streamdrift("simulate", "--bootstrap-servers", bootstrap, "--topic", events,
@@ -70,12 +73,12 @@ def test_a_changed_relation_to_the_label_raises_concept_drift_only(
                         "--start", str(time.time() + 1000), "--missing-rate", "0.01")
     assert later.returncode == 0, later.stderr
     wait_until(lambda: metric(run, "streamdrift_labels_total", outcome="orphan") >= 6, 60,
-               "the labels of no prediction to be counted as orphans")
+               "the labels of no prediction to be counted as orphans", progress=events_seen)
     assert metric(run, "streamdrift_labels_total", outcome="duplicate") >= 5
     assert metric(run, "streamdrift_labels_total", outcome="joined") > EVENTS * 0.8
     assert 0.2 < metric(run, "streamdrift_model_error_rate", model_id="credit") < 0.4
     run.process.send_signal(signal.SIGTERM)
-    assert run.process.wait(60) == 0, run.log()[-3000:]
+    assert run.process.wait(120) == 0, run.log()[-3000:]
 
     live = [orjson.loads(m.value()) for m in read_topic(bootstrap, alerts)]
     live = [a for a in live if a["kind"] != "data_quality"]

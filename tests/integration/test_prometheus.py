@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.dashboard import dashboard_queries
-from tests.integration.conftest import REPO, Running, free_port, streamdrift, wait_until
+from tests.integration.conftest import REPO, Running, free_port, metric, streamdrift, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,8 @@ def test_rules_and_dashboard_against_a_real_prometheus(
         return list(answer["data"]["result"])
 
     wait_until(lambda: bool(series('sum(streamdrift_events_total) >= 5900')), 90,
-               "Prometheus to scrape every event of the run")
+               "Prometheus to scrape every event of the run",
+               progress=lambda: metric(run, "streamdrift_events_total"))
 
     def drift_alerts() -> set[tuple[str, str, str]]:
         alerts = _api(port, "alerts")["data"]["alerts"]
@@ -143,4 +144,4 @@ def test_rules_and_dashboard_against_a_real_prometheus(
             missing_data.append(f"{what}: {expr}")
     assert not missing_data, "no data for:\n" + "\n".join(missing_data)
     run.process.send_signal(signal.SIGTERM)
-    assert run.process.wait(30) == 0, run.log()
+    assert run.process.wait(120) == 0, run.log()

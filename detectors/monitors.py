@@ -25,6 +25,7 @@ from detectors.anchored import (
     RANK_BINS,
     AnchoredAlarm,
     BinCusum,
+    BlockFeed,
     RankCusums,
     RankLaw,
     effect_floor,
@@ -128,7 +129,7 @@ class Adwin:
         return float(self._core.get_total() / width) if width else 0.0
 
 
-class BlockMeans:
+class BlockMeans(BlockFeed):
     """Means of consecutive blocks of ``size`` values, the last partial block carried over.
 
     Each block's mean is computed from the same values in the same order
@@ -141,21 +142,16 @@ class BlockMeans:
     ([4.0, 8.0], 0)
     """
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._carry: FloatArray = np.empty(0)
+    __slots__ = ()
 
     def feed(self, values: FloatArray | list[float]) -> tuple[list[float], int]:
         """Means of the blocks that ``values`` completes, and the index in ``values`` of
         the first one's last value (the others end every ``size`` values after it)."""
-        size = self.size
-        first_end = size - len(self._carry) - 1
-        data = np.concatenate((self._carry, np.asarray(values, dtype=np.float64)))
-        full = len(data) // size * size
-        self._carry = data[full:]
-        if not full:
+        rows, first_end = self.blocks(np.asarray(values, dtype=np.float64))
+        if not rows.size:
             return [], first_end
-        return (data[:full].reshape(-1, size).sum(axis=1) / size).tolist(), first_end
+        means: list[float] = (rows.sum(axis=1) / self.size).tolist()
+        return means, first_end
 
 
 def first_true(flags: Iterator[bool]) -> int | None:

@@ -6,8 +6,10 @@ The one-sided sums ``S+ = max(0, S+ + x - target - k)`` and
 either exceeds ``h``. With independent blocks of variance ``sigma2`` and a true mean
 ``target + mu`` with ``|mu| < k``, the sums drift down by ``k - |mu|`` per block and
 Siegmund's approximation gives an average run length (ARL) between false alarms of
-about ``exp(2 (k - |mu|) h / sigma2)`` blocks (Siegmund 1985, ch. II; Montgomery,
-*Introduction to Statistical Quality Control*, 9.1). ``threshold_for`` inverts it.
+about ``exp(2 (k - |mu|) h / sigma2)`` blocks for normal block statistics (Siegmund
+1985, ch. II; Montgomery, *Introduction to Statistical Quality Control*, 9.1); the
+thresholds here come from the same identity (Wald's) with each statistic's own law
+(``threshold_for_mean``, ``threshold_for_chi2``), whose tails need not be normal.
 
 The sums are updated one block at a time in a plain loop: the same blocks give the
 same alarms and the same floating-point sums whatever the batches they came in.
@@ -23,26 +25,12 @@ import numpy as np
 import numpy.typing as npt
 
 
-def threshold_for(sigma2: float, margin: float, arl: float) -> float:
-    """The decision interval ``h`` for an ARL of ``arl`` blocks when the in-control
-    drift is ``-margin`` per block and a block's variance is ``sigma2``.
-
-    >>> round(threshold_for(1 / 600, 0.028, 4e5), 3)
-    0.384
-    >>> threshold_for(0.0, 0.028, 4e5)  # a degenerate in-control law: any excess alarms
-    0.0
-    """
-    if sigma2 <= 0.0:
-        return 0.0
-    return sigma2 * math.log(max(arl, math.e)) / (2.0 * margin)
-
-
 def threshold_for_chi2(df: int, scale: float, slack: float, arl: float) -> float:
     """The decision interval for a CUSUM of ``scale * chi2(df)`` statistics against their
     mean ``df * scale`` with slack ``slack``, for an ARL of ``arl`` statistics.
 
     A chi-square's right tail is exponential, not normal, so the normal formula
-    (``threshold_for``) understates how often few-df sums cross. Wald's identity gives
+    (``sigma2 ln(ARL) / (2 slack)``) understates how often few-df sums cross. Wald's identity gives
     the CUSUM's ARL as about ``exp(theta h)``, ``theta`` the positive root of
     ``E exp(theta Y) = 1`` for the increment ``Y`` (Siegmund 1985, ch. II;
     Lorden 1971): here ``-(df / 2) ln(1 - 2 scale theta) = theta (df scale + slack)``.
@@ -80,7 +68,7 @@ def threshold_for_mean(support: npt.ArrayLike, probs: npt.ArrayLike, size: float
     ``slack``, for an ARL of ``arl`` means.
 
     Block means of a skewed law (a rare 0/1 flag, a near-constant feature) have a long
-    right tail that the normal formula (``threshold_for``) understates. Wald's identity
+    right tail that the normal formula (``sigma2 ln(ARL) / (2 slack)``) understates. Wald's identity
     gives the ARL as about ``exp(theta h)`` with ``theta`` the positive root of
     ``E exp(theta Y) = 1`` for the increment ``Y = mean - E mean - slack`` (Siegmund
     1985, ch. II): ``size ln E exp(theta X / size) = theta (E X + slack)``, solved here

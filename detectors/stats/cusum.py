@@ -18,7 +18,7 @@ same alarms and the same floating-point sums whatever the batches they came in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,12 +52,7 @@ def threshold_for_chi2(df: int, scale: float, slack: float, arl: float) -> float
     lo = hi_inner / 2.0
     while gap(lo) > 0.0:  # the root lies above the minimum of ``gap``: start below it
         lo /= 2.0
-    for _ in range(100):
-        mid = 0.5 * (lo + hi_inner)
-        if gap(mid) > 0.0:
-            hi_inner = mid
-        else:
-            lo = mid
+    lo, _ = _bisect(gap, lo, hi_inner)
     return math.log(max(arl, math.e)) / lo
 
 
@@ -103,13 +98,19 @@ def threshold_for_mean(support: npt.ArrayLike, probs: npt.ArrayLike, size: float
         lo, hi = hi, hi * 2.0
         if hi > 1e12:
             return math.inf
+    _, hi = _bisect(gap, lo, hi)
+    return math.log(max(arl, math.e)) / hi
+
+
+def _bisect(gap: Callable[[float], float], lo: float, hi: float) -> tuple[float, float]:
+    """100 halvings of [lo, hi] around the root of ``gap`` (at most ``lo``, above ``hi``)."""
     for _ in range(100):
         mid = 0.5 * (lo + hi)
         if gap(mid) > 0.0:
             hi = mid
         else:
             lo = mid
-    return math.log(max(arl, math.e)) / hi
+    return lo, hi
 
 
 @dataclass(frozen=True, slots=True)

@@ -476,7 +476,7 @@ def _event_time(timestamp: str | float | None, record_ms: int | None) -> float |
         return record_ms / 1000.0
     if isinstance(timestamp, str):
         try:
-            parsed = datetime.fromisoformat(timestamp)
+            parsed = parse_rfc3339(timestamp)
         except ValueError:
             raise ValueError(f"timestamp: {timestamp[:40]!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
@@ -489,6 +489,28 @@ def _event_time(timestamp: str | float | None, record_ms: int | None) -> float |
         hint = " (milliseconds?)" if timestamp >= _YEAR_10000 else ""
         raise ValueError(f"timestamp: {timestamp!r} is not epoch seconds{hint}")
     return float(timestamp)
+
+
+_LEAP_SECOND = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:)60(?:\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """A timestamp as Python's ``datetime.fromisoformat`` reads it, and the RFC 3339
+    spellings it does not: a lower-case ``t`` or ``z`` (RFC 3339, section 5.6: "T" and
+    "Z" may be lower case) and a leap second (``:60``, section 5.7), read as the last
+    microsecond of its minute. ValueError for anything else.
+
+    >>> parse_rfc3339("2026-11-26t15:00:00.123z").isoformat()
+    '2026-11-26T15:00:00.123000+00:00'
+    >>> parse_rfc3339("2026-11-26T23:59:60Z").isoformat()
+    '2026-11-26T23:59:59.999999+00:00'
+    """
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    upper = text.upper()
+    return datetime.fromisoformat(_LEAP_SECOND.sub(r"\g<1>59.999999\g<2>", upper, count=1))
 
 
 def format_time(epoch_seconds: float | None) -> str | None:

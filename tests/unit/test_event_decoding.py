@@ -311,3 +311,42 @@ def test_column_and_record_decoding_agree_on_valid_batches() -> None:
         assert fast.event_ids == slow.event_ids
         assert fast.event_times == slow.event_times
         assert fast.rejected == slow.rejected == []
+
+
+# ../shared/cases/c11_timestamps.jsonl: nine RFC 3339 spellings, each accepted.
+RFC3339_SPELLINGS = [
+    ("2026-11-26T15:00:00Z", 1795705200.0),
+    ("2026-11-26T15:00:00.123456789Z", 1795705200.123456),
+    ("2026-11-26T15:00:00.39Z", 1795705200.39),
+    ("2026-11-26T15:00:00.1+01:00", 1795701600.1),
+    ("2026-11-26T15:00:00-00:00", 1795705200.0),
+    ("2026-11-26t15:00:00z", 1795705200.0),
+    ("2026-11-26T15:00:00.123z", 1795705200.123),
+    ("2026-11-26 15:00:00Z", 1795705200.0),
+    ("2026-11-26T23:59:60Z", 1795737599.999999),  # a leap second: the minute's last microsecond
+]
+
+
+@pytest.mark.parametrize(("timestamp", "seconds"), RFC3339_SPELLINGS)
+def test_every_rfc3339_spelling_is_accepted(timestamp: str, seconds: float) -> None:
+    decoded = decode_between(event("e-time", timestamp=timestamp))
+    assert not decoded.rejected
+    assert decoded.event_times[1] == pytest.approx(seconds, abs=1e-6)
+
+
+def test_a_batch_of_every_rfc3339_spelling_decodes_at_once() -> None:
+    records = RecordBatch()
+    for offset, (timestamp, _) in enumerate(RFC3339_SPELLINGS):
+        records.append(TOPIC, 0, offset, RECORD_MS, b"credit-risk",
+                       event(f"e-{offset}", timestamp=timestamp))
+    decoded = decode_batch(records, LIMIT)
+    assert not decoded.rejected
+    assert [decoded.event_times[i] for i in range(len(RFC3339_SPELLINGS))] == pytest.approx(
+        [seconds for _, seconds in RFC3339_SPELLINGS], abs=1e-6)
+
+
+@pytest.mark.parametrize("timestamp", ["2026-11-26T15:00:61Z", "2026-11-26T15:00:60:00Z",
+                                       "2026-13-26T15:00:00Z", "yesterday"])
+def test_a_timestamp_that_is_not_rfc3339_is_dead_lettered(timestamp: str) -> None:
+    decoded = decode_between(event("e-time", timestamp=timestamp))
+    assert [(r.row, r.reason) for r in decoded.rejected] == [(1, "bad_timestamp")]

@@ -67,9 +67,11 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[int], int]]:
 
         def up() -> bool:
             assert procs[-1].poll() is None, (tmp_path / "prometheus.log").read_text()
-            try:
-                return _api(port, "query", query="up")["status"] == "success"
-            except OSError:
+            try:  # 503 with a plain-text body until it has started
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready",
+                                            timeout=10) as response:
+                    return response.status == 200
+            except OSError:  # refused, or an HTTPError
                 return False
 
         wait_until(up, 60, "Prometheus to answer")
@@ -124,14 +126,19 @@ def test_rules_and_dashboard_against_a_real_prometheus(
                 and a["state"] == "firing"}
 
     wait_until(lambda: bool(drift_alerts()), 60, "StreamdriftDriftDetected to fire")
-    # rate() and friends need a few samples in their window.
-    wait_until(lambda: bool(series('count_over_time(up{job="streamdrift"}[1m]) >= 5')), 60,
-               "five scrapes")
-    assert drift_alerts() == {("credit-risk", "balance", "data_drift")}
-
     produced = {s["metric"]["__name__"] for s in series('{__name__=~"streamdrift_.+"}')}
     expressions = [(f"rule {name}", expr) for name, expr in _rule_expressions()]
     expressions += [(f"dashboard {where}", expr) for where, expr in dashboard_queries()]
+    # rate() and friends need a few samples of each series in their window. A failed
+    # scrape (the run's endpoint not up yet, or too slow on a loaded machine) still
+    # adds an `up` sample, so count the samples of the rated counters themselves.
+    rated = {name for _, expr in expressions
+             for name in re.findall(r"\b(?:rate|irate|increase)\((streamdrift_[a-z_]+)", expr)}
+    wait_until(lambda: all(series(f"min(count_over_time({name}[1m])) >= 5")
+                           for name in sorted(rated & produced)), 120,
+               "five scrapes of every counter the rules and the dashboard rate")
+    assert drift_alerts() == {("credit-risk", "balance", "data_drift")}
+
     missing_data = []
     for what, expr in expressions:
         answer = _api(port, "query", query=expr)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.stats.scores import bin_shares, reference_edges
+from detectors.stats.search import search_sorted, sorted_order
 
 
 class NumericReference:
@@ -109,9 +110,20 @@ class NumericReference:
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]."""
         xs = np.asarray(values, dtype=np.float64)
+        order = sorted_order(xs)
+        if order is None:
+            return self._sorted_ranks(xs)
+        # Searched and looked up in key order (``stats.search``): the same ranks.
+        out = np.empty(xs.size, dtype=np.float64)
+        out[order] = self._sorted_ranks(xs[order])
+        return out
+
+    def _sorted_ranks(self, xs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         i = np.searchsorted(self._distinct, xs, side="left")
         at = np.minimum(i, self._distinct.size - 1)
-        return np.where(self._distinct[at] == xs, self._mid[at], self._below[i])
+        ranks: npt.NDArray[np.float64] = np.where(self._distinct[at] == xs, self._mid[at],
+                                                  self._below[i])
+        return ranks
 
 
 class CategoryCounter:
@@ -279,7 +291,7 @@ class CategoricalReference:
     def was_seen(self, values: Sequence[str]) -> npt.NDArray[np.bool_]:
         """For each value: did the reference see it (at all, not only among the top)."""
         keys = np.fromiter(map(category_hash, values), dtype=np.uint32, count=len(values))
-        at = np.minimum(np.searchsorted(self.seen, keys), max(self.seen.size - 1, 0))
+        at = np.minimum(search_sorted(self.seen, keys), max(self.seen.size - 1, 0))
         return self.seen[at] == keys if self.seen.size else np.zeros(len(values), dtype=bool)
 
     def law(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

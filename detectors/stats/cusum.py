@@ -17,7 +17,9 @@ same alarms and the same floating-point sums whatever the batches they came in.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -76,8 +78,17 @@ def threshold_for_mean(support: npt.ArrayLike, probs: npt.ArrayLike, size: float
     >>> round(threshold_for_mean([0.0, 1.0], [0.99, 0.01], 50, 0.05, 4e5), 3)  # normal: 0.0003
     0.085
     """
-    x = np.asarray(support, dtype=np.float64)
-    p = np.asarray(probs, dtype=np.float64)
+    x = np.ascontiguousarray(support, dtype=np.float64)
+    p = np.ascontiguousarray(probs, dtype=np.float64)
+    key = _law_key(x, p, size, slack, arl)
+    known = _THRESHOLDS.get(key)
+    if known is None:
+        known = _THRESHOLDS.remember(key, _threshold_for_mean(x, p, size, slack, arl))
+    return known
+
+
+def _threshold_for_mean(x: npt.NDArray[np.float64], p: npt.NDArray[np.float64], size: float,
+                        slack: float, arl: float) -> float:
     p = p / p.sum()
     mean = float(np.dot(p, x))
     if float(np.dot(p, (x - mean) ** 2)) <= 0.0:
@@ -100,6 +111,42 @@ def threshold_for_mean(support: npt.ArrayLike, probs: npt.ArrayLike, size: float
             return math.inf
     _, hi = _bisect(gap, lo, hi)
     return math.log(max(arl, math.e)) / hi
+
+
+class _Memo:
+    """The last ``capacity`` thresholds by the digest of their exact inputs (oldest dropped).
+
+    A threshold is a pure function of its inputs, so a hit returns the very float a
+    solve would: every numeric feature whose reference has no ties has the same rank
+    law (mid-ranks ``(i - 1/2) / n``), and a model's features calibrated alike share
+    their thresholds instead of each solving them with 100 halvings over ``n`` points.
+    """
+
+    __slots__ = ("_items", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, float] = OrderedDict()
+
+    def get(self, key: bytes) -> float | None:
+        return self._items.get(key)
+
+    def remember(self, key: bytes, value: float) -> float:
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+_THRESHOLDS = _Memo(1024)
+
+
+def _law_key(x: npt.NDArray[np.float64], p: npt.NDArray[np.float64], *scalars: float) -> bytes:
+    digest = hashlib.blake2b(x.tobytes(), digest_size=20)
+    digest.update(p.tobytes())
+    digest.update(np.asarray(scalars, dtype=np.float64).tobytes())
+    digest.update(np.asarray(x.shape, dtype=np.int64).tobytes())
+    return digest.digest()
 
 
 def _bisect(gap: Callable[[float], float], lo: float, hi: float) -> tuple[float, float]:

@@ -92,6 +92,12 @@ data from bench/production_streams.py; reference files go to a temporary directo
                change scenario above.
   constant     ``--constant-seeds`` (20; quick 3) x ``--constant-events`` (20,000): f 0.0
                through the warm-up then N(0, 1), g 0.0 for 3,000 events then N(0, 1), k 0.0.
+  joint        ``--joint-seeds`` (20; quick 3) x ``--joint-events`` (20,000): income and loan
+               correlated +0.8 until 10,000 then independent, three more N(0, 1) features
+               (every marginal fixed): delay of the ``multivariate`` alert, per-feature
+               alerts; and two stationary streams of 20 features on two factors
+               (independent, AR(1) phi 0.9) of ``--joint-stationary-events`` (1,000,000;
+               quick 100,000): multivariate alarms per million model events.
 
 Rows that need a detector setting DetectorConfig does not know yet (``seasonality``) are
 reported as "not run: needs detectors.seasonality" (pydantic refuses an unknown key) and
@@ -127,6 +133,7 @@ import numpy.typing as npt
 import production_streams as ps  # bench/production_streams.py (bench/ is on sys.path)
 from pydantic import ValidationError
 from river import drift
+from scipy.signal import lfilter
 
 from detectors import DetectorBank, DetectorConfig, EventBatch
 from detectors.config import (
@@ -137,6 +144,7 @@ from detectors.config import (
     NumericSettings,
     PageHinkleySettings,
 )
+from detectors.multivariate import MULTIVARIATE
 
 FloatArray = npt.NDArray[np.float64]
 BENCH_DIR = Path(__file__).resolve().parent
@@ -1546,6 +1554,110 @@ def constant_targets(r: ConstantResult) -> list[dict[str, Any]]:
     return out
 
 
+# -- joint (multivariate) drift (issue 17)
+
+TARGET_JOINT_DELAY = 3_000
+TARGET_JOINT_FA = 1.0  # multivariate alarms per 1M model events
+JOINT_CHANGE = 10_000
+
+
+@dataclass
+class JointResult:
+    seeds: int
+    events: int
+    stationary_events: int
+    outcomes: list[Outcome] = field(default_factory=list)  # the multivariate series
+    feature_alarms: int = 0  # per-feature alerts on the correlation flip (none expected)
+    stationary: dict[str, Alarms] = field(default_factory=dict)  # stream -> multivariate
+    seconds: float = 0.0
+
+
+def _factor_stream(rng: np.random.Generator, n: int, phi: float, features: int = 20
+                   ) -> dict[str, list[float]]:
+    """``features`` features loading on two AR(1) factors (coefficient ``phi``, unit
+    variance) plus independent noise of sd 0.5: correlated across features and, with
+    phi > 0, in time."""
+    shocks = rng.normal(size=(n, 2)) * math.sqrt(1.0 - phi * phi)
+    factors = np.asarray(lfilter([1.0], [1.0, -phi], shocks, axis=0))
+    loadings = rng.uniform(-1.0, 1.0, size=(2, features))
+    x = factors @ loadings + 0.5 * rng.normal(size=(n, features))
+    return {f"f{j:02d}": x[:, j].tolist() for j in range(features)}
+
+
+def run_joint(seeds: int, n: int, stationary_n: int, base_seed: int,
+              progress: Callable[[str], None]) -> JointResult:
+    """Per seed: ``income`` and ``loan`` correlated +0.8 until JOINT_CHANGE, then
+    independent, three more N(0, 1) features, every marginal N(0, 1) throughout; and two
+    stationary streams of 20 correlated features (independent and AR(1) phi 0.9 factors)."""
+    t0 = time.perf_counter()
+    out = JointResult(seeds, n, stationary_n)
+    index = np.arange(n)
+    for seed in range(seeds):
+        rng = np.random.default_rng([base_seed, 10, 0, seed])
+        income, noise = rng.normal(size=n), rng.normal(size=n)
+        loan = np.where(index < JOINT_CHANGE, 0.8 * income + 0.6 * noise, noise)
+        cols = {"income": income.tolist(), "loan": loan.tolist(),
+                **{f"o{j}": rng.normal(size=n).tolist() for j in range(3)}}
+        sd = Feed(DEFAULT)
+        sd.feed(cols)
+        out.outcomes.append(sd.outcome(MULTIVARIATE, JOINT_CHANGE, n))
+        out.feature_alarms += sum(sd.alarms(f) for f in cols)
+    progress(f"joint: correlation flip, {seeds} seeds")
+    for i, (name, phi) in enumerate((("independent factors", 0.0),
+                                     ("AR(1) factors, phi 0.9", 0.9))):
+        rng = np.random.default_rng([base_seed, 10, 1, i])
+        sd = Feed(DEFAULT)
+        sd.feed(_factor_stream(rng, stationary_n, phi))
+        out.stationary[name] = Alarms(sd.alarms(MULTIVARIATE), stationary_n)
+        progress(f"joint: stationary, {name}: {stationary_n:,} events")
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def joint_section(r: JointResult) -> list[str]:
+    s = summarize(r.outcomes)
+    lines = [
+        "## Joint drift: the multivariate reconstruction error",
+        "",
+        f"`income` and `loan` correlated +0.8 until event {JOINT_CHANGE:,}, then independent, "
+        f"beside three independent features; every marginal N(0, 1) throughout ({r.seeds} "
+        f"seeds of {r.events:,} events, the defaults). Delay from the change to the first "
+        "`multivariate` alert; FA: its alerts before the change.",
+        "",
+        "| series | detected | median | p90 | max | FA | per-feature alerts |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| multivariate | {_share(s)} | {_delay(s.median)} | {_delay(s.p90)} | "
+        f"{_delay(worst(s))} | {s.pre:,} | **{r.feature_alarms:,}** |",
+        "",
+        f"Stationary streams of 20 features loading on two factors ({r.stationary_events:,} "
+        "events each): `multivariate` alerts per million model events.",
+        "",
+        "| stream | multivariate alarms per 1M events |",
+        "|---|---:|",
+    ]
+    for name, a in r.stationary.items():
+        lines.append(f"| {name} | {a.text()} |")
+    return [*lines, ""]
+
+
+def joint_targets(r: JointResult) -> list[dict[str, Any]]:
+    s = summarize(r.outcomes)
+    alarms = sum(a.count for a in r.stationary.values())
+    events = sum(a.feature_events for a in r.stationary.values())
+    return [
+        {"target": f"correlation +0.8 -> 0 with fixed marginals: caught by `multivariate` "
+                   f"within {TARGET_JOINT_DELAY:,} events, every seed; every per-feature "
+                   "monitor silent",
+         "measured": f"{_delays_text(s)}; per-feature alerts {r.feature_alarms}",
+         "pass": _within(s, TARGET_JOINT_DELAY) and r.feature_alarms == 0},
+        {"target": f"<= {TARGET_JOINT_FA:g} multivariate false alarm per 1M model events on "
+                   "stationary correlated streams (dependent in time too)",
+         "measured": f"{alarms} alarm(s) in {events:,} model events "
+                     f"({per_million(alarms, events):.2f} per 1M)",
+         "pass": per_million(alarms, events) <= TARGET_JOINT_FA},
+    ]
+
+
 # -- all of them
 
 @dataclass
@@ -1557,6 +1669,7 @@ class Production:
     cycle: CycleResult | None = None
     small_shift: SmallShiftResult | None = None
     constant: ConstantResult | None = None
+    joint: JointResult | None = None
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -1582,6 +1695,9 @@ def run_production(args: argparse.Namespace, progress: Callable[[str], None]) ->
     if args.constant_seeds:
         out.constant = run_constant(args.constant_seeds, args.constant_events, args.seed,
                                     progress)
+    if args.joint_seeds:
+        out.joint = run_joint(args.joint_seeds, args.joint_events, args.joint_stationary_events,
+                              args.seed, progress)
     return out
 
 
@@ -1598,6 +1714,8 @@ def production_targets(p: Production, summaries: dict[str, dict[str, Summary]]
         out += small_shift_targets(p.small_shift, summaries)
     if p.constant:
         out += constant_targets(p.constant)
+    if p.joint:
+        out += joint_targets(p.joint)
     return out
 
 
@@ -1614,6 +1732,8 @@ def production_sections(p: Production, summaries: dict[str, dict[str, Summary]],
         out += small_shift_section(p.small_shift, summaries, change_seeds)
     if p.constant:
         out += constant_section(p.constant)
+    if p.joint:
+        out += joint_section(p.joint)
     return out
 
 
@@ -1741,6 +1861,13 @@ def production_json(p: Production) -> dict[str, Any]:
             "features": {f: {m: _summary_json(summarize(o)) for m, o in per.items()}
                          for f, per in r5.outcomes.items()},
             "constant_alarms": r5.quiet}
+    if p.joint:
+        r6 = p.joint
+        out["joint"] = {
+            "seeds": r6.seeds, "events": r6.events, "change": JOINT_CHANGE,
+            "multivariate": _summary_json(summarize(r6.outcomes)),
+            "per_feature_alerts": r6.feature_alarms,
+            "stationary": {k: a.json() for k, a in r6.stationary.items()}}
     return out
 
 
@@ -2104,6 +2231,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       help="seeds of the constant-through-the-warm-up row (default 20; quick 3)")
     prod.add_argument("--constant-events", type=int, default=20_000,
                       help="events of each constant-through-the-warm-up stream")
+    prod.add_argument("--joint-seeds", type=int,
+                      help="seeds of the correlation flip (default 20; quick 3; 0 skips the "
+                           "joint rows)")
+    prod.add_argument("--joint-events", type=int, default=20_000,
+                      help="events per correlation-flip stream (default 20000)")
+    prod.add_argument("--joint-stationary-events", type=int,
+                      help="events per stationary correlated stream (default 1000000; "
+                           "quick 100000)")
     p.add_argument("--out", type=Path,
                    help="write OUT.md and OUT.json (default bench/results/quality; "
                         "--quick: nothing)")
@@ -2138,6 +2273,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.small_shift_after = default(args.small_shift_after, 1_000_000, 100_000)
     args.small_shift_seeds = default(args.small_shift_seeds, 5, 1)
     args.constant_seeds = default(args.constant_seeds, 20, 3)
+    args.joint_seeds = default(args.joint_seeds, 20, 3)
+    args.joint_stationary_events = default(args.joint_stationary_events, 1_000_000, 100_000)
     if args.cycle_seeds and args.cycle_days < 4:
         p.error("--cycle-days must be at least 4 (the shift starts at day 4 noon)")
     if args.skew_seeds and not 0 < args.switch_at < args.skew_events:
@@ -2305,7 +2442,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.small_cycle_seeds} x {args.small_cycle_events:,} events ([.., 7, ..]), "
         f"0.03 sd shift {args.small_shift_seeds} x ({args.before:,} + "
         f"{args.small_shift_after:,}) events ([.., 8, ..]), constant through the warm-up "
-        f"{args.constant_seeds} x {args.constant_events:,} events ([.., 9, ..])",
+        f"{args.constant_seeds} x {args.constant_events:,} events ([.., 9, ..]), joint "
+        f"{args.joint_seeds} x {args.joint_events:,} events and 2 x "
+        f"{args.joint_stationary_events:,} stationary events ([.., 10, ..])",
         f"- Python {platform.python_version()}, river {version('river')}, numpy "
         f"{np.__version__}",
         "",

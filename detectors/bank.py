@@ -34,6 +34,7 @@ from detectors.monitors import (
     Policy,
     Split,
 )
+from detectors.multivariate import MULTIVARIATE, MultivariateMonitor
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
 from detectors.seasonal import SeasonalReference
@@ -299,6 +300,9 @@ class ModelMonitors:
         self._predicts = False
         self._probabilities = False
         self._counted = 0  # enabled series so far: the false-alarm budget's split
+        self.multivariate = (MultivariateMonitor(config) if config.multivariate.enabled
+                             else None)
+        self._joint_counted = False  # the multivariate series in the budget's split
 
     def _new_series(self, name: str, kind: str) -> SeriesMonitor:
         refs = self.references
@@ -341,10 +345,15 @@ class ModelMonitors:
         split = self._split(known, series, predictions, rows)
         times = ([batch.times[r] for r in rows] if self.config.seasonality is not None
                  and len(batch.times) == len(batch) else None)
-        for (name, start), column in zip(series, _transpose(features, series), strict=True):
+        columns = _transpose(features, series)
+        for (name, start), column in zip(series, columns, strict=True):
             for d in self.series[name].update(column, rows[start:], split,
                                               None if times is None else times[start:]):
                 out.append((name, "data_drift", d))
+        if self.multivariate is not None and len(series) > 1:
+            joint = {name: column for (name, _), column in zip(series, columns, strict=True)}
+            for d in self.multivariate.update(joint, rows, split, times):
+                out.append((MULTIVARIATE, "data_drift", d))
         for name, monitor, begin, column in predictions:
             for d in monitor.update(column, rows[begin:], split,
                                     None if times is None else times[begin:]):
@@ -364,6 +373,11 @@ class ModelMonitors:
             fresh = {id(m) for m in list(self.series.values())[known:]}
             starts = [rows[start] for name, start in series if id(self.series[name]) in fresh]
             starts += [rows[begin] for _, m, begin, _ in predictions if id(m) in fresh]
+        if self.multivariate is not None and not self._joint_counted:
+            # The multivariate series counts from the model's first event (whatever the
+            # batches), though it starts once its PCA is fitted.
+            starts.append(rows[0])
+            self._joint_counted = True
         split = BudgetSplit(budget.series, self._counted, starts)
         self._counted += len(starts)
         return split
@@ -635,6 +649,9 @@ class DetectorBank:
                 found = series.values.scores()
                 if found is not None:
                     out.append((model.model_id, series.name, found))
+            joint = model.multivariate.scores() if model.multivariate is not None else None
+            if joint is not None:
+                out.append((model.model_id, MULTIVARIATE, joint))
         return out
 
     def drifting(self) -> list[tuple[str, str]]:

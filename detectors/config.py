@@ -149,6 +149,22 @@ class FalseAlarmBudget(_Strict):
     series: int = Field(default=10, ge=1, le=100_000)
 
 
+class MultivariateSettings(_Strict):
+    """The PCA reconstruction error of a model's numeric features (``multivariate.py``).
+
+    A PCA of the standardized numeric features is fitted on a model's first
+    ``fit_events`` events (default: ``warmup``), keeping the components that explain
+    ``explained_variance`` of the variance (NannyML's default, 0.65); the error of each
+    later event is watched as the numeric series ``multivariate``. At most
+    ``max_features`` features (in order of first appearance) enter the PCA.
+    """
+
+    enabled: bool = True
+    explained_variance: float = Field(default=0.65, gt=0.0, lt=1.0)
+    fit_events: int | None = Field(default=None, ge=50, le=1_000_000)
+    max_features: int = Field(default=100, ge=2, le=1000)
+
+
 class FeatureSettings(_Strict):
     """Per-feature override; ``enabled: false`` switches a feature off."""
 
@@ -220,6 +236,7 @@ class DetectorConfig(_Strict):
     anchored: AnchoredSettings = AnchoredSettings()
     calibration: CalibrationSettings = CalibrationSettings()
     seasonality: SeasonalitySettings | None = None
+    multivariate: MultivariateSettings = MultivariateSettings()
 
     @field_validator("reference_file")
     @classmethod

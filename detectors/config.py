@@ -150,9 +150,9 @@ class FalseAlarmBudget(_Strict):
 
 
 class MultivariateSettings(_Strict):
-    """The PCA reconstruction error of a model's numeric features (``multivariate.py``).
+    """The PCA reconstruction error of a model's features (``multivariate.py``).
 
-    A PCA of the standardized numeric features is fitted on a model's first
+    A PCA of the standardized features (categoricals by their shares) is fitted on a model's first
     ``fit_events`` events (default: ``warmup``), keeping the components that explain
     ``explained_variance`` of the variance (NannyML's default, 0.65); the error of each
     later event is watched as the numeric series ``multivariate``. At most

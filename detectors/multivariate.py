@@ -1,4 +1,4 @@
-"""Multivariate drift of a model's numeric features: the PCA reconstruction error.
+"""Multivariate drift of a model's features: the PCA reconstruction error.
 
 Per-feature monitors cannot see a change in how features move together (two features
 correlated +0.8 in the reference and uncorrelated later keep their marginals, so every
@@ -15,10 +15,12 @@ events off the reference's principal subspace raises the error and alerts under 
 feature name ``MULTIVARIATE``. The series counts in the model's false-alarm budget
 (``detectors.false_alarm_budget``) from the model's first event.
 
-Missing values are imputed with the reference mean (0 after standardizing), as
-NannyML's mean imputer does; an event without any of the fitted features has no
-error. Features constant in the fit sample, non-numeric features and features past
-``max_features`` (in order of first appearance) are left out. The PCA is kept after
+Categorical features (booleans too) enter by their share in the fit sample (frequency
+encoding, as NannyML's count encoder; an unseen category is 0). Missing values are
+imputed with the reference mean (0 after standardizing), as NannyML's mean imputer
+does; an event without any of the fitted features has no error. Features constant in
+the fit sample, mostly missing, or past ``max_features`` (in order of first
+appearance) are left out. The PCA is kept after
 an alert: the error series re-learns its reference, so a lasting joint change alerts
 once.
 
@@ -41,7 +43,7 @@ import numpy.typing as npt
 
 from detectors.config import DetectorConfig
 from detectors.monitors import Detection, NumericMonitor, Policy, Split
-from detectors.values import FeatureValue, is_number
+from detectors.values import FeatureValue, category, is_missing, is_number
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -51,6 +53,10 @@ MULTIVARIATE = "multivariate"
 BLOCK = 50
 #: Features named in an alert's ``contributors``.
 TOP_CONTRIBUTORS = 5
+
+#: A categorical feature's encoding: category -> share in the fit sample, and the share
+#: of a category not among them.
+Encoder = tuple[dict[str, float], float]
 
 
 class Reconstruction:
@@ -101,22 +107,23 @@ class Reconstruction:
 
 
 def numeric_matrix(columns: Sequence[Sequence[FeatureValue]], n: int) -> FloatArray:
-    """``(n, len(columns))`` floats, NaN where a value is missing or not a number; a
-    column shorter than ``n`` starts late (its first rows are NaN)."""
+    """``(n, len(columns))`` floats, NaN where a value is missing or not a number
+    (``values.is_number``: a boolean is not one); a column shorter than ``n`` starts late
+    (its first rows are NaN)."""
     out = np.full((n, len(columns)), math.nan)
     for j, column in enumerate(columns):
         offset = n - len(column)
-        try:
+        if set(map(type, column)) <= _NUMBER_TYPES:  # the usual case, in C
             values = np.asarray(column, dtype=np.float64)
-        except (TypeError, ValueError):
+            values[~np.isfinite(values)] = math.nan
+        else:
             values = np.asarray([float(v) if is_number(v) else math.nan  # type: ignore[arg-type]
                                  for v in column], dtype=np.float64)
-        if values.dtype != np.float64 or values.ndim != 1:
-            values = np.asarray([float(v) if is_number(v) else math.nan  # type: ignore[arg-type]
-                                 for v in column], dtype=np.float64)
-        values[~np.isfinite(values)] = math.nan
         out[offset:, j] = values
     return out
+
+
+_NUMBER_TYPES = frozenset((float, int))
 
 
 class MultivariateMonitor:
@@ -136,9 +143,10 @@ class MultivariateMonitor:
         self.fit_events = settings.fit_events or config.warmup
         self.max_features = settings.max_features
         self.features: list[str] = []  # fixed at the fit
+        # Per feature: None (numeric) or its category -> share in the fit sample.
+        self.encoders: list[Encoder | None] = []
         self.pca: Reconstruction | None = None
-        self._pending: list[FloatArray] = []  # rows before the fit, by batch
-        self._pending_names: list[str] = []
+        self._pending: dict[str, list[FeatureValue]] = {}  # raw values before the fit
         self._pending_rows = 0
         self.errors = NumericMonitor(config.numeric, config.warmup, config.warmup_after_alert,
                                      config.recent_window, None,
@@ -165,8 +173,7 @@ class MultivariateMonitor:
             start = self._collect(columns, n)
             if self.pca is None or start >= n:
                 return []
-        names = self.features
-        matrix = numeric_matrix([_tail(columns.get(name, ()), n) for name in names], n)
+        matrix = self._matrix(columns, n)
         matrix = matrix[start:]
         present: npt.NDArray[np.bool_] = np.asarray(~np.isnan(matrix).all(axis=1))
         residual_sq = self.pca.residuals(matrix) ** 2
@@ -195,34 +202,54 @@ class MultivariateMonitor:
 
     def _collect(self, columns: Mapping[str, Sequence[FeatureValue]], n: int) -> int:
         """Take rows into the fit sample; the batch row after the last one taken."""
-        for name in columns:
-            if name not in self._pending_names and (
-                    len(self._pending_names) < 4 * self.max_features):
-                self._pending_names.append(name)
         take = min(self.fit_events - self._pending_rows, n)
-        block = numeric_matrix([_tail(columns.get(name, ()), n) for name in self._pending_names],
-                               n)[:take]
-        self._pending.append(block)
+        pending = self._pending
+        for name in columns:
+            if name not in pending and len(pending) < 4 * self.max_features:
+                pending[name] = [None] * self._pending_rows
+        for name, kept in pending.items():
+            column = _tail(columns.get(name, ()), n)
+            late = min(n - len(column), take)  # rows before the feature's first value
+            kept.extend([None] * late)
+            kept.extend(column[: take - late])
         self._pending_rows += take
         if self._pending_rows >= self.fit_events:
             self._fit()
         return take
 
     def _fit(self) -> None:
-        width = len(self._pending_names)
-        rows = np.vstack([np.hstack([b, np.full((b.shape[0], width - b.shape[1]), math.nan)])
-                          for b in self._pending])
-        self._pending, self._pending_rows = [], 0
-        present: npt.NDArray[np.bool_] = np.asarray(np.isfinite(rows).mean(axis=0) >= 0.5)
-        _, spread = _column_moments(rows)
-        usable = [j for j in range(width) if present[j] and spread[j] > 0.0]
-        usable = usable[: self.max_features]
-        if len(usable) < 2:
+        names: list[str] = []
+        encoders: list[Encoder | None] = []
+        columns: list[FloatArray] = []
+        for name, values in self._pending.items():
+            if len(names) == self.max_features:
+                break
+            encoder = _encoder(values)
+            column = _encode(values, encoder)
+            if np.isfinite(column).mean() < 0.5:
+                continue  # mostly missing
+            _, spread = _column_moments(column[:, None])
+            if not spread[0] > 0.0:
+                continue  # constant in the fit sample: nothing to reconstruct
+            names.append(name)
+            encoders.append(encoder)
+            columns.append(column)
+        self._pending, self._pending_rows = {}, 0
+        if len(names) < 2:
             self.unfitted = True
             return
-        self.features = [self._pending_names[j] for j in usable]
-        self._pending_names = []
-        self.pca = Reconstruction(rows[:, usable], self.explained)
+        self.features, self.encoders = names, encoders
+        self.pca = Reconstruction(np.column_stack(columns), self.explained)
+
+    def _matrix(self, columns: Mapping[str, Sequence[FeatureValue]], n: int) -> FloatArray:
+        out = np.empty((n, len(self.features)))
+        for j, (name, encoder) in enumerate(zip(self.features, self.encoders, strict=True)):
+            column = _tail(columns.get(name, ()), n)
+            late = n - len(column)
+            out[:late, j] = math.nan
+            out[late:, j] = (numeric_matrix([column], len(column))[:, 0] if encoder is None
+                             else _encode(column, encoder))
+        return out
 
     # --- contributors -------------------------------------------------------------------
 
@@ -259,6 +286,48 @@ class MultivariateMonitor:
         rise = total / count - self.pca.reference_sq
         order = np.argsort(-rise, kind="stable")[:TOP_CONTRIBUTORS]
         return {self.features[j]: _sig(float(rise[j])) for j in order.tolist() if rise[j] > 0}
+
+
+#: Categories kept per categorical feature (the most frequent of the fit sample; the
+#: others encode as their mean share).
+MAX_CATEGORIES = 1000
+
+
+def _encoder(values: Sequence[FeatureValue]) -> Encoder | None:
+    """None when most present values are numbers; else each category's share of the
+    present values in the fit sample (frequency encoding, as NannyML's count encoder),
+    the most frequent ``MAX_CATEGORIES``, with the mean share of the rest for any other
+    category (0 when there is no rest: an unseen category encodes as 0)."""
+    numbers = others = 0
+    counts: dict[str, int] = {}
+    for v in values:
+        if v is None or is_missing(v):
+            continue
+        if is_number(v):
+            numbers += 1
+        else:
+            others += 1
+            name = category(v)
+            counts[name] = counts.get(name, 0) + 1
+    if numbers >= others:
+        return None
+    total = sum(counts.values())
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = {k: c / total for k, c in ranked[:MAX_CATEGORIES]}
+    rest = ranked[MAX_CATEGORIES:]
+    return kept, (sum(c for _, c in rest) / total / len(rest) if rest else 0.0)
+
+
+def _encode(values: Sequence[FeatureValue], encoder: Encoder | None) -> FloatArray:
+    """Floats of one feature's values: numbers as they are, or categories by their
+    share (unseen: 0; past ``MAX_CATEGORIES``: the rest's mean share); NaN when missing
+    or of the other kind."""
+    if encoder is None:
+        return numeric_matrix([values], len(values))[:, 0]
+    shares, unknown = encoder  # unknown: 0 unless the fit sample had more categories
+    out = [math.nan if v is None or is_missing(v) or is_number(v)
+           else shares.get(category(v), unknown) for v in values]
+    return np.asarray(out, dtype=np.float64)
 
 
 def _column_moments(rows: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -10,7 +10,6 @@ import numpy as np
 from detectors import DetectorBank, DetectorConfig, EventBatch, detect
 from detectors.codec import decode, encode
 
-
 # One series' cooldown is tested: the multivariate monitor (which sees income's shifts too)
 # is off.
 ONE_SERIES = {"multivariate": {"enabled": False}}

@@ -112,3 +112,32 @@ def test_missing_values_are_imputed_and_rows_without_features_skipped() -> None:
     errors = pca.errors(np.array([[np.nan, np.nan, np.nan], [0.0, np.nan, 0.0]]))
     assert np.isfinite(errors).all()
     assert errors[0] == pytest.approx(0.0, abs=1e-9)  # all imputed: the mean itself
+
+
+def test_categorical_features_enter_the_joint_by_their_shares() -> None:
+    """A channel whose mix with income changes (web buyers get richer) while income's and
+    the channel's own distributions stay put: only the joint sees it."""
+    rng = np.random.default_rng(11)
+    n = 30_000
+    web = rng.random(n) < 0.5
+    income = rng.normal(size=n)
+    # Before: income is high on the web and low in the shop; after: independent of it.
+    tied = np.where(web, np.abs(income), -np.abs(income))
+    income = np.where(np.arange(n) < CHANGE, tied, income)
+    rest = rng.normal(size=(n, 2))
+    events = [{"model_id": "m", "features": {
+        "income": float(income[i]), "channel": "web" if web[i] else "shop",
+        "returning": bool(rest[i, 0] > 0), "o": float(rest[i, 1])}} for i in range(n)]
+    found = detect(events)
+    joint = [s for s in found if s.feature == MULTIVARIATE]
+    assert joint and CHANGE <= joint[0].position < CHANGE + 3000
+    assert {s.feature for s in found} == {MULTIVARIATE}
+    monitor = DetectorBank()
+    _alerts(_batches(events[:3000], 1000), monitor)
+    mv = monitor.models["m"].multivariate
+    assert mv is not None and set(mv.features) == {"income", "channel", "returning", "o"}
+    shares = {name: enc for name, enc in zip(mv.features, mv.encoders, strict=True)}
+    assert shares["income"] is None and shares["o"] is None
+    channel = shares["channel"]
+    assert channel is not None and set(channel[0]) == {"web", "shop"} and channel[1] == 0.0
+    assert shares["returning"] is not None and set(shares["returning"][0]) == {"true", "false"}

@@ -38,6 +38,7 @@ from detectors.multivariate import MULTIVARIATE, MultivariateMonitor
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
 from detectors.seasonal import SeasonalReference
+from detectors.segments import SegmentRouter, budget_groups
 from detectors.values import (
     CONFIDENCE,
     PREDICTION,
@@ -95,6 +96,7 @@ class DriftSignal:
     kind: str
     detector: str
     stats: dict[str, Any]
+    segment: tuple[str, str] | None = None  # (segment feature, value); None: all traffic
 
 
 #: Present values that decide a live series' kind (numeric or categorical) by majority.
@@ -291,8 +293,10 @@ class ModelMonitors:
     """All series of one model, bounded in number."""
 
     def __init__(self, model_id: str, config: DetectorConfig,
-                 references: ReferenceFile | None = None) -> None:
+                 references: ReferenceFile | None = None, joint: bool = True) -> None:
         self.model_id = model_id
+        # The false-alarm budget is shared by the whole traffic and every segment.
+        self.budget_series = config.false_alarm_budget.series / budget_groups(config)
         self.config = config
         self.references = references
         self.series: dict[str, SeriesMonitor] = {}
@@ -300,7 +304,7 @@ class ModelMonitors:
         self._predicts = False
         self._probabilities = False
         self._counted = 0  # enabled series so far: the false-alarm budget's split
-        self.multivariate = (MultivariateMonitor(config) if config.multivariate.enabled
+        self.multivariate = (MultivariateMonitor(config) if joint and config.multivariate.enabled
                              else None)
         self._joint_counted = False  # the multivariate series in the budget's split
 
@@ -378,7 +382,7 @@ class ModelMonitors:
             # batches), though it starts once its PCA is fitted.
             starts.append(rows[0])
             self._joint_counted = True
-        split = BudgetSplit(budget.series, self._counted, starts)
+        split = BudgetSplit(self.budget_series, self._counted, starts)
         self._counted += len(starts)
         return split
 
@@ -449,6 +453,8 @@ class DetectorBank:
         if self.config.reference_file:
             self.references = load_reference_file(self.config.reference_file)
         self.untracked_models = 0
+        # (model, segment feature) -> its router and one ModelMonitors per segment value.
+        self.segments: dict[tuple[str, str], tuple[SegmentRouter, dict[str, ModelMonitors]]] = {}
         # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their
         # labels; labels on the events themselves are used either way.
         self.join_labels = join_labels
@@ -477,10 +483,33 @@ class DetectorBank:
                 signals.append(DriftSignal(batch.positions[d.position], model_id,
                                            batch.model_versions[d.position], feature, kind,
                                            d.detector, d.stats))
+            if self.config.segments:
+                signals.extend(self._segments(model_id, rows, batch))
         if self.config.concept.enabled:
             signals.extend(self._concept(batch))
         signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
         return signals
+
+    def _segments(self, model_id: str, rows: list[int], batch: EventBatch) -> list[DriftSignal]:
+        """The detections of one model's segment series in this batch (``segments.py``)."""
+        out = []
+        features = [batch.features[r] for r in rows]
+        for name in self.config.segments:
+            found = self.segments.get((model_id, name))
+            if found is None:
+                found = self.segments[model_id, name] = (
+                    SegmentRouter(name, self.config.max_segment_values, self.config.warmup), {})
+            router, monitors = found
+            for value, picked in router.route(features, rows).items():
+                monitor = monitors.get(value)
+                if monitor is None:
+                    monitor = monitors[value] = ModelMonitors(model_id, self.config, joint=False)
+                for feature, kind, d in monitor.update(picked, batch):
+                    kind = "data_quality" if d.detector == "adwin_missing" else kind
+                    out.append(DriftSignal(batch.positions[d.position], model_id,
+                                           batch.model_versions[d.position], feature, kind,
+                                           d.detector, d.stats, (name, value)))
+        return out
 
     # --- concept drift -------------------------------------------------------------------
 

@@ -237,6 +237,11 @@ class DetectorConfig(_Strict):
     calibration: CalibrationSettings = CalibrationSettings()
     seasonality: SeasonalitySettings | None = None
     multivariate: MultivariateSettings = MultivariateSettings()
+    # Segment features: every series of a model also runs per value of each (the
+    # ``max_segment_values`` most frequent in its first ``warmup`` events, the rest pooled
+    # as ``other``; ``segments.py``).
+    segments: list[str] = Field(default_factory=list, max_length=10)
+    max_segment_values: int = Field(default=10, ge=1, le=100)
 
     @field_validator("reference_file")
     @classmethod

@@ -179,7 +179,7 @@ class BudgetSplit:
 
     __slots__ = ("_before", "_free", "_starts")
 
-    def __init__(self, free: int, before: int, starts: list[int]) -> None:
+    def __init__(self, free: float, before: int, starts: list[int]) -> None:
         self._free = free
         self._before = before
         self._starts = sorted(starts)

@@ -13,16 +13,23 @@ from stream.events import format_time
 
 
 def alert_id(model_id: str, feature: str, kind: str, detector: str, topic: str, partition: int,
-             offset: int) -> str:
+             offset: int, segment: tuple[str, str] | None = None) -> str:
     """Deterministic id: the same detection at the same source position, the same id.
 
     ``kind`` is in the key so that a feature called ``prediction`` and the
-    prediction itself, firing on the same record, keep two ids.
+    prediction itself, firing on the same record, keep two ids; a segment series'
+    ``segment`` (feature, value) is too, so that it never shares the id of the whole
+    traffic's series (whose ids are what they were before segments existed).
 
     >>> alert_id("m", "x", "data_drift", "adwin", "events", 0, 42)
     'd94048799402f3bc8b16597724901705'
+    >>> alert_id("m", "x", "data_drift", "adwin", "events", 0, 42, ("country", "ES"))
+    '83d8afeb0c46e9cc956082a2497d087c'
     """
-    key = "\x1f".join((model_id, feature, kind, detector, topic, str(partition), str(offset)))
+    parts = [model_id, feature, kind, detector, topic, str(partition), str(offset)]
+    if segment is not None:
+        parts += ["segment", *segment]
+    key = "\x1f".join(parts)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -30,10 +37,12 @@ def build_alert(signal: DriftSignal, event_id: str, event_time: float | None, to
                 partition: int, offset: int, config_hash: str) -> dict[str, Any]:
     return {
         "alert_id": alert_id(signal.model_id, signal.feature, signal.kind, signal.detector,
-                             topic, partition, offset),
+                             topic, partition, offset, signal.segment),
         "model_id": signal.model_id,
         "model_version": signal.model_version,
         "feature": signal.feature,
+        "segment": (None if signal.segment is None
+                    else {"feature": signal.segment[0], "value": signal.segment[1]}),
         "kind": signal.kind,
         "detector": signal.detector,
         "event_id": event_id,

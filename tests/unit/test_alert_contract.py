@@ -42,6 +42,16 @@ def test_alert_id_differs_when_any_identifying_field_differs(field: str, other: 
     assert alert_id(**{**POSITION, field: other}) != alert_id(**POSITION)
 
 
+def test_a_segment_alert_names_its_segment_and_has_its_own_id() -> None:
+    alert = build_alert(signal(segment=("country", "ES")), "e-1", None, "model-events", 0,
+                        61234, "abc")
+    assert alert["segment"] == {"feature": "country", "value": "ES"}
+    assert list(alert["segment"]) == ["feature", "value"]
+    assert alert["alert_id"] == alert_id(**POSITION, segment=("country", "ES"))
+    assert alert["alert_id"] != alert_id(**POSITION)  # never the whole traffic's id
+    assert alert_id(**POSITION, segment=("country", "FR")) != alert["alert_id"]
+
+
 def test_alert_id_fields_cannot_run_into_each_other() -> None:
     # ("ab", "c") and ("a", "bc") must not hash the same key.
     assert alert_id(**{**POSITION, "model_id": "ab", "feature": "c"}) != alert_id(
@@ -50,9 +60,10 @@ def test_alert_id_fields_cannot_run_into_each_other() -> None:
 
 def test_alert_has_exactly_the_contract_keys_in_order() -> None:
     alert = build_alert(signal(), "e-061234", 1_795_705_802.0, "model-events", 0, 61234, "abc")
-    assert list(alert) == ["alert_id", "model_id", "model_version", "feature", "kind",
-                           "detector", "event_id", "event_time", "source", "stats",
+    assert list(alert) == ["alert_id", "model_id", "model_version", "feature", "segment",
+                           "kind", "detector", "event_id", "event_time", "source", "stats",
                            "config_hash", "version"]
+    assert alert["segment"] is None  # a series of the whole traffic
     assert alert["source"] == {"topic": "model-events", "partition": 0, "offset": 61234}
     assert list(alert["source"]) == ["topic", "partition", "offset"]
     assert list(alert["stats"]) == ["before", "after"]

@@ -95,3 +95,121 @@ def test_backtest_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_backtest_refuses_from_to_with_a_file(tmp_path: Path, stream_file: Path) -> None:
     assert main(["backtest", "--input", str(stream_file), "--from", "0",
                  "--report", str(tmp_path / "r.html")]) == 2
+
+
+# --- --truth -----------------------------------------------------------------------------
+
+START = 1_767_225_600.0  # the simulator's first event time; events are 10 ms apart
+
+
+@pytest.fixture(scope="module")
+def switching_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """9,000 events; balance +2 sd on events 3,000..5,999, back from 6,000: three
+    hand-countable changes of one feature (at 3,000, 6,000 and, none, at 9,000)."""
+    path = tmp_path_factory.mktemp("truth") / "events.jsonl"
+    assert main(["simulate", "--output", str(path), "--events", "9000", "--drift-at", "3000",
+                 "--drift-period", "3000", "--drift-feature", "balance", "--shift", "2",
+                 "--seed", "11"]) == 0
+    return path
+
+
+def replay_alerts(tmp_path: Path, config: Path, events: Path) -> list[dict[str, object]]:
+    out = tmp_path / f"replay-{config.stem}.jsonl"
+    assert main(["replay", "--config", str(config), "--input", str(events),
+                 "--output", str(out)]) == 0
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def test_truth_scores_count_what_a_person_counts(tmp_path: Path, switching_file: Path) -> None:
+    config = write_config(tmp_path / "a.yaml", warmup=300)
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text(
+        '{"model_id": "credit-risk", "feature": "balance", "at": 3000}\n'
+        # the way back, as an event time: 6,000 events x 10 ms after the start
+        '{"model_id": "credit-risk", "feature": "balance", "at": "2026-01-01T00:01:00Z"}\n'
+        # a drift that never happened: missed by any config
+        '{"model_id": "credit-risk", "feature": "age", "at": 1000, "until": 2000}\n',
+        encoding="utf-8")
+    summary = tmp_path / "summary.json"
+    assert main(["backtest", "--config", str(config), "--input", str(switching_file),
+                 "--truth", str(truth), "--report", str(tmp_path / "r.html"),
+                 "--summary", str(summary)]) == 0
+    scored = orjson.loads(summary.read_bytes())["configs"][0]["truth"]
+
+    # By hand, from replay's alerts: a file's offset is the input position.
+    alerts = replay_alerts(tmp_path, config, switching_file)
+    balance = [a for a in alerts if a["feature"] == "balance"]
+    first_up = min(a["source"]["offset"] for a in balance if a["source"]["offset"] >= 3000)
+    first_down = min(a["source"]["offset"] for a in balance if a["source"]["offset"] >= 6000)
+    assert first_up < 6000, "the +2 sd shift was caught before it ended"
+    in_spans = [a for a in balance if a["source"]["offset"] >= 3000]
+    false = len(alerts) - len(in_spans)
+    assert scored["drifts"] == 3
+    assert scored["detected"] == 2
+    assert scored["detection_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    rows = scored["per_drift"]
+    assert [r["detected"] for r in rows] == [True, True, False]
+    assert rows[0]["delay_events"] == first_up - 3000
+    assert rows[1]["delay_events"] == first_down - 6000
+    assert rows[0]["delay_seconds"] == pytest.approx((first_up - 3000) * 0.01, abs=1e-3)
+    assert rows[1]["delay_seconds"] == pytest.approx((first_down - 6000) * 0.01, abs=1e-3)
+    delays = sorted([first_up - 3000, first_down - 6000])
+    assert scored["delay_events"]["median"] == pytest.approx(sum(delays) / 2)
+    assert scored["delay_events"]["p90"] == pytest.approx(delays[0] + 0.9 * (delays[1]
+                                                                             - delays[0]))
+    assert scored["false_alarms"] == false
+    # 9,000 events x 7 features, every one fed (missing values included)
+    assert scored["feature_events"] == 9000 * 7
+    assert scored["false_alarms_per_million"] == pytest.approx(false / 0.063, abs=1e-3)
+    assert scored["alerts_in_drifts"] == len(in_spans)
+    assert scored["alerts_per_drift"] == pytest.approx(len(in_spans) / 3, abs=1e-6)
+
+    # Without the way back in the truth, its alerts are false alarms, ``until`` a time.
+    truth.write_text('{"model_id": "credit-risk", "feature": "balance", "at": 3000, '
+                     '"until": "2026-01-01T00:01:00Z"}\n', encoding="utf-8")
+    assert main(["backtest", "--config", str(config), "--input", str(switching_file),
+                 "--truth", str(truth), "--report", str(tmp_path / "r.html"),
+                 "--summary", str(summary)]) == 0
+    scored = orjson.loads(summary.read_bytes())["configs"][0]["truth"]
+    way_back = [a for a in balance if a["source"]["offset"] >= 6000]
+    assert way_back
+    assert (scored["detected"], scored["false_alarms"]) == (1, false + len(way_back))
+    assert scored["alerts_per_drift"] == len(in_spans) - len(way_back)
+
+
+def test_configs_side_by_side_match_their_separate_runs(tmp_path: Path,
+                                                        switching_file: Path) -> None:
+    configs = [write_config(tmp_path / "quick.yaml", warmup=300),
+               write_config(tmp_path / "slow.yaml", warmup=1500, batch_size=333)]
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text('{"model_id": "credit-risk", "feature": "balance", "at": 3000}\n'
+                     '{"model_id": "credit-risk", "feature": "balance", "at": 6000}\n',
+                     encoding="utf-8")
+    together = tmp_path / "together.json"
+    args = ["--input", str(switching_file), "--truth", str(truth),
+            "--report", str(tmp_path / "r.html")]
+    assert main(["backtest", *[a for c in configs for a in ("--config", str(c))], *args,
+                 "--summary", str(together)]) == 0
+    side_by_side = orjson.loads(together.read_bytes())
+    rows = [c["truth"] for c in side_by_side["configs"]]
+    assert rows[0] != rows[1]  # the configs differ on this input
+    for config, row in zip(configs, rows, strict=True):
+        alone = tmp_path / f"{config.stem}.json"
+        assert main(["backtest", "--config", str(config), *args, "--summary", str(alone)]) == 0
+        assert orjson.loads(alone.read_bytes())["configs"][0]["truth"] == row
+    best = side_by_side["best"]
+    rates = [r["detection_rate"] for r in rows]
+    assert best["detection_rate"] == [i for i, r in enumerate(rates) if r == max(rates)]
+    medians = [r["delay_events"]["median"] for r in rows]
+    known = [m for m in medians if m is not None]
+    assert best["delay_events_median"] == [i for i, m in enumerate(medians) if m == min(known)]
+
+
+def test_a_bad_truth_line_is_a_usage_error_naming_the_line(
+        tmp_path: Path, switching_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text('{"model_id": "m", "at": 1}\n{"model_id": "m", "at": "yesterday"}\n',
+                     encoding="utf-8")
+    assert main(["backtest", "--input", str(switching_file), "--truth", str(truth),
+                 "--report", str(tmp_path / "r.html")]) == 2
+    assert "line 2" in caplog.text

@@ -47,6 +47,9 @@ from stream.sources import Source
 
 log = logging.getLogger("streamdrift.backtest")
 
+#: Fewest latest values shown as a feature's current distribution at an alert.
+CURRENT_VALUES = 250
+
 
 @dataclass(slots=True)
 class ScoreSample:
@@ -58,6 +61,19 @@ class ScoreSample:
     model_id: str
     feature: str
     scores: dict[str, float]
+
+
+@dataclass(slots=True)
+class PerformanceSample:
+    """A model's rolling realized error rate and estimated accuracy after a batch
+    (``DetectorBank.model_performance``); None where unknown."""
+
+    position: int
+    time: float | None
+    partition: int
+    model_id: str
+    error_rate: float | None
+    estimated_accuracy: float | None
 
 
 @dataclass(slots=True)
@@ -76,6 +92,7 @@ class ConfigRun:
     config_hash: str
     alerts: list[RecordedAlert] = field(default_factory=list)
     scores: list[ScoreSample] = field(default_factory=list)
+    performance: list[PerformanceSample] = field(default_factory=list)
     records: int = 0
     events: int = 0
     rejected: int = 0
@@ -217,7 +234,7 @@ class BacktestLoop(RunLoop):
         seen = self._references.get((number, signal.model_id, signal.feature))
         if bank is not None and seen is not None and signal.kind == "data_drift":
             after = alert["stats"].get("after", {})
-            window = int(after.get("n", 0) or self.config.detectors.recent_window)
+            window = max(int(after.get("n", 0)), CURRENT_VALUES)
             recorded.distribution = distributions(bank, signal.model_id, signal.feature,
                                                   window, seen[1])
         self.run_record.alerts.append(recorded)
@@ -231,6 +248,9 @@ class BacktestLoop(RunLoop):
                 run.scores.append(ScoreSample(self._ordinal, run.last_time, number, model_id,
                                               feature,
                                               {k: round(v, 6) for k, v in scores.items()}))
+            for model_id, (error_rate, estimated) in bank.model_performance().items():
+                run.performance.append(PerformanceSample(self._ordinal, run.last_time, number,
+                                                         model_id, error_rate, estimated))
             self._remember_references(number, bank)
         if self.on_progress is not None:
             self.on_progress(run)

@@ -181,7 +181,11 @@ def _backtest_parser(sub: Any) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from stream import backtest  # here: its report needs the optional extra `report`
+    try:
+        from stream import backtest  # here: its report needs the optional extra `report`
+    except ImportError as exc:
+        log.error("backtest needs plotly (%s): pip install 'streamdrift[report]'", exc)
+        return EXIT_CONFIG
 
     if args.input is not None and (args.start is not None or args.end is not None):
         log.error("--from/--to go with --topic; a file is replayed whole")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,40 @@ def test_a_bad_truth_line_is_a_usage_error_naming_the_line(
     assert main(["backtest", "--input", str(switching_file), "--truth", str(truth),
                  "--report", str(tmp_path / "r.html")]) == 2
     assert "line 2" in caplog.text
+
+
+# --- the report (its rendering in a browser: tests/unit/test_report_in_browser.py) -------
+
+
+def test_report_is_one_self_contained_file(tmp_path: Path, switching_file: Path) -> None:
+    config = write_config(tmp_path / "a.yaml", warmup=300)
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text('{"model_id": "credit-risk", "feature": "balance", "at": 3000}\n',
+                     encoding="utf-8")
+    report = tmp_path / "report.html"
+    assert main(["backtest", "--config", str(config), "--config", str(config),
+                 "--input", str(switching_file), "--truth", str(truth),
+                 "--report", str(report), "--output", str(tmp_path / "a.jsonl")]) == 0
+    page = report.read_text(encoding="utf-8")
+    # Nothing loaded from elsewhere: no script with a src, no src= or href= in the markup
+    # (the browser test watches the requests themselves).
+    assert not re.findall(r"<script[^>]*\bsrc", page, flags=re.I)
+    markup = re.sub(r"<script.*?</script>", "", page, flags=re.S | re.I)
+    assert not re.findall(r"""\b(?:src|href)\s*=""", markup, flags=re.I)
+    assert "@import" not in markup and "url(" not in markup
+    assert page.count("<script>") >= 3 and "plotly.js v" in page  # the library is inlined
+    alerts = (tmp_path / "a.jsonl").read_bytes().splitlines()
+    for line in alerts:
+        assert orjson.loads(line)["alert_id"] in page
+    # One table row per alert, for each of the two configs.
+    assert len(re.findall(r'<table class="sortable alerts">', page)) == 2
+    rows = re.findall(r"<tbody>(.*?)</tbody>", page, flags=re.S)
+    alert_rows = [r.count("<tr>") for r in rows if "credit-risk" in r and "@" in r]
+    assert alert_rows == [len(alerts), len(alerts)]
+    index = orjson.loads(re.search(r'<script type="application/json" id="figure-index">'
+                                   r"(.*?)</script>", page, flags=re.S).group(1))
+    features = {f["feature"] for f in index.values() if f["figure"] == "scores"}
+    assert {"income", "balance", "country"} <= features
+    assert {f["figure"] for f in index.values()} >= {"alerts", "scores", "distribution"}
+    assert all(div_id in page for div_id in index)
+    assert "&#9733;" in page  # two configs against the truth: the best ones are marked

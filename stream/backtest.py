@@ -18,6 +18,7 @@ state between batches and never changing it:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import logging
 import math
@@ -304,9 +305,9 @@ def run_config(name: str, config: AppConfig, source: Source, dead_letters: DeadL
 
 
 class Progress:
-    """One status line on a terminal: records read, events/s, and an ETA when the input's
-    size is known (a file: bytes read of its size is not known here, so records of a
-    ``total`` given by the caller). Nothing when ``out`` is not a terminal."""
+    """One status line on a terminal: records read, records per second, alerts, and an
+    ETA when the caller knows the ``total`` records (a file's lines). Nothing when
+    ``out`` is not a terminal."""
 
     def __init__(self, label: str, total: int | None = None, out: IO[str] | None = None,
                  every: float = 0.5) -> None:
@@ -327,7 +328,7 @@ class Progress:
         eta = ""
         if self.total and rate > 0 and run.records < self.total:
             eta = f", ETA {math.ceil((self.total - run.records) / rate)} s"
-        self.out.write(f"\r{self.label}: {run.records:,} records, {rate:,.0f}/s, "
+        self.out.write(f"\r{self.label}: {run.records:,} records, {rate:,.0f} records/s, "
                        f"{len(run.alerts)} alerts{eta}   ")
         self.out.flush()
 
@@ -400,6 +401,10 @@ def main(args: Any, configs: list[tuple[str, AppConfig]],
     moments = [k.at for k in known if isinstance(k.at, float)] + [
         k.until for k in known if isinstance(k.until, float)]
     runs: list[ConfigRun] = []
+    total = None  # records of a file, for the ETA on a terminal
+    if args.input is not None and sys.stderr.isatty():
+        with contextlib.suppress(OSError), open(args.input, "rb") as lines:
+            total = sum(1 for _ in lines)
     for i, (name, config) in enumerate(configs):
         try:
             source = source_for(config)
@@ -407,7 +412,7 @@ def main(args: Any, configs: list[tuple[str, AppConfig]],
             log.error("--input: cannot read %s: %s", args.input, exc.strerror)
             return EXIT_CONFIG
         sink = JsonLinesSink(args.output) if i == 0 and args.output else None
-        progress = Progress(f"{name} ({i + 1}/{len(configs)})")
+        progress = Progress(f"{name} ({i + 1}/{len(configs)})", total)
         run = run_config(name, config, source, QuietDeadLetterSink(), sink, positions,
                          moments, stop, progress)
         log.info("%s: %d records, %d events, %d rejected, %d alerts in %.1f s", name,

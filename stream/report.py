@@ -134,7 +134,7 @@ class _Figures:
 
 
 def _alert_timeline(figs: _Figures, i: int, model_id: str, alerts: list[RecordedAlert],
-                    by_time: bool) -> str:
+                    by_time: bool, span: tuple[float | None, float | None]) -> str:
     fig = go.Figure()
     for kind, colour in KIND_COLOURS.items():
         mine = [a for a in alerts if a.alert["kind"] == kind]
@@ -149,6 +149,8 @@ def _alert_timeline(figs: _Figures, i: int, model_id: str, alerts: list[Recorded
     fig.update_layout(title=f"Alerts of {model_id}", height=max(220, 120 + 30 * len(
         {a.alert["feature"] for a in alerts})),
         xaxis_title="event time" if by_time else "input position")
+    if by_time and span[0] is not None and span[1] is not None:  # the whole input
+        fig.update_xaxes(range=[format_time(span[0]), format_time(span[1])])
     return figs.html(fig, _slug("alerts", i, model_id), config=i, model_id=model_id,
                      figure="alerts")
 
@@ -342,7 +344,8 @@ def _config_section(figs: _Figures, i: int, run: ConfigRun, config: AppConfig) -
         alerts = [a for a in run.alerts if a.alert["model_id"] == model_id]
         parts.append(f"<h3>Model {_e(model_id)}</h3>")
         if alerts:
-            parts.append(_alert_timeline(figs, i, model_id, alerts, by_time))
+            parts.append(_alert_timeline(figs, i, model_id, alerts, by_time,
+                                         (run.first_time, run.last_time)))
         else:
             parts.append("<p>No alerts.</p>")
         parts.append(_performance(figs, i, model_id, run, by_time))

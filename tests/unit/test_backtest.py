@@ -251,3 +251,23 @@ def test_report_is_one_self_contained_file(tmp_path: Path, switching_file: Path)
     assert {f["figure"] for f in index.values()} >= {"alerts", "scores", "distribution"}
     assert all(div_id in page for div_id in index)
     assert "&#9733;" in page  # two configs against the truth: the best ones are marked
+
+
+def test_progress_shows_rate_and_eta_on_a_terminal_only() -> None:
+    import io
+
+    from stream.backtest import ConfigRun, Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    run = ConfigRun("a.yaml", "h", records=500)
+    shown = Terminal()
+    progress = Progress("a.yaml (1/2)", total=1000, out=shown, every=0.0)
+    progress.update(run)
+    assert "a.yaml (1/2): 500 records" in shown.getvalue()
+    assert "records/s" in shown.getvalue() and "ETA" in shown.getvalue()
+    piped = io.StringIO()
+    Progress("a.yaml", total=1000, out=piped, every=0.0).update(run)
+    assert piped.getvalue() == ""

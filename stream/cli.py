@@ -165,8 +165,8 @@ def _backtest_parser(sub: Any) -> None:
     bt.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS")
     bt.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     source = bt.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", metavar="FILE.jsonl", type=Path)
-    source.add_argument("--topic", metavar="T")
+    source.add_argument("--input", metavar="FILE.jsonl", type=Path, help="events, as replay")
+    source.add_argument("--topic", metavar="T", help="a topic's time range, as replay")
     bt.add_argument("--from", dest="start", metavar="TIME", type=_time,
                     help="RFC 3339 or epoch seconds (with --topic)")
     bt.add_argument("--to", dest="end", metavar="TIME", type=_time)
@@ -174,8 +174,10 @@ def _backtest_parser(sub: Any) -> None:
                     help="with --topic: join the labels of this topic (same time range)")
     bt.add_argument("--truth", metavar="DRIFTS.jsonl", type=Path,
                     help="known drifts, one JSON object a line: model_id, feature, at, until")
-    bt.add_argument("--report", metavar="REPORT.html", required=True, type=Path)
-    bt.add_argument("--summary", metavar="SUMMARY.json", type=Path)
+    bt.add_argument("--report", metavar="REPORT.html", required=True, type=Path,
+                    help="the HTML report (one self-contained file)")
+    bt.add_argument("--summary", metavar="SUMMARY.json", type=Path,
+                    help="per config (named by its file): counts, alerts, truth scores")
     bt.add_argument("--output", metavar="FILE.jsonl",
                     help="the first config's alerts, as replay --output writes them")
 

@@ -263,7 +263,7 @@ def _alert_table(alerts: list[RecordedAlert]) -> str:
         stats = al.get("stats", {})
         scores = stats.get("scores", {})
         src = al.get("source", {})
-        rows.append("<tr>" + "".join((
+        cells = (
             _cell(al.get("event_time") or "", a.time if a.time is not None else ""),
             _cell(a.position, num=True), _cell(al["model_id"]), _cell(al["feature"]),
             _cell(al["kind"]), _cell(al["detector"]),
@@ -273,7 +273,9 @@ def _alert_table(alerts: list[RecordedAlert]) -> str:
             _cell(_effects(stats), "", raw=True),
             _cell(f"{src.get('topic')}[{src.get('partition')}]@{src.get('offset')}",
                   a.position),
-            _cell(_attribution(stats), "", raw=True))) + "</tr>")
+            _cell(_attribution(stats), "", raw=True))
+        ident = _e(al["alert_id"])
+        rows.append(f'<tr id="alert-{ident}" title="alert_id {ident}">{"".join(cells)}</tr>')
     return ('<table class="sortable alerts"><thead><tr>'
             + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")

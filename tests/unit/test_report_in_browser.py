@@ -33,17 +33,26 @@ def chromium_present() -> None:
 
 PLOTTED = "document.getElementById('plotted').textContent"
 READY = "document.getElementById('plotted').dataset.ready === '1'"
+# Clicks the alert table's "position" header twice; the column's values after each click.
+SORT_BY_POSITION = """(function () {
+  var table = document.querySelector("table.alerts");
+  var header = Array.from(table.tHead.rows[0].cells).find(c => c.textContent === "position");
+  var column = () => Array.from(table.tBodies[0].rows).map(r => r.cells[header.cellIndex]
+                                                               .textContent);
+  header.click(); var up = column();
+  header.click(); return [up, column()];
+})()"""
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
-    """A backtest of 6,000 simulated events (balance +2 sd from event 3,000, 1 % invalid
-    records), its report written and opened in Chromium."""
+    """A backtest of 6,000 simulated events (balance +2 sd on events 2,000..3,499 and
+    5,000.., 1 % invalid records), its report written and opened in Chromium."""
     folder = tmp_path_factory.mktemp("browser")
     events = folder / "events.jsonl"
     assert main(["simulate", "--output", str(events), "--events", "6000", "--drift-at",
-                 "3000", "--drift-feature", "balance", "--shift", "2", "--invalid-rate",
-                 "0.01", "--seed", "3"]) == 0
+                 "2000", "--drift-period", "1500", "--drift-feature", "balance", "--shift",
+                 "2", "--invalid-rate", "0.01", "--seed", "3"]) == 0
     config_file = folder / "small.yaml"
     config_file.write_text("kafka:\n  batch_size: 250\ndetectors:\n  warmup: 300\n",
                            encoding="utf-8")
@@ -52,7 +61,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
     assert run.alerts and run.scores and run.rejected
     report = folder / "report.html"
     write(report, [run], summary([run], str(events), None), [config], [])
-    visit = open_page(report.as_uri(), {"plotted": PLOTTED}, ready=READY)
+    visit = open_page(report.as_uri(), {"plotted": PLOTTED, "sorted": SORT_BY_POSITION},
+                      ready=READY)
     return run, visit, report
 
 
@@ -119,3 +129,13 @@ def test_the_watcher_sees_errors_and_requests(tmp_path: Path) -> None:
     assert ("error", "boom") in visit.console
     assert any("missing" in e for e in visit.exceptions)
     assert "http://example.invalid/x.png" in visit.requests
+
+
+def test_the_alert_table_sorts_by_a_clicked_column(rendered: tuple[Any, Any, Path]) -> None:
+    run, visit, _report = rendered
+    up, down = visit.values["sorted"]
+    positions = [a.position for a in run.alerts]
+    assert len(set(positions)) > 1  # the order can change
+    # Numbers sort as numbers (9 before 10), both ways.
+    assert [int(p) for p in up] == sorted(positions)
+    assert [int(p) for p in down] == sorted(positions, reverse=True)

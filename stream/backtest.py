@@ -8,8 +8,8 @@ state between batches and never changing it:
 - every alert, with its position in the input (the 0-based index of its event among the
   events records read, rejected ones included: for a file, its line index) and event time;
 - each series' drift scores (``DetectorBank.drift_scores``) after every batch;
-- the reference each series had in force, and its recent values, at each alert, as
-  binned shares (``distributions``);
+- at each data-drift alert, the reference its series had in force and the series' values
+  up to the alert's row, as binned shares (``distributions``);
 - events, rejected records, feature-events (values fed to feature series, missing ones
   included), the event-time range;
 - the event time of the positions a truth file names, and the position of its times.
@@ -33,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
+from detectors.attribution import recent_values, values_until
 from detectors.bank import DetectorBank, DriftSignal
 from detectors.monitors import SCORE_BINS, NumericMonitor
 from detectors.stats.scores import bin_shares
@@ -126,19 +127,15 @@ class CollectingSink:
             self.inner.close()
 
 
-def distributions(bank: DetectorBank, model_id: str, feature: str, window: int,
-                  reference: dict[str, Any] | None) -> dict[str, Any] | None:
+def distributions(recent: Any, window: int, reference: dict[str, Any] | None
+                  ) -> dict[str, Any] | None:
     """Binned shares of a series' reference (``reference``, as ``reference_shares`` gave
-    it before the alert's batch) and of its last ``window`` recent values: numeric series
-    on the reference's ``SCORE_BINS`` quantile bins, categorical ones on its kept
-    categories and 'other'. None when the series or its reference is unknown."""
-    model = bank.models.get(model_id)
-    series = None if model is None else model.series.get(feature)
-    if series is None or series.values is None or reference is None:
-        return None
-    recent = series.values._recent  # read only: the monitor keeps no public copy
+    it before the alert's batch) and of the last ``window`` of its values ``recent`` (the
+    newest last): numeric series on the reference's ``SCORE_BINS`` quantile bins,
+    categorical ones on its kept categories and 'other'. None without a reference or
+    values."""
     recent = recent[-max(1, min(window, len(recent))):]
-    if not len(recent):
+    if reference is None or not len(recent):
         return None
     if reference["kind"] == "numeric":
         current = bin_shares(reference["edges"], np.asarray(recent, dtype=np.float64))
@@ -193,10 +190,13 @@ class BacktestLoop(RunLoop):
         self._time_index = 0
         self._ordinal = 0  # events records read before the current batch
         self._in_events = False
+        self._events = RecordBatch()
+        self._before: dict[int, dict[tuple[str, str], Any]] = {}
         # (partition, model, feature) -> (id of the reference object, its shares)
         self._references: dict[tuple[int, str, str], tuple[int, dict[str, Any]]] = {}
 
     def _process_events(self, records: RecordBatch) -> bool:
+        self._events = records
         self._in_events = True
         try:
             return super()._process_events(records)
@@ -231,16 +231,44 @@ class BacktestLoop(RunLoop):
         position = self._ordinal + signal.position if self._in_events else self._ordinal
         recorded = RecordedAlert(alert, position, event_time(alert.get("event_time")))
         number = alert["source"]["partition"]
-        bank = self.banks.get(number)
         seen = self._references.get((number, signal.model_id, signal.feature))
-        if bank is not None and seen is not None and signal.kind == "data_drift":
+        if seen is not None and signal.kind == "data_drift" and self._in_events:
             after = alert["stats"].get("after", {})
             window = max(int(after.get("n", 0)), CURRENT_VALUES)
-            recorded.distribution = distributions(bank, signal.model_id, signal.feature,
-                                                  window, seen[1])
+            recorded.distribution = distributions(
+                self._values_at(number, signal), window, seen[1])
         self.run_record.alerts.append(recorded)
 
+    def _values_at(self, number: int, signal: DriftSignal) -> Any:
+        """The series' values up to the alert's own row: its recent values when the batch
+        began and the batch's values of its partition and model up to that row (decoded
+        again: the loop keeps no decoded copy)."""
+        bank = self.banks.get(number)
+        model = None if bank is None else bank.models.get(signal.model_id)
+        series = None if model is None else model.series.get(signal.feature)
+        if series is None or series.values is None:
+            return ()
+        records = self._events
+        column = []
+        for row in range(signal.position + 1):
+            if records.partitions[row] != number:
+                continue
+            try:
+                event = orjson.loads(records.values[row] or b"")
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and event.get("model_id") == signal.model_id \
+                    and isinstance(event.get("features"), dict):
+                column.append(event["features"].get(signal.feature))
+        before = self._before.get(number, {}).get((signal.model_id, signal.feature), ())
+        return values_until(before, column, len(column) - 1,
+                            isinstance(series.values, NumericMonitor),
+                            series.values.recent_window)
+
     def process(self, records: RecordBatch) -> None:
+        # Each bank's recent values as the batch begins, to look back from an alert's row.
+        self._before = {number: recent_values(bank.models)
+                        for number, bank in self.banks.items()}
         super().process(records)
         run = self.run_record
         run.records = self.stats.records

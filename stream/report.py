@@ -11,7 +11,7 @@ for each config:
 - per feature, the drift scores after every batch over event time (PSI, Jensen-Shannon,
   Wasserstein) with the PSI level 0.25 (the ``StreamdriftFeatureDriftScoreHigh`` rule's)
   and the feature's alerts marked, and at each data-drift alert the reference's shares
-  beside the current window's (``stream.backtest.distributions``);
+  beside those of the values up to the alert (``stream.backtest.distributions``);
 - a sortable table of alerts, with ``stats.attribution`` beside prediction and concept
   drift alerts;
 - with ``--truth``, the configs side by side, the best per criterion marked.
@@ -360,9 +360,9 @@ def _config_section(figs: _Figures, i: int, run: ConfigRun, config: AppConfig) -
                      for a in mine if a.distribution is not None][:MAX_DISTRIBUTIONS]
             if dists:
                 parts.append("<p class=note>At each alert: the shares of the reference in "
-                             "force beside those of the feature's latest values (the alert's "
-                             "window, at least 250 values, as of the end of the batch that "
-                             f"raised it).</p><div class=grid>{''.join(dists)}</div>")
+                             "force beside those of the feature's values up to the alert's "
+                             "event (the alert's window, at least 250 values)."
+                             f"</p><div class=grid>{''.join(dists)}</div>")
     parts.append("<h3>Alerts</h3><p class=note>Click a column to sort.</p>")
     parts.append(_alert_table(run.alerts))
     return "\n".join(parts)

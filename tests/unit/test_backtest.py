@@ -271,3 +271,32 @@ def test_progress_shows_rate_and_eta_on_a_terminal_only() -> None:
     piped = io.StringIO()
     Progress("a.yaml", total=1000, out=piped, every=0.0).update(run)
     assert piped.getvalue() == ""
+
+
+def test_distribution_at_an_alert_is_of_the_values_up_to_its_event(
+        tmp_path: Path, switching_file: Path) -> None:
+    import numpy as np
+
+    from detectors.stats.scores import bin_shares
+    from stream.backtest import QuietDeadLetterSink, run_config
+    from stream.config import load_config
+    from stream.sources import FileSource
+
+    config = load_config(write_config(tmp_path / "a.yaml", warmup=300, batch_size=700),
+                         env={})
+    run = run_config("a", config, FileSource(switching_file, 700), QuietDeadLetterSink())
+    lines = switching_file.read_bytes().splitlines()
+    checked = 0
+    for recorded in run.alerts:
+        d = recorded.distribution
+        if d is None:
+            continue
+        feature = recorded.alert["feature"]
+        values = [orjson.loads(line)["features"].get(feature)
+                  for line in lines[:recorded.position + 1]]
+        present = [v for v in values if isinstance(v, float | int)][-d["current_n"]:]
+        assert d["current_n"] >= 250
+        expected = bin_shares(d["edges"], np.asarray(present, dtype=np.float64))
+        assert d["current"] == [round(float(x), 6) for x in expected]
+        checked += 1
+    assert checked >= 2  # the way out and the way back

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from stream.cli import main
-
-
-@pytest.fixture(autouse=True)
-def isolated_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+from tests.unit.test_cli_commands import isolated_process_state  # noqa: F401  # autouse
 
 
 def write_config(path: Path, warmup: int, batch_size: int = 500) -> Path:

@@ -192,8 +192,8 @@ class BacktestLoop(RunLoop):
         self._in_events = False
         self._events = RecordBatch()
         self._before: dict[int, dict[tuple[str, str], Any]] = {}
-        # (partition, model, feature) -> (id of the reference object, its shares)
-        self._references: dict[tuple[int, str, str], tuple[int, dict[str, Any]]] = {}
+        # (partition, model, feature) -> (the reference object, its shares)
+        self._references: dict[tuple[int, str, str], tuple[Any, dict[str, Any]]] = {}
 
     def _process_events(self, records: RecordBatch) -> bool:
         self._events = records
@@ -295,10 +295,10 @@ class BacktestLoop(RunLoop):
                     self._references.pop(key, None)
                     continue
                 known = self._references.get(key)
-                if known is None or known[0] != id(ref):
+                if known is None or known[0] is not ref:  # the object: an id can be reused
                     shares = reference_shares(series.values)
                     if shares is not None:
-                        self._references[key] = (id(ref), shares)
+                        self._references[key] = (ref, shares)
 
 
 def feature_events(banks: Iterable[DetectorBank]) -> int:

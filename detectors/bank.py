@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.attribution import attribute, recent_values
 from detectors.concept_drift import (
     EstimatedAccuracy,
     LabelBatch,
@@ -463,6 +464,7 @@ class DetectorBank:
         self.estimates: dict[str, EstimatedAccuracy] = {}
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
+        before = recent_values(self.models)  # for attribute(), from any row of the batch
         rows_by_model: dict[str, list[int]] = {}
         for row, model_id in enumerate(batch.model_ids):
             rows = rows_by_model.get(model_id)
@@ -488,7 +490,7 @@ class DetectorBank:
         if self.config.concept.enabled:
             signals.extend(self._concept(batch))
         signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
-        return signals
+        return attribute(signals, self.models, batch, before)
 
     def _segments(self, model_id: str, rows: list[int], batch: EventBatch) -> list[DriftSignal]:
         """The detections of one model's segment series in this batch (``segments.py``)."""
@@ -605,7 +607,7 @@ class DetectorBank:
                                s.model_version or versions.get(positions[s.position]),
                                s.feature, s.kind, s.detector, s.stats) for s in signals]
         signals.sort(key=lambda s: s.position)
-        return signals
+        return attribute(signals, self.models)
 
     def drain_mistyped(self) -> dict[tuple[str, str], int]:
         """(model_id, feature) -> values of the other kind than their series' (a string in

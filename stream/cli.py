@@ -1,4 +1,4 @@
-"""``streamdrift``: run, replay, simulate, check-config (contracts: docs/contracts.md)."""
+"""``streamdrift``: run, replay, backtest, simulate, check-config (contracts: docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -150,9 +150,63 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--unlabeled-rate", type=float, default=0.0,
                      help="share of events that never get a label")
 
+    _backtest_parser(sub)
+
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", metavar="FILE")
     return parser
+
+
+def _backtest_parser(sub: Any) -> None:
+    bt = sub.add_parser("backtest", help="replay an input once per config: an HTML report, a "
+                        "summary, scores against known drifts")
+    bt.add_argument("--config", metavar="FILE", action="append", dest="configs",
+                    help="YAML config file; repeat to compare configs on the same input")
+    bt.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS")
+    bt.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    source = bt.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", metavar="FILE.jsonl", type=Path, help="events, as replay")
+    source.add_argument("--topic", metavar="T", help="a topic's time range, as replay")
+    bt.add_argument("--from", dest="start", metavar="TIME", type=_time,
+                    help="RFC 3339 or epoch seconds (with --topic)")
+    bt.add_argument("--to", dest="end", metavar="TIME", type=_time)
+    bt.add_argument("--labels-topic", dest="kafka.labels_topic", metavar="L",
+                    help="with --topic: join the labels of this topic (same time range)")
+    bt.add_argument("--truth", metavar="DRIFTS.jsonl", type=Path,
+                    help="known drifts, one JSON object a line: model_id, feature, at, until")
+    bt.add_argument("--report", metavar="REPORT.html", required=True, type=Path,
+                    help="the HTML report (one self-contained file)")
+    bt.add_argument("--summary", metavar="SUMMARY.json", type=Path,
+                    help="per config (named by its file): counts, alerts, truth scores")
+    bt.add_argument("--output", metavar="FILE.jsonl",
+                    help="the first config's alerts, as replay --output writes them")
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    try:
+        from stream import backtest  # here: its report needs the optional extra `report`
+    except ImportError as exc:
+        log.error("backtest needs plotly (%s): pip install 'streamdrift[report]'", exc)
+        return EXIT_CONFIG
+
+    if args.input is not None and (args.start is not None or args.end is not None):
+        log.error("--from/--to go with --topic; a file is replayed whole")
+        return EXIT_CONFIG
+    overrides = _overrides(args)
+    configs = [(backtest.default_name(path), load_config(path, overrides=overrides))
+               for path in (args.configs or [None])]
+
+    def source(config: AppConfig) -> Source:
+        if args.input is not None:
+            return FileSource(args.input, config.kafka.batch_size)
+        wait_for_broker(config.kafka)
+        topics = [args.topic] + ([config.kafka.labels_topic] if config.kafka.labels_topic
+                                 else [])
+        return KafkaRangeSource(config.kafka, topics,
+                                None if args.start is None else int(args.start * 1000),
+                                None if args.end is None else int(args.end * 1000))
+
+    return backtest.main(args, configs, source, _stop_on_signals())
 
 
 def _time(text: str) -> float:
@@ -413,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return cmd_check_config(args)
+        if args.command == "backtest":
+            return cmd_backtest(args)
         config = load_config(args.config, overrides=_overrides(args))
         handler = {"run": cmd_run, "replay": cmd_replay, "simulate": cmd_simulate}
         return handler[args.command](args, config)

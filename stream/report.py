@@ -237,7 +237,16 @@ def _effects(stats: dict[str, Any]) -> str:
         parts.append("after: " + ", ".join(f"{_e(k)} {v}" for k, v in after["top"].items()))
     if "departure" in stats:
         parts.append(f"departure {stats['departure']}")
+    if stats.get("contributors"):  # the multivariate series: where the joint moved
+        parts.append("contributors: " + ", ".join(
+            f"{_e(k)} {v}" for k, v in stats["contributors"].items()))
     return "<br>".join(parts)
+
+
+def _segment(alert: dict[str, Any]) -> str:
+    """``feature=value`` of a segment series' alert (``detectors.segments``), else ''."""
+    segment = alert.get("segment")
+    return "" if not segment else f"{segment['feature']}={segment['value']}"
 
 
 def _attribution(stats: dict[str, Any]) -> str:
@@ -255,7 +264,8 @@ def _cell(value: Any, sort: Any = None, num: bool = False, raw: bool = False) ->
 
 
 def _alert_table(alerts: list[RecordedAlert]) -> str:
-    head = ("event time", "position", "model", "feature", "kind", "detector", "PSI", "JS",
+    head = ("event time", "position", "model", "feature", "segment", "kind", "detector", "PSI",
+            "JS",
             "Wasserstein", "effect", "source", "attribution")
     rows = []
     for a in alerts:
@@ -266,7 +276,7 @@ def _alert_table(alerts: list[RecordedAlert]) -> str:
         cells = (
             _cell(al.get("event_time") or "", a.time if a.time is not None else ""),
             _cell(a.position, num=True), _cell(al["model_id"]), _cell(al["feature"]),
-            _cell(al["kind"]), _cell(al["detector"]),
+            _cell(_segment(al)), _cell(al["kind"]), _cell(al["detector"]),
             _cell(scores.get("psi", ""), num=True),
             _cell(scores.get("jensen_shannon", ""), num=True),
             _cell(scores.get("wasserstein", ""), num=True),

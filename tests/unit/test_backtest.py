@@ -287,3 +287,21 @@ def test_distribution_at_an_alert_is_of_the_values_up_to_its_event(
         assert d["current"] == [round(float(x), 6) for x in expected]
         checked += 1
     assert checked >= 2  # the way out and the way back
+
+
+def test_report_names_segment_alerts_and_the_multivariate_contributors(
+        tmp_path: Path, stream_file: Path) -> None:
+    config = tmp_path / "seg.yaml"
+    config.write_text("detectors:\n  warmup: 300\n  segments: [country]\n", encoding="utf-8")
+    report, out = tmp_path / "report.html", tmp_path / "a.jsonl"
+    assert main(["backtest", "--config", str(config), "--input", str(stream_file),
+                 "--report", str(report), "--output", str(out)]) == 0
+    alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    segmented = [a for a in alerts if a["segment"] is not None]
+    assert segmented and all(a["segment"]["feature"] == "country" for a in segmented)
+    page = report.read_text(encoding="utf-8")
+    for a in segmented:
+        assert f"country={a['segment']['value']}" in page
+    for a in alerts:
+        if a["feature"] == "multivariate":
+            assert "contributors: " in page

@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.concept_drift import (
-    EstimatedAccuracy,
-    LabelBatch,
-    LabelJoin,
-    OutcomeMonitor,
-    outcome,
-)
+from detectors.concept_drift import LabelBatch, LabelJoin, OutcomeMonitor
 from detectors.config import DetectorConfig
+from detectors.estimated import EstimatedPerformance
 from detectors.monitors import (
     BudgetSplit,
     CategoricalMonitor,
@@ -33,6 +28,13 @@ from detectors.monitors import (
     NumericMonitor,
     Policy,
     Split,
+)
+from detectors.performance import (
+    MULTICLASS,
+    REGRESSION,
+    ModelTask,
+    RealizedPerformance,
+    TaskDecision,
 )
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
@@ -411,6 +413,10 @@ class ModelMonitors:
         return out
 
 
+# Outcomes queued for the detectors, per (model, version or None): the model's task, the
+# outcomes, their batch rows and their model versions.
+_Fed = dict[tuple[str, str | None], tuple[str, list[Any], list[int], list[str | None]]]
+
 _SCALARS = frozenset((float, int, str, bool, type(None)))
 
 
@@ -440,7 +446,9 @@ class DetectorBank:
         self.join_labels = join_labels
         self.join = LabelJoin(self.config.concept)
         self.outcomes: dict[tuple[str, str | None], OutcomeMonitor] = {}
-        self.estimates: dict[str, EstimatedAccuracy] = {}
+        self.tasks: dict[str, TaskDecision] = {}  # per model: its task, decided once
+        self.performance: dict[tuple[str, str], RealizedPerformance] = {}  # (model, version)
+        self.estimates: dict[str, EstimatedPerformance] = {}
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
         rows_by_model: dict[str, list[int]] = {}
@@ -476,12 +484,11 @@ class DetectorBank:
         preds, labels = batch.predictions, batch.labels
         probabilities = dict in set(map(type, preds))
         with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
-        if not (self.join_labels or with_labels or probabilities):
+        if not (self.join_labels or with_labels or probabilities or self.estimates):
             return []  # the usual data-drift-only batch: nothing per row
-        settings = self.config.concept
         join = self.join
-        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
-        tops: dict[str, tuple[list[float], list[int]]] = {}
+        fed: _Fed = {}
+        out: list[DriftSignal] = []
         ids = batch.event_ids if len(batch.event_ids) == len(preds) else [None] * len(preds)
         times = batch.times if len(batch.times) == len(preds) else [None] * len(preds)
         if not with_labels:
@@ -491,45 +498,101 @@ class DetectorBank:
                 strict=True)):
             if pred is None:
                 continue
-            if probabilities and isinstance(pred, Mapping):
-                top = top_class(pred)
-                if top is not None:
-                    tops.setdefault(model_id, ([], []))[0].append(top[1])
-                    tops[model_id][1].append(row)
+            estimate = self.estimates.get(model_id)
+            if estimate is None and probabilities and isinstance(pred, Mapping):
+                estimate = self._provisional(model_id)
+            if estimate is not None:
+                for feature, stats in estimate.observe_prediction(pred):
+                    out.append(DriftSignal(batch.positions[row], model_id, version, feature,
+                                           "concept_drift", "cbpe", stats))
             if label is None and self.join_labels and event_id is not None:
                 label = join.add_prediction((model_id, event_id), pred, version, when)
                 if label is None:
                     continue
-            found = outcome(pred, label, settings) if label is not None else None
-            if found is not None:
-                key = (model_id, version if settings.per_version else None)
-                entry = fed.setdefault(key, (found[0], [], []))
-                if entry[0] == found[0]:
-                    entry[1].append(found[1])
-                    entry[2].append(row)
-        out = self._feed(fed, batch.positions)
-        for model_id, (values, rows) in tops.items():
-            estimate = self.estimates.get(model_id)
-            if estimate is None:
-                estimate = self.estimates[model_id] = EstimatedAccuracy(
-                    settings.estimated_accuracy, settings.recent_window)
-            for position, feature, detector, stats in estimate.update(values, rows):
-                out.append(DriftSignal(batch.positions[position], model_id,
-                                       batch.model_versions[position], feature,
-                                       "concept_drift", detector, stats))
+            elif label is not None:
+                join.count(model_id, "joined")  # a label on its event: joined there
+            if label is not None:
+                out.extend(self._judge(model_id, version, pred, label, row, fed,
+                                       batch.positions))
+        out.extend(self._feed(fed, batch.positions))
         return out
 
-    def _feed(self, fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]],
-              positions: Sequence[int]) -> list[DriftSignal]:
+    def _judge(self, model_id: str, version: str | None, prediction: Any, label: Any,
+               row: int, fed: _Fed, positions: Sequence[int]) -> list[DriftSignal]:
+        """One joined (prediction, label), judged by its model's task (the pairs that
+        waited for the task to be decided are judged at this row): its outcome is queued
+        for the detectors in ``fed``, added to the realized performance, and given to
+        the estimate (calibration, reconciliation), whose alerts are returned."""
+        decision = self.tasks.get(model_id)
+        settings = self.config.concept
+        if decision is None:
+            if len(self.tasks) >= 10 * self.config.max_models:
+                return []
+            decision = self.tasks[model_id] = TaskDecision(
+                model_id, self.config.for_model(model_id), settings.score_threshold,
+                settings.infer_task_from, settings.max_classes)
+        out: list[DriftSignal] = []
+        for pred, truth, ver in decision.add(prediction, label, version):
+            task = decision.task
+            assert task is not None
+            found = task.compare(pred, truth)
+            if found is None:
+                continue
+            key = (model_id, ver if settings.per_version else None)
+            entry = fed.setdefault(key, (task.task, [], [], []))
+            entry[1].append(found)
+            entry[2].append(row)
+            entry[3].append(ver)
+            self._realized(model_id, ver, task.task).add(found)
+            estimate = self.estimates.get(model_id)
+            if (estimate is None or estimate.provisional) and task.probabilistic \
+                    and task.task != REGRESSION and settings.estimate.enabled:
+                estimate = self.estimates[model_id] = EstimatedPerformance(
+                    task, settings.estimate)
+            if estimate is not None:
+                for feature, stats in estimate.observe_outcome(found):
+                    out.append(DriftSignal(positions[row], model_id, ver, feature,
+                                           "concept_drift", "cbpe", stats))
+        return out
+
+    def _provisional(self, model_id: str) -> EstimatedPerformance | None:
+        """Before its first labels, a model sending class probabilities is estimated with
+        its probabilities at face value (``EstimatedPerformance``)."""
+        settings = self.config.concept.estimate
+        if (not settings.enabled or model_id in self.tasks
+                or len(self.estimates) >= self.config.max_models):
+            return None
+        task = ModelTask(MULTICLASS, None, None, 0.5, False, True, "provisional")
+        found = self.estimates[model_id] = EstimatedPerformance(task, settings, provisional=True)
+        return found
+
+    def _realized(self, model_id: str, version: str | None, task: str) -> RealizedPerformance:
+        """The realized-performance window of (model, version); versions past
+        ``max_versions`` of a model share the version ``other``."""
+        key = (model_id, version or "")
+        found = self.performance.get(key)
+        if found is None:
+            limit = self.config.concept.max_versions
+            if sum(1 for m, _ in self.performance if m == model_id) >= limit:
+                key = (model_id, "other")
+                found = self.performance.get(key)
+            if found is None:
+                found = self.performance[key] = RealizedPerformance(
+                    task, self.config.concept.recent_window)
+        return found
+
+    def _feed(self, fed: _Fed, positions: Sequence[int]) -> list[DriftSignal]:
         out = []
-        for key, (kind, values, rows) in fed.items():
+        for key, (task, values, rows, versions) in fed.items():
             monitor = self.outcomes.get(key)
             if monitor is None:
                 if len(self.outcomes) >= 10 * self.config.max_models:
                     continue
-                monitor = self.outcomes[key] = OutcomeMonitor(self.config.concept)
-            for row, feature, detector, stats in monitor.update(kind, values, rows):
-                out.append(DriftSignal(positions[row], key[0], key[1], feature,
+                monitor = self.outcomes[key] = OutcomeMonitor(self.config.concept, task)
+            fired = monitor.update(values, rows)
+            for row, feature, detector, stats in fired:
+                version = key[1] if key[1] is not None else versions[rows.index(row)]
+                out.append(DriftSignal(positions[row], key[0], version, feature,
                                        "concept_drift", detector, stats))
         return out
 
@@ -538,29 +601,17 @@ class DetectorBank:
         for it, or is counted (duplicate, late, orphan)."""
         if not self.config.concept.enabled:
             return []
-        settings = self.config.concept
-        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
-        versions: dict[int, str | None] = {}
+        fed: _Fed = {}
+        signals: list[DriftSignal] = []
         for row, (model_id, event_id, label, when) in enumerate(zip(
                 batch.model_ids, batch.event_ids, batch.labels, batch.times, strict=True)):
             pending = self.join.take((model_id, event_id), label, when)
             if pending is None:
                 continue
-            found = outcome(pending.prediction, label, settings)
-            if found is None:
-                continue
-            versions[row] = pending.version
-            key = (model_id, pending.version if settings.per_version else None)
-            entry = fed.setdefault(key, (found[0], [], []))
-            if entry[0] == found[0]:
-                entry[1].append(found[1])
-                entry[2].append(row)
+            signals.extend(self._judge(model_id, pending.version, pending.prediction, label,
+                                       row, fed, batch.positions))
         self.join.advance()  # labels kept just now may already be past the horizon
-        signals = self._feed(fed, batch.positions)
-        positions = {p: r for r, p in enumerate(batch.positions)}
-        signals = [DriftSignal(s.position, s.model_id,
-                               s.model_version or versions.get(positions[s.position]),
-                               s.feature, s.kind, s.detector, s.stats) for s in signals]
+        signals.extend(self._feed(fed, batch.positions))
         signals.sort(key=lambda s: s.position)
         return signals
 
@@ -600,14 +651,31 @@ class DetectorBank:
         return self.join.size()
 
     def model_performance(self) -> dict[str, tuple[float | None, float | None]]:
-        """Per model: rolling realized error rate (binary outcomes) and estimated accuracy."""
+        """Per model: rolling realized error rate (classifiers) and estimated accuracy."""
         out: dict[str, tuple[float | None, float | None]] = {}
         for (model_id, _version), monitor in self.outcomes.items():
             if monitor.kind == "binary" and model_id not in out:
                 out[model_id] = (monitor.rate(), None)
         for model_id, estimate in self.estimates.items():
-            out[model_id] = (out.get(model_id, (None, None))[0], estimate.value())
+            value = estimate.values().get("accuracy")
+            out[model_id] = (out.get(model_id, (None, None))[0], value)
         return out
+
+    def realized_performance(self) -> list[tuple[str, str, dict[str, float]]]:
+        """(model_id, model_version or "", metrics) of the last ``recent_window`` joined
+        labels of each model version: accuracy, error_rate and, for binary models,
+        precision, recall, roc_auc (classifiers); mae, rmse (regression). See
+        ``detectors/performance.py``. Costs a sort of the window: call it on a timer."""
+        return [(m, v, p.metrics()) for (m, v), p in self.performance.items()]
+
+    def estimated_performance(self) -> list[tuple[str, dict[str, float]]]:
+        """(model_id, estimates) of the last complete window of predictions: accuracy,
+        roc_auc (binary) and each one's band half-width (``<metric>_band``)."""
+        return [(m, e.values()) for m, e in self.estimates.items() if e.latest]
+
+    def model_tasks(self) -> dict[str, dict[str, Any]]:
+        """model_id -> its task (``ModelTask.describe``), for the models decided so far."""
+        return {m: d.task.describe() for m, d in self.tasks.items() if d.task is not None}
 
     def drift_scores(self) -> list[tuple[str, str, dict[str, float]]]:
         """(model_id, feature, scores) of every monitored series whose scores are known

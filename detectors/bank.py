@@ -35,6 +35,8 @@ from detectors.performance import (
     ModelTask,
     RealizedPerformance,
     TaskDecision,
+    infer_task,
+    log,
 )
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
@@ -484,7 +486,8 @@ class DetectorBank:
         preds, labels = batch.predictions, batch.labels
         probabilities = dict in set(map(type, preds))
         with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
-        if not (self.join_labels or with_labels or probabilities or self.estimates):
+        if not (self.join_labels or with_labels or probabilities or self.estimates
+                or (self.references is not None and self.references.labelled)):
             return []  # the usual data-drift-only batch: nothing per row
         join = self.join
         fed: _Fed = {}
@@ -499,6 +502,8 @@ class DetectorBank:
             if pred is None:
                 continue
             estimate = self.estimates.get(model_id)
+            if estimate is None and self.references is not None and model_id not in self.tasks:
+                estimate = self._from_reference(model_id)
             if estimate is None and probabilities and isinstance(pred, Mapping):
                 estimate = self._provisional(model_id)
             if estimate is not None:
@@ -554,6 +559,35 @@ class DetectorBank:
                     out.append(DriftSignal(positions[row], model_id, ver, feature,
                                            "concept_drift", "cbpe", stats))
         return out
+
+    def _from_reference(self, model_id: str) -> EstimatedPerformance | None:
+        """A model with labelled predictions in the reference file: its task decided on
+        them (unless configured) and its estimate calibrated on them, from its first
+        prediction on."""
+        assert self.references is not None
+        pairs = self.references.labelled.get(model_id)
+        settings = self.config.concept
+        if not pairs or len(self.tasks) >= 10 * self.config.max_models:
+            return None
+        decision = self.tasks[model_id] = TaskDecision(
+            model_id, self.config.for_model(model_id), settings.score_threshold,
+            settings.infer_task_from, settings.max_classes)
+        if decision.task is None:
+            decision.task = infer_task(pairs[:settings.infer_task_from], decision.settings,
+                                       settings.score_threshold, settings.max_classes)
+            log.info("model %r: task %s inferred from the reference file: %s", model_id,
+                     decision.task.task, decision.task.describe())
+        task = decision.task
+        if not (task.probabilistic and task.task != REGRESSION and settings.estimate.enabled):
+            return None
+        estimate = self.estimates[model_id] = EstimatedPerformance(task, settings.estimate)
+        for prediction, label in pairs:
+            found = task.compare(prediction, label)
+            if found is not None:
+                estimate.observe_outcome(found)
+            if estimate.calibration is not None:
+                break
+        return estimate
 
     def _provisional(self, model_id: str) -> EstimatedPerformance | None:
         """Before its first labels, a model sending class probabilities is estimated with

@@ -3,7 +3,10 @@ bench/quality_concept.py's estimate section."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import orjson
 import pytest
 
 from bench.quality_concept import _bank_run, _binary_stream, _estimate_error
@@ -118,3 +121,23 @@ def test_a_model_without_probabilities_is_not_estimated() -> None:
         batch.append("m", None, {}, i % 2, i, f"e{i}", float(i), i % 2)
     bank.update(batch)
     assert bank.estimates == {} and bank.estimated_performance() == []
+
+
+def test_a_labelled_reference_file_calibrates_the_estimate_from_the_first_prediction(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    scores, y = _binary_stream(rng, 3000, None, "")
+    reference = tmp_path / "reference.jsonl"
+    reference.write_bytes(b"\n".join(orjson.dumps({
+        "event_id": f"r{i}", "model_id": "m", "features": {}, "prediction": float(scores[i]),
+        "label": int(y[i])}) for i in range(3000)))
+    bank = DetectorBank(DetectorConfig(reference_file=str(reference)))
+    shifted, _ = _binary_stream(np.random.default_rng(12), 3000, 0, "covariate")
+    batch = EventBatch()
+    for i in range(3000):  # no label at all: the estimate stands on the reference's
+        batch.append("m", None, {}, float(shifted[i]), i, f"e{i}", float(i))
+    fired = [(s.feature, s.position) for s in bank.update(batch) if s.kind == "concept_drift"]
+    assert bank.model_tasks()["m"]["task"] == "binary"
+    assert fired and fired[0] == ("estimated_accuracy", 999)
+    (_, estimated), = bank.estimated_performance()
+    assert 0.66 < estimated["accuracy"] < 0.76

@@ -247,8 +247,8 @@ def _estimate_error(seeds: int, windows: int, window: int = 5000) -> dict[str, l
             estimate.observe_outcome(task.compare(s, t))  # type: ignore[arg-type]
         for w in range(windows):
             part = slice(2000 + w * window, 2000 + (w + 1) * window)
-            for s in scores[part].tolist():
-                estimate.observe_prediction(s)
+            for j, s in enumerate(scores[part].tolist()):
+                estimate.observe_prediction(s, w * window + j)
             realized = RealizedPerformance("binary", window)
             for s, t in zip(scores[part].tolist(), y[part].tolist(), strict=True):
                 realized.add(task.compare(s, t))  # type: ignore[arg-type]

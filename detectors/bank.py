@@ -8,10 +8,11 @@ list of events (see ``detect``).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import attrgetter, itemgetter, le, methodcaller
+from itertools import compress, repeat
+from operator import attrgetter, is_not, itemgetter, le, methodcaller
 from typing import Any
 
 import numpy as np
@@ -451,6 +452,7 @@ class DetectorBank:
         self.tasks: dict[str, TaskDecision] = {}  # per model: its task, decided once
         self.performance: dict[tuple[str, str], RealizedPerformance] = {}  # (model, version)
         self.estimates: dict[str, EstimatedPerformance] = {}
+        self.predictions: dict[str, int] = {}  # per model: predictions so far
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
         rows_by_model: dict[str, list[int]] = {}
@@ -486,9 +488,15 @@ class DetectorBank:
         preds, labels = batch.predictions, batch.labels
         probabilities = dict in set(map(type, preds))
         with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
+        counts = self.predictions
         if not (self.join_labels or with_labels or probabilities or self.estimates
                 or (self.references is not None and self.references.labelled)):
-            return []  # the usual data-drift-only batch: nothing per row
+            # The usual data-drift-only batch: nothing per row but the prediction count
+            # (the estimate's windows are numbered by it), in C.
+            for model_id, n in Counter(compress(batch.model_ids, map(
+                    is_not, preds, repeat(None)))).items():
+                counts[model_id] = counts.get(model_id, 0) + n
+            return []
         join = self.join
         fed: _Fed = {}
         out: list[DriftSignal] = []
@@ -501,13 +509,15 @@ class DetectorBank:
                 strict=True)):
             if pred is None:
                 continue
+            index = counts.get(model_id, 0)
+            counts[model_id] = index + 1
             estimate = self.estimates.get(model_id)
             if estimate is None and self.references is not None and model_id not in self.tasks:
                 estimate = self._from_reference(model_id)
             if estimate is None and probabilities and isinstance(pred, Mapping):
                 estimate = self._provisional(model_id)
             if estimate is not None:
-                for feature, stats in estimate.observe_prediction(pred):
+                for feature, stats in estimate.observe_prediction(pred, index):
                     out.append(DriftSignal(batch.positions[row], model_id, version, feature,
                                            "concept_drift", "cbpe", stats))
             if label is None and self.join_labels and event_id is not None:

@@ -9,7 +9,8 @@ a binary model's positive-class score (P(y = 1 | score)) or a multiclass model's
 probability (P(correct | top probability)) on the first ``calibration_labels``
 joined labels of the model.
 
-Per window of ``window`` predictions (counted, so batch boundaries change nothing):
+Per window of ``window`` predictions (the model's predictions numbered from its first,
+so neither batch boundaries nor the time the labels come change the windows):
 
 - estimated accuracy = mean of c_i, the calibrated probability that prediction i is
   right (binary: p_i if predicted positive, else 1 - p_i); its standard error is that
@@ -149,6 +150,7 @@ class EstimatedPerformance:
         self.reference: dict[str, tuple[float, float]] = {}  # metric -> (value, its s.e.)
         self.window_scores: list[float] = []
         self.window_predicted: list[float] = []
+        self.window_open = False  # seen from the start of the current window
         self.latest: dict[str, tuple[float, float]] = {}  # metric -> (estimate, s.e.)
         self.low: dict[str, bool] = {}  # an estimated_<metric> alert is standing
         self.seen = 0  # predictions estimated, for the alerts' n
@@ -233,19 +235,31 @@ class EstimatedPerformance:
 
     # --- predictions: estimation ------------------------------------------------------
 
-    def observe_prediction(self, prediction: Any) -> list[tuple[str, dict[str, Any]]]:
-        if self.calibration is None and not self.provisional:
+    def observe_prediction(self, prediction: Any, index: int
+                           ) -> list[tuple[str, dict[str, Any]]]:
+        """``index``: the prediction's number among its model's (from 0). Windows are
+        fixed stretches of those numbers, so they fall on the same predictions whenever
+        the labels that calibrate come (on the events or later on their own topic); a
+        window this estimate did not see from its start, or that ended before the
+        calibration, is not estimated."""
+        window = self.settings.window
+        if index % window == 0:
+            self.window_scores, self.window_predicted = [], []
+            self.window_open = True
+        if not self.window_open:
             return []
         found = self._score(prediction)
-        if found is None:
+        if found is not None:
+            self.window_scores.append(found[0])
+            self.window_predicted.append(found[1])
+        if (index + 1) % window:
             return []
-        self.window_scores.append(found[0])
-        self.window_predicted.append(found[1])
-        if len(self.window_scores) < self.settings.window:
-            return []
+        self.window_open = False
         scores = np.asarray(self.window_scores, dtype=np.float64)
         predicted = np.asarray(self.window_predicted, dtype=np.float64)
         self.window_scores, self.window_predicted = [], []
+        if (self.calibration is None and not self.provisional) or len(scores) < 2:
+            return []
         self.seen += len(scores)
         p = scores if self.calibration is None else self.calibration.predict(scores)
         latest = {"accuracy": expected_accuracy(p, predicted if self.binary else None)}

@@ -114,7 +114,7 @@ def test_estimated_and_realized_accuracy_agree_in_the_gauges() -> None:
 
 def test_a_model_without_probabilities_is_not_estimated() -> None:
     estimate = EstimatedPerformance(BINARY, EstimateSettings())
-    assert estimate.observe_prediction(0.7) == []  # not calibrated yet: nothing
+    assert estimate.observe_prediction(0.7, 0) == []  # not calibrated yet: nothing
     bank = DetectorBank()
     batch = EventBatch()
     for i in range(3000):

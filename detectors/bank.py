@@ -705,12 +705,15 @@ class DetectorBank:
             out[model_id] = (out.get(model_id, (None, None))[0], value)
         return out
 
-    def realized_performance(self) -> list[tuple[str, str, dict[str, float]]]:
+    def realized_performance(self, changed_only: bool = False
+                             ) -> list[tuple[str, str, dict[str, float]]]:
         """(model_id, model_version or "", metrics) of the last ``recent_window`` joined
         labels of each model version: accuracy, error_rate and, for binary models,
         precision, recall, roc_auc (classifiers); mae, rmse (regression). See
-        ``detectors/performance.py``. Costs a sort of the window: call it on a timer."""
-        return [(m, v, p.metrics()) for (m, v), p in self.performance.items()]
+        ``detectors/performance.py``. Costs a sort of each window: ``changed_only`` reads
+        only the versions with outcomes since their last reading."""
+        return [(m, v, p.metrics()) for (m, v), p in self.performance.items()
+                if p.changed or not changed_only]
 
     def estimated_performance(self) -> list[tuple[str, dict[str, float]]]:
         """(model_id, estimates) of the last complete window of predictions: accuracy,

@@ -321,11 +321,14 @@ class RealizedPerformance:
     def __init__(self, task: str, window: int) -> None:
         self.task = task
         self.recent: deque[Outcome] = deque(maxlen=window)
+        self.changed = False  # outcomes added since ``metrics`` was last read
 
     def add(self, outcome: Outcome) -> None:
         self.recent.append(outcome)
+        self.changed = True
 
     def metrics(self) -> dict[str, float]:
+        self.changed = False
         if not self.recent:
             return {}
         a = np.asarray(self.recent, dtype=np.float64)

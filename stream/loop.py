@@ -361,7 +361,7 @@ class RunLoop:
             for model_id, (error_rate, _estimated) in bank.model_performance().items():
                 if error_rate is not None:
                     metrics.error_rate.labels(metrics.model(model_id)).set(error_rate)
-            for model_id, version, values in bank.realized_performance():
+            for model_id, version, values in bank.realized_performance(changed_only=True):
                 labels = (metrics.model(model_id), metrics.version(model_id, version))
                 for name, value in values.items():
                     metrics.performance.labels(*labels, name).set(value)

@@ -140,3 +140,11 @@ def test_labels_carried_on_events_are_counted_as_joined() -> None:
     events[5] = dict(events[5], label=None)
     _, bank, _ = _run(events, 7)
     assert bank.drain_label_counts() == {("m", "joined"): 999}
+
+
+def test_a_bad_task_is_refused_with_its_path() -> None:
+    with pytest.raises(ValueError, match=r"models\.m2\.task"):
+        DetectorConfig.model_validate({"models": {"default": {"task": "binary"},
+                                                  "m2": {"task": "bogus"}}})
+    config = DetectorConfig.model_validate({"models": {"default": {"task": "regression"}}})
+    assert config.for_model("any").task == "regression"

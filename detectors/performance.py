@@ -194,9 +194,11 @@ def configured_task(settings: ModelTaskSettings, default_threshold: float) -> Mo
     positive = class_name(settings.positive_class) if settings.positive_class is not None \
         else "1"
     negative = "0" if positive == "1" else None
+    # numbers are scores unless the classes themselves are other numbers (1 and 2, say)
+    scores = settings.task == BINARY and (positive in ("0", "1") or as_number(positive) is None)
     return ModelTask(settings.task, positive if settings.task == BINARY else None,
-                     negative if settings.task == BINARY else None, threshold,
-                     settings.task == BINARY and positive == "1", True, "config")
+                     negative if settings.task == BINARY else None, threshold, scores, True,
+                     "config")
 
 
 def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
@@ -205,8 +207,9 @@ def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
 
     - class probabilities: binary with at most two classes (labels and probability
       keys), else multiclass;
-    - a fractional number among the predictions: binary scores if every label is
-      ``0``/``1`` and every prediction in [0, 1]; regression if the labels are numbers;
+    - a fractional number among the predictions: binary scores if every prediction is
+      in [0, 1] and the labels name at most two classes; else regression if the labels
+      are numbers;
     - otherwise (booleans, integers, strings): regression if predictions and labels are
       all numbers spanning more than ``max_classes`` values; binary with at most two
       classes; multiclass beyond.
@@ -240,7 +243,7 @@ def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
         unit = all(is_number(p) and 0.0 <= float(p) <= 1.0 for p in preds)
         numeric_labels = all(as_number(y) is not None and not isinstance(y, bool)
                              for y in labels)
-        if unit and set(label_classes) <= {"0", "1"}:
+        if unit and (set(label_classes) <= {"0", "1"} or len(set(label_classes)) <= 2):
             task = BINARY
         elif numeric_labels:
             task = REGRESSION
@@ -265,7 +268,7 @@ def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
             positive = min(sorted(classes, reverse=True), key=counts.__getitem__)
         rest = sorted(classes - {positive})
         negative = "0" if positive == "1" else (rest[0] if rest else None)
-    scores = task == BINARY and positive == "1" and negative == "0"
+    scores = task == BINARY and (fractional or (positive == "1" and negative in ("0", None)))
     return ModelTask(task, positive, negative, threshold, scores,
                      probabilities or fractional, "inferred")
 

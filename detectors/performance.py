@@ -205,8 +205,8 @@ def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
                default_threshold: float, max_classes: int) -> ModelTask:
     """The task of a model from its first (prediction, label) pairs (both not null).
 
-    - class probabilities: binary with at most two classes (labels and probability
-      keys), else multiclass;
+    - class probabilities: binary with at most two classes (labels and top classes),
+      else multiclass;
     - a fractional number among the predictions: binary scores if every prediction is
       in [0, 1] and the labels name at most two classes; else regression if the labels
       are numbers;
@@ -236,7 +236,10 @@ def infer_task(pairs: Sequence[tuple[Any, Any]], settings: ModelTaskSettings,
     fractional = not probabilities and any(map(_fractional, preds))
     task: str
     if probabilities:
-        keys = {class_name(k) for p in preds if isinstance(p, Mapping) for k in p}
+        # top classes only: a prediction waiting for its label on the labels topic keeps
+        # no more (``concept_drift.needed``), and both paths must decide alike
+        tops = [top_class(p) for p in preds if isinstance(p, Mapping)]
+        keys = {class_name(t[0]) for t in tops if t is not None}
         classes = set(label_classes) | {k for k in keys if k is not None}
         task = BINARY if len(classes) <= 2 else MULTICLASS
     elif fractional:

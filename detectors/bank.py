@@ -8,11 +8,10 @@ list of events (see ``detect``).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import attrgetter, is_not, itemgetter, le, methodcaller
+from itertools import repeat
+from operator import attrgetter, itemgetter, le, methodcaller
 from typing import Any
 
 import numpy as np
@@ -30,15 +29,7 @@ from detectors.monitors import (
     Policy,
     Split,
 )
-from detectors.performance import (
-    MULTICLASS,
-    REGRESSION,
-    ModelTask,
-    RealizedPerformance,
-    TaskDecision,
-    infer_task,
-    log,
-)
+from detectors.outcomes import Fed, Found, ModelOutcomes
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
 from detectors.seasonal import SeasonalReference
@@ -416,10 +407,6 @@ class ModelMonitors:
         return out
 
 
-# Outcomes queued for the detectors, per (model, version or None): the model's task, the
-# outcomes, their batch rows and their model versions.
-_Fed = dict[tuple[str, str | None], tuple[str, list[Any], list[int], list[str | None]]]
-
 _SCALARS = frozenset((float, int, str, bool, type(None)))
 
 
@@ -448,11 +435,7 @@ class DetectorBank:
         # labels; labels on the events themselves are used either way.
         self.join_labels = join_labels
         self.join = LabelJoin(self.config.concept)
-        self.outcomes: dict[tuple[str, str | None], OutcomeMonitor] = {}
-        self.tasks: dict[str, TaskDecision] = {}  # per model: its task, decided once
-        self.performance: dict[tuple[str, str], RealizedPerformance] = {}  # (model, version)
-        self.estimates: dict[str, EstimatedPerformance] = {}
-        self.predictions: dict[str, int] = {}  # per model: predictions so far
+        self.model_outcomes = ModelOutcomes(self.config, self.references)
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
         rows_by_model: dict[str, list[int]] = {}
@@ -484,22 +467,17 @@ class DetectorBank:
 
     def _concept(self, batch: EventBatch) -> list[DriftSignal]:
         """Outcomes from labels on the events and from labels that waited for them;
-        estimated accuracy from class probabilities; predictions stored for the join."""
+        estimated performance from probabilities; predictions stored for the join."""
         preds, labels = batch.predictions, batch.labels
         probabilities = dict in set(map(type, preds))
         with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
-        counts = self.predictions
-        if not (self.join_labels or with_labels or probabilities or self.estimates
-                or (self.references is not None and self.references.labelled)):
-            # The usual data-drift-only batch: nothing per row but the prediction count
-            # (the estimate's windows are numbered by it), in C.
-            for model_id, n in Counter(compress(batch.model_ids, map(
-                    is_not, preds, repeat(None)))).items():
-                counts[model_id] = counts.get(model_id, 0) + n
+        outcomes = self.model_outcomes
+        if not (self.join_labels or with_labels or probabilities or outcomes.watching()):
+            outcomes.count(batch.model_ids, preds)  # the usual data-drift-only batch
             return []
         join = self.join
-        fed: _Fed = {}
-        out: list[DriftSignal] = []
+        fed: Fed = {}
+        found: list[Found] = []
         ids = batch.event_ids if len(batch.event_ids) == len(preds) else [None] * len(preds)
         times = batch.times if len(batch.times) == len(preds) else [None] * len(preds)
         if not with_labels:
@@ -509,17 +487,7 @@ class DetectorBank:
                 strict=True)):
             if pred is None:
                 continue
-            index = counts.get(model_id, 0)
-            counts[model_id] = index + 1
-            estimate = self.estimates.get(model_id)
-            if estimate is None and self.references is not None and model_id not in self.tasks:
-                estimate = self._from_reference(model_id)
-            if estimate is None and probabilities and isinstance(pred, Mapping):
-                estimate = self._provisional(model_id)
-            if estimate is not None:
-                for feature, stats in estimate.observe_prediction(pred, index):
-                    out.append(DriftSignal(batch.positions[row], model_id, version, feature,
-                                           "concept_drift", "cbpe", stats))
+            found += outcomes.predicted(model_id, version, pred, row, probabilities)
             if label is None and self.join_labels and event_id is not None:
                 label = join.add_prediction((model_id, event_id), pred, version, when)
                 if label is None:
@@ -527,137 +495,38 @@ class DetectorBank:
             elif label is not None:
                 join.count(model_id, "joined")  # a label on its event: joined there
             if label is not None:
-                out.extend(self._judge(model_id, version, pred, label, row, fed,
-                                       batch.positions))
-        out.extend(self._feed(fed, batch.positions))
-        return out
-
-    def _judge(self, model_id: str, version: str | None, prediction: Any, label: Any,
-               row: int, fed: _Fed, positions: Sequence[int]) -> list[DriftSignal]:
-        """One joined (prediction, label), judged by its model's task (the pairs that
-        waited for the task to be decided are judged at this row): its outcome is queued
-        for the detectors in ``fed``, added to the realized performance, and given to
-        the estimate (calibration, reconciliation), whose alerts are returned."""
-        decision = self.tasks.get(model_id)
-        settings = self.config.concept
-        if decision is None:
-            if len(self.tasks) >= 10 * self.config.max_models:
-                return []
-            decision = self.tasks[model_id] = TaskDecision(
-                model_id, self.config.for_model(model_id), settings.score_threshold,
-                settings.infer_task_from, settings.max_classes)
-        out: list[DriftSignal] = []
-        for pred, truth, ver in decision.add(prediction, label, version):
-            task = decision.task
-            assert task is not None
-            found = task.compare(pred, truth)
-            if found is None:
-                continue
-            key = (model_id, ver if settings.per_version else None)
-            entry = fed.setdefault(key, (task.task, [], [], []))
-            entry[1].append(found)
-            entry[2].append(row)
-            entry[3].append(ver)
-            self._realized(model_id, ver, task.task).add(found)
-            estimate = self.estimates.get(model_id)
-            if (estimate is None or estimate.provisional) and task.probabilistic \
-                    and task.task != REGRESSION and settings.estimate.enabled:
-                estimate = self.estimates[model_id] = EstimatedPerformance(
-                    task, settings.estimate)
-            if estimate is not None:
-                for feature, stats in estimate.observe_outcome(found):
-                    out.append(DriftSignal(positions[row], model_id, ver, feature,
-                                           "concept_drift", "cbpe", stats))
-        return out
-
-    def _from_reference(self, model_id: str) -> EstimatedPerformance | None:
-        """A model with labelled predictions in the reference file: its task decided on
-        them (unless configured) and its estimate calibrated on them, from its first
-        prediction on."""
-        assert self.references is not None
-        pairs = self.references.labelled.get(model_id)
-        settings = self.config.concept
-        if not pairs or len(self.tasks) >= 10 * self.config.max_models:
-            return None
-        decision = self.tasks[model_id] = TaskDecision(
-            model_id, self.config.for_model(model_id), settings.score_threshold,
-            settings.infer_task_from, settings.max_classes)
-        if decision.task is None:
-            decision.task = infer_task(pairs[:settings.infer_task_from], decision.settings,
-                                       settings.score_threshold, settings.max_classes)
-            log.info("model %r: task %s inferred from the reference file: %s", model_id,
-                     decision.task.task, decision.task.describe())
-        task = decision.task
-        if not (task.probabilistic and task.task != REGRESSION and settings.estimate.enabled):
-            return None
-        estimate = self.estimates[model_id] = EstimatedPerformance(task, settings.estimate)
-        for prediction, label in pairs:
-            found = task.compare(prediction, label)
-            if found is not None:
-                estimate.observe_outcome(found)
-            if estimate.calibration is not None:
-                break
-        return estimate
-
-    def _provisional(self, model_id: str) -> EstimatedPerformance | None:
-        """Before its first labels, a model sending class probabilities is estimated with
-        its probabilities at face value (``EstimatedPerformance``)."""
-        settings = self.config.concept.estimate
-        if (not settings.enabled or model_id in self.tasks
-                or len(self.estimates) >= self.config.max_models):
-            return None
-        task = ModelTask(MULTICLASS, None, None, 0.5, False, True, "provisional")
-        found = self.estimates[model_id] = EstimatedPerformance(task, settings, provisional=True)
-        return found
-
-    def _realized(self, model_id: str, version: str | None, task: str) -> RealizedPerformance:
-        """The realized-performance window of (model, version); versions past
-        ``max_versions`` of a model share the version ``other``."""
-        key = (model_id, version or "")
-        found = self.performance.get(key)
-        if found is None:
-            limit = self.config.concept.max_versions
-            if sum(1 for m, _ in self.performance if m == model_id) >= limit:
-                key = (model_id, "other")
-                found = self.performance.get(key)
-            if found is None:
-                found = self.performance[key] = RealizedPerformance(
-                    task, self.config.concept.recent_window)
-        return found
-
-    def _feed(self, fed: _Fed, positions: Sequence[int]) -> list[DriftSignal]:
-        out = []
-        for key, (task, values, rows, versions) in fed.items():
-            monitor = self.outcomes.get(key)
-            if monitor is None:
-                if len(self.outcomes) >= 10 * self.config.max_models:
-                    continue
-                monitor = self.outcomes[key] = OutcomeMonitor(self.config.concept, task)
-            fired = monitor.update(values, rows)
-            for row, feature, detector, stats in fired:
-                version = key[1] if key[1] is not None else versions[rows.index(row)]
-                out.append(DriftSignal(positions[row], key[0], version, feature,
-                                       "concept_drift", detector, stats))
-        return out
+                found += outcomes.judge(model_id, version, pred, label, row, fed)
+        found += outcomes.feed(fed)
+        return _concept_signals(found, batch.positions)
 
     def update_labels(self, batch: LabelBatch) -> list[DriftSignal]:
         """Labels from the labels topic, in its order: each joins its prediction now, waits
         for it, or is counted (duplicate, late, orphan)."""
         if not self.config.concept.enabled:
             return []
-        fed: _Fed = {}
-        signals: list[DriftSignal] = []
+        outcomes = self.model_outcomes
+        fed: Fed = {}
+        found: list[Found] = []
         for row, (model_id, event_id, label, when) in enumerate(zip(
                 batch.model_ids, batch.event_ids, batch.labels, batch.times, strict=True)):
             pending = self.join.take((model_id, event_id), label, when)
-            if pending is None:
-                continue
-            signals.extend(self._judge(model_id, pending.version, pending.prediction, label,
-                                       row, fed, batch.positions))
+            if pending is not None:
+                found += outcomes.judge(model_id, pending.version, pending.prediction, label,
+                                        row, fed)
         self.join.advance()  # labels kept just now may already be past the horizon
-        signals.extend(self._feed(fed, batch.positions))
+        found += outcomes.feed(fed)
+        signals = _concept_signals(found, batch.positions)
         signals.sort(key=lambda s: s.position)
         return signals
+
+    @property
+    def outcomes(self) -> dict[tuple[str, str | None], OutcomeMonitor]:
+        """The outcome detectors, per (model, version or None)."""
+        return self.model_outcomes.outcomes
+
+    @property
+    def estimates(self) -> dict[str, EstimatedPerformance]:
+        return self.model_outcomes.estimates
 
     def drain_mistyped(self) -> dict[tuple[str, str], int]:
         """(model_id, feature) -> values of the other kind than their series' (a string in
@@ -696,33 +565,20 @@ class DetectorBank:
 
     def model_performance(self) -> dict[str, tuple[float | None, float | None]]:
         """Per model: rolling realized error rate (classifiers) and estimated accuracy."""
-        out: dict[str, tuple[float | None, float | None]] = {}
-        for (model_id, _version), monitor in self.outcomes.items():
-            if monitor.kind == "binary" and model_id not in out:
-                out[model_id] = (monitor.rate(), None)
-        for model_id, estimate in self.estimates.items():
-            value = estimate.values().get("accuracy")
-            out[model_id] = (out.get(model_id, (None, None))[0], value)
-        return out
+        return self.model_outcomes.model_performance()
 
     def realized_performance(self, changed_only: bool = False
                              ) -> list[tuple[str, str, dict[str, float]]]:
-        """(model_id, model_version or "", metrics) of the last ``recent_window`` joined
-        labels of each model version: accuracy, error_rate and, for binary models,
-        precision, recall, roc_auc (classifiers); mae, rmse (regression). See
-        ``detectors/performance.py``. Costs a sort of each window: ``changed_only`` reads
-        only the versions with outcomes since their last reading."""
-        return [(m, v, p.metrics()) for (m, v), p in self.performance.items()
-                if p.changed or not changed_only]
+        """See ``ModelOutcomes.realized_performance``."""
+        return self.model_outcomes.realized_performance(changed_only)
 
     def estimated_performance(self) -> list[tuple[str, dict[str, float]]]:
-        """(model_id, estimates) of the last complete window of predictions: accuracy,
-        roc_auc (binary) and each one's band half-width (``<metric>_band``)."""
-        return [(m, e.values()) for m, e in self.estimates.items() if e.latest]
+        """See ``ModelOutcomes.estimated_performance``."""
+        return self.model_outcomes.estimated_performance()
 
     def model_tasks(self) -> dict[str, dict[str, Any]]:
         """model_id -> its task (``ModelTask.describe``), for the models decided so far."""
-        return {m: d.task.describe() for m, d in self.tasks.items() if d.task is not None}
+        return self.model_outcomes.model_tasks()
 
     def drift_scores(self) -> list[tuple[str, str, dict[str, float]]]:
         """(model_id, feature, scores) of every monitored series whose scores are known
@@ -756,6 +612,11 @@ class DetectorBank:
         """(model, feature) pairs in their post-alert cooldown."""
         return [(m.model_id, s.name) for m in self.models.values()
                 for s in m.series.values() if s.cooling_down]
+
+
+def _concept_signals(found: list[Found], positions: Sequence[int]) -> list[DriftSignal]:
+    return [DriftSignal(positions[row], model_id, version, feature, "concept_drift", detector,
+                        stats) for row, model_id, version, feature, detector, stats in found]
 
 
 def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = None,

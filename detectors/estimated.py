@@ -97,8 +97,8 @@ def expected_accuracy(p: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any] |
     """(mean, standard error) of the accuracy expected from calibrated probabilities.
     ``p``: P(y = 1) with ``predicted`` (0/1) for binary, P(correct) without.
 
-    >>> expected_accuracy(np.array([0.9, 0.2]), np.array([1.0, 0.0]))
-    (0.85, 0.2)
+    >>> [round(v, 6) for v in expected_accuracy(np.array([0.9, 0.2]), np.array([1.0, 0.0]))]
+    [0.85, 0.25]
     """
     c = p if predicted is None else np.where(predicted == 1.0, p, 1.0 - p)
     n = len(c)

@@ -38,6 +38,7 @@ Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -498,7 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-        raw = {m: {name: c.summary() for name, c in per.items()} for m, per in cells.items()}
+        raw: dict[str, Any] = {m: {name: c.summary() for name, c in per.items()}
+                               for m, per in cells.items()}
+        raw["cbpe"] = {"estimate_error": cbpe["error"],
+                       "scenarios": {name: dataclasses.asdict(c)
+                                     for name, c in cbpe["cells"].items()}}
         args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, sort_keys=True))
     return 0
 

@@ -30,6 +30,13 @@ leaves it after a detection (it drops the older part of its window). Regression 
 (``NumericMonitor``: ADWIN and Page-Hinkley on ranks in [0, 1]), against ADWIN on the raw
 error magnitudes.
 
+Estimated performance (CBPE, ``detectors/estimated.py``), after the tables above (alone
+with ``--cbpe-only``, written to bench/results/quality_cbpe.md): the estimate's error on a
+calibrated stationary binary model, its alert on a covariate shift that costs 10 points of
+accuracy against the realized detector's with labels an hour late, the reconciliation on
+overconfident scores, and false alarms of both on ``--cbpe-predictions`` stationary
+predictions per seed (``cbpe_run``).
+
 Writes a markdown report to stdout and bench/results/quality_concept.md (the raw numbers
 to bench/results/quality_concept.json); --quick writes nothing unless --out is given.
 Progress goes to stderr.

@@ -141,3 +141,21 @@ def test_a_labelled_reference_file_calibrates_the_estimate_from_the_first_predic
     assert fired and fired[0] == ("estimated_accuracy", 999)
     (_, estimated), = bank.estimated_performance()
     assert 0.66 < estimated["accuracy"] < 0.76
+
+
+def test_a_multiclass_estimate_follows_the_realized_accuracy() -> None:
+    rng = np.random.default_rng(13)
+    bank = DetectorBank()
+    batch = EventBatch()
+    for i in range(8000):
+        logits = rng.normal(0.0, 2.0, 3)
+        p = np.exp(logits) / np.exp(logits).sum()
+        truth = int(rng.choice(3, p=p))
+        probabilities = {str(k): round(float(p[k]), 4) for k in range(3)}
+        batch.append("m", None, {}, probabilities, i, f"e{i}", float(i), truth)
+    bank.update(batch)
+    assert bank.model_tasks()["m"]["task"] == "multiclass"
+    (_, estimated), = bank.estimated_performance()
+    (_, _, realized), = bank.realized_performance()
+    assert estimated["accuracy"] == pytest.approx(realized["accuracy"], abs=0.05)
+    assert "roc_auc" not in estimated

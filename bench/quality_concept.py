@@ -30,6 +30,13 @@ leaves it after a detection (it drops the older part of its window). Regression 
 (``NumericMonitor``: ADWIN and Page-Hinkley on ranks in [0, 1]), against ADWIN on the raw
 error magnitudes.
 
+Estimated performance (CBPE, ``detectors/estimated.py``), after the tables above (alone
+with ``--cbpe-only``, written to bench/results/quality_cbpe.md): the estimate's error on a
+calibrated stationary binary model, its alert on a covariate shift that costs 10 points of
+accuracy against the realized detector's with labels an hour late, the reconciliation on
+overconfident scores, and false alarms of both on ``--cbpe-predictions`` stationary
+predictions per seed (``cbpe_run``).
+
 Writes a markdown report to stdout and bench/results/quality_concept.md (the raw numbers
 to bench/results/quality_concept.json); --quick writes nothing unless --out is given.
 Progress goes to stderr.
@@ -38,7 +45,9 @@ Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import statistics
 import sys
 import time
@@ -50,8 +59,11 @@ from typing import Any
 import numpy as np
 from river import drift
 
-from detectors.concept_drift import OutcomeMonitor
-from detectors.config import ConceptSettings
+from detectors.bank import DetectorBank, EventBatch
+from detectors.concept_drift import LabelBatch, OutcomeMonitor
+from detectors.config import ConceptSettings, DetectorConfig, EstimateSettings
+from detectors.estimated import EstimatedPerformance
+from detectors.performance import ModelTask, RealizedPerformance
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -61,8 +73,9 @@ Method = Callable[[list[float]], list[int]]
 
 def ours(kind: str, **settings: Any) -> Method:
     def run(values: list[float]) -> list[int]:
-        monitor = OutcomeMonitor(ConceptSettings(**settings))
-        return [hit[0] for hit in monitor.update(kind, values, list(range(len(values))))]
+        monitor = OutcomeMonitor(ConceptSettings(**settings), kind)
+        outcomes = [(v, 0.0, math.nan, 0.0) for v in values]  # (error, truth, score, predicted)
+        return [hit[0] for hit in monitor.update(outcomes, list(range(len(values))))]
     return run
 
 
@@ -201,6 +214,191 @@ def run(seeds: int, before: int, after: int, stationary_seeds: int, labels: int
     return cells, seconds
 
 
+# --- estimated performance (CBPE) and its reconciliation ----------------------------------
+#
+# A binary model on one feature x: the truth is y ~ Bernoulli(sigmoid(2x)) and the model
+# scores sigmoid(2x) (calibrated) or, after an "overconfident" change, sigmoid(8x) (the
+# same predicted class, the same accuracy, probabilities pushed to 0/1). A covariate shift
+# narrows x from N(0, 1.5) to N(0, 0.5): the scores stay calibrated and accuracy falls
+# about 10 points (0.83 -> 0.71). Events come at 10/s; their labels 1 hour later.
+
+EVENT_RATE = 10.0
+LABEL_DELAY = 3600.0
+
+
+def _binary_stream(rng: np.random.Generator, n: int, change_at: int | None, change: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) of n predictions; the change from index change_at on."""
+    x = rng.normal(0.0, 1.5, n)
+    if change_at is not None and change == "covariate":
+        x[change_at:] = rng.normal(0.0, 0.5, n - change_at)
+    truth = 1.0 / (1.0 + np.exp(-2.0 * x))
+    y = (rng.random(n) < truth).astype(np.float64)
+    score = truth.copy()
+    if change_at is not None and change == "overconfident":
+        score[change_at:] = 1.0 / (1.0 + np.exp(-8.0 * x[change_at:]))
+    return np.round(score, 6), y
+
+
+def _estimate_error(seeds: int, windows: int, window: int = 5000) -> dict[str, list[float]]:
+    """|estimated - realized| accuracy and ROC AUC per window of ``window`` predictions of
+    a calibrated stationary model (calibrated on 2,000 labels first)."""
+    settings = EstimateSettings(window=window, reconcile=False)
+    task = ModelTask("binary", "1", "0", 0.5, True, True, "config")
+    out: dict[str, list[float]] = {"accuracy": [], "roc_auc": []}
+    for seed in range(seeds):
+        rng = np.random.default_rng([7, seed])
+        n = 2000 + windows * window
+        scores, y = _binary_stream(rng, n, None, "")
+        estimate = EstimatedPerformance(task, settings)
+        for s, t in zip(scores[:2000].tolist(), y[:2000].tolist(), strict=True):
+            estimate.observe_outcome(task.compare(s, t))  # type: ignore[arg-type]
+        for w in range(windows):
+            part = slice(2000 + w * window, 2000 + (w + 1) * window)
+            for j, s in enumerate(scores[part].tolist()):
+                estimate.observe_prediction(s, w * window + j)
+            realized = RealizedPerformance("binary", window)
+            for s, t in zip(scores[part].tolist(), y[part].tolist(), strict=True):
+                realized.add(task.compare(s, t))  # type: ignore[arg-type]
+            got = realized.metrics()
+            for metric in out:
+                out[metric].append(abs(estimate.latest[metric][0] - got[metric]))
+    return out
+
+
+def _bank_run(scores: np.ndarray, y: np.ndarray, config: DetectorConfig,
+              delay: float = LABEL_DELAY, step: int = 1000) -> list[tuple[int, str, float]]:
+    """(event index, feature, event time of the alert) of the concept alerts of a bank fed
+    the predictions at 10/s and their labels one hour later, in event-time order."""
+    bank = DetectorBank(config, join_labels=True)
+    n = len(scores)
+    times = np.arange(n) / EVENT_RATE
+    out: list[tuple[int, str, float]] = []
+    labelled = 0
+    for start in range(0, n, step):
+        batch = EventBatch()
+        for i in range(start, min(n, start + step)):
+            batch.append("m", None, {}, float(scores[i]), i, f"e{i}", float(times[i]))
+        for s in bank.update(batch):
+            if s.kind == "concept_drift":
+                out.append((s.position, s.feature, float(times[s.position])))
+        now = times[min(n, start + step) - 1]
+        labels = LabelBatch()
+        while labelled < n and times[labelled] + delay <= now:
+            labels.append("m", f"e{labelled}", int(y[labelled]),
+                          float(times[labelled] + delay), labelled)
+            labelled += 1
+        for s in bank.update_labels(labels):
+            out.append((s.position, s.feature, float(times[s.position] + delay)))
+    return out
+
+
+@dataclass
+class CbpeCell:
+    runs: int = 0
+    detected: int = 0
+    delays: list[float] = field(default_factory=list)  # labels (events) after the change
+    false_alarms: int = 0
+    predictions: int = 0
+
+
+def cbpe_run(seeds: int, predictions: int, change_at: int = 60_000, after: int = 60_000
+             ) -> dict[str, Any]:
+    config = DetectorConfig()
+    cells: dict[str, CbpeCell] = {}
+    # A covariate shift that costs 10 points of accuracy: estimate against realized.
+    for seed in range(seeds):
+        rng = np.random.default_rng([8, seed])
+        scores, y = _binary_stream(rng, change_at + after, change_at, "covariate")
+        alerts = _bank_run(scores, y, config)
+        change_time = change_at / EVENT_RATE
+        for name, features in (("estimate (estimated_accuracy)", {"estimated_accuracy"}),
+                               ("realized (error_rate, labels 1 h late)", {"error_rate"})):
+            cell = cells.setdefault("covariate: " + name, CbpeCell())
+            cell.runs += 1
+            hits = [t for _, f, t in alerts if f in features and t >= change_time]
+            cell.false_alarms += sum(1 for _, f, t in alerts if f in features
+                                     and t < change_time)
+            if hits:
+                cell.detected += 1
+                cell.delays.append((min(hits) - change_time) * EVENT_RATE)
+    # Overconfident from change_at on: reconciliation.
+    for seed in range(seeds):
+        rng = np.random.default_rng([9, seed])
+        scores, y = _binary_stream(rng, change_at + after, change_at, "overconfident")
+        alerts = _bank_run(scores, y, config)
+        cell = cells.setdefault("overconfident: calibration", CbpeCell())
+        cell.runs += 1
+        change_time = change_at / EVENT_RATE + LABEL_DELAY  # its labels come an hour later
+        hits = [t for _, f, t in alerts if f == "calibration" and t >= change_time]
+        cell.false_alarms += sum(1 for _, f, t in alerts if f == "calibration"
+                                 and t < change_time)
+        if hits:
+            cell.detected += 1
+            cell.delays.append((min(hits) - change_time) * EVENT_RATE)
+    # Stationary and calibrated: every estimate or calibration alert is a false alarm.
+    for seed in range(seeds):
+        rng = np.random.default_rng([10, seed])
+        scores, y = _binary_stream(rng, predictions, None, "")
+        alerts = _bank_run(scores, y, config)
+        for name, features in (("stationary: estimated_*", {"estimated_accuracy",
+                                                            "estimated_roc_auc"}),
+                               ("stationary: calibration", {"calibration"})):
+            cell = cells.setdefault(name, CbpeCell())
+            cell.runs += 1
+            cell.predictions += predictions
+            cell.false_alarms += sum(1 for _, f, _ in alerts if f in features)
+    return {"cells": cells, "error": _estimate_error(seeds, max(2, predictions // 50_000))}
+
+
+def cbpe_report(result: dict[str, Any], seconds: float, args: argparse.Namespace,
+                command: str) -> str:
+    cells = result["cells"]
+    estimate = cells["covariate: estimate (estimated_accuracy)"].delays
+    realized = cells["covariate: realized (error_rate, labels 1 h late)"].delays
+    earlier = (f"{statistics.median(realized) - statistics.median(estimate):,.0f}"
+               if estimate and realized else "-")
+    return "\n".join([
+        "# Estimated performance (CBPE) and reconciliation",
+        "",
+        f"Made by `{command}` ({seconds:.0f} s). A binary model on x ~ N(0, 1.5), truth "
+        "Bernoulli(sigmoid(2x)), calibrated scores sigmoid(2x); 10 events/s, labels 1 hour "
+        f"later; {args.cbpe_seeds} seeds. Estimate error: calibrated on 2,000 labels, then "
+        "|estimated - realized| over windows of 5,000 predictions. Covariate: x narrows to "
+        "N(0, 0.5) at event 60,000 (accuracy 0.83 -> 0.71, scores still calibrated): delay "
+        "in events after the change until the alert is published (the realized detector "
+        "waits for the labels). Overconfident: scores sigmoid(8x) from event 60,000 (same "
+        "accuracy): delay in labels after the first label of the change. Stationary: "
+        f"{args.cbpe_predictions:,} predictions per seed, every alert a false alarm. "
+        "Defaults of `detectors.concept.estimate` (windows of 1,000).",
+        "",
+        *cbpe_table(result),
+        "",
+        f"On the covariate shift the estimate alerts a median {earlier} labels before the "
+        "realized error-rate detector.",
+        "",
+    ])
+
+
+def cbpe_table(result: dict[str, Any]) -> list[str]:
+    error = result["error"]
+    lines = ["| metric | windows | median abs error | p90 |", "|---|---:|---:|---:|"]
+    for metric, values in error.items():
+        q = np.quantile(values, [0.5, 0.9])
+        lines.append(f"| {metric} | {len(values)} | {q[0]:.4f} | {q[1]:.4f} |")
+    lines += ["", "| scenario | detected | median delay (labels) | p90 | FA | FA per 1M "
+              "predictions |", "|---|---:|---:|---:|---:|---:|"]
+    for name, c in result["cells"].items():
+        q = np.quantile(c.delays, [0.5, 0.9]) if c.delays else None
+        per_million = (f"{c.false_alarms / c.predictions * 1e6:.2f}" if c.predictions
+                       else "-")
+        lines.append(f"| {name} | {c.detected}/{c.runs} | "
+                     f"{'-' if q is None else f'{q[0]:,.0f}'} | "
+                     f"{'-' if q is None else f'{q[1]:,.0f}'} | {c.false_alarms} | "
+                     f"{per_million} |")
+    return lines
+
+
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
@@ -272,13 +470,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="labels per stationary stream (default 1,000,000; quick 50,000)")
     p.add_argument("--out", type=Path, help="report path (default bench/results/"
                    "quality_concept.md; --quick writes only with --out)")
+    p.add_argument("--cbpe-seeds", type=int, help="seeds of the estimate's scenarios "
+                   "(default 5; quick 1)")
+    p.add_argument("--cbpe-predictions", type=int, help="predictions per stationary stream "
+                   "of the estimate (default 1,000,000; quick 100,000)")
+    p.add_argument("--cbpe-only", action="store_true", help="only the estimate's section, "
+                   "written to bench/results/quality_cbpe.md (unless --quick)")
     args = p.parse_args(argv)
     quick = args.quick
+    args.cbpe_seeds = args.cbpe_seeds or (1 if quick else 5)
+    args.cbpe_predictions = args.cbpe_predictions or (100_000 if quick else 1_000_000)
     args.seeds = args.seeds or (5 if quick else 50)
     args.stationary_seeds = args.stationary_seeds or (2 if quick else 5)
     args.labels = args.labels or (50_000 if quick else 1_000_000)
     if args.out is None and not quick:
-        args.out = RESULTS_DIR / "quality_concept.md"
+        args.out = RESULTS_DIR / ("quality_cbpe.md" if args.cbpe_only else "quality_concept.md")
     return args
 
 
@@ -286,14 +492,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python bench/quality_concept.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    cells, seconds = run(args.seeds, args.before, args.after, args.stationary_seeds,
-                         args.labels)
-    text = report(cells, seconds, args, command.strip())
+    cells: dict[str, dict[str, Cell]] = {}
+    seconds: dict[str, float] = {}
+    if not args.cbpe_only:
+        cells, seconds = run(args.seeds, args.before, args.after, args.stationary_seeds,
+                             args.labels)
+    start = time.perf_counter()
+    cbpe = cbpe_run(args.cbpe_seeds, args.cbpe_predictions)
+    cbpe_seconds = time.perf_counter() - start
+    text = ("" if args.cbpe_only else report(cells, seconds, args, command.strip())) + \
+        cbpe_report(cbpe, cbpe_seconds, args, command.strip())
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-        raw = {m: {name: c.summary() for name, c in per.items()} for m, per in cells.items()}
+        raw: dict[str, Any] = {m: {name: c.summary() for name, c in per.items()}
+                               for m, per in cells.items()}
+        raw["cbpe"] = {"estimate_error": cbpe["error"],
+                       "scenarios": {name: dataclasses.asdict(c)
+                                     for name, c in cbpe["cells"].items()}}
         args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, sort_keys=True))
     return 0
 

@@ -18,14 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.attribution import attribute, recent_values
-from detectors.concept_drift import (
-    EstimatedAccuracy,
-    LabelBatch,
-    LabelJoin,
-    OutcomeMonitor,
-    outcome,
-)
+from detectors.concept_drift import LabelBatch, LabelJoin, OutcomeMonitor
 from detectors.config import DetectorConfig
+from detectors.estimated import EstimatedPerformance
 from detectors.monitors import (
     BudgetSplit,
     CategoricalMonitor,
@@ -36,6 +31,7 @@ from detectors.monitors import (
     Split,
 )
 from detectors.multivariate import MULTIVARIATE, MultivariateMonitor
+from detectors.outcomes import Fed, Found, ModelOutcomes
 from detectors.reference import CategoricalReference, NumericReference, NumericSeed, Seed
 from detectors.reference_file import ReferenceFile, load_reference_file
 from detectors.seasonal import SeasonalReference
@@ -460,8 +456,7 @@ class DetectorBank:
         # labels; labels on the events themselves are used either way.
         self.join_labels = join_labels
         self.join = LabelJoin(self.config.concept)
-        self.outcomes: dict[tuple[str, str | None], OutcomeMonitor] = {}
-        self.estimates: dict[str, EstimatedAccuracy] = {}
+        self.model_outcomes = ModelOutcomes(self.config, self.references)
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
         before = recent_values(self.models)  # for attribute(), from any row of the batch
@@ -517,16 +512,17 @@ class DetectorBank:
 
     def _concept(self, batch: EventBatch) -> list[DriftSignal]:
         """Outcomes from labels on the events and from labels that waited for them;
-        estimated accuracy from class probabilities; predictions stored for the join."""
+        estimated performance from probabilities; predictions stored for the join."""
         preds, labels = batch.predictions, batch.labels
         probabilities = dict in set(map(type, preds))
         with_labels = len(labels) == len(preds) and labels.count(None) != len(labels)
-        if not (self.join_labels or with_labels or probabilities):
-            return []  # the usual data-drift-only batch: nothing per row
-        settings = self.config.concept
+        outcomes = self.model_outcomes
+        if not (self.join_labels or with_labels or probabilities or outcomes.watching()):
+            outcomes.count(batch.model_ids, preds)  # the usual data-drift-only batch
+            return []
         join = self.join
-        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
-        tops: dict[str, tuple[list[float], list[int]]] = {}
+        fed: Fed = {}
+        found: list[Found] = []
         ids = batch.event_ids if len(batch.event_ids) == len(preds) else [None] * len(preds)
         times = batch.times if len(batch.times) == len(preds) else [None] * len(preds)
         if not with_labels:
@@ -536,78 +532,46 @@ class DetectorBank:
                 strict=True)):
             if pred is None:
                 continue
-            if probabilities and isinstance(pred, Mapping):
-                top = top_class(pred)
-                if top is not None:
-                    tops.setdefault(model_id, ([], []))[0].append(top[1])
-                    tops[model_id][1].append(row)
+            found += outcomes.predicted(model_id, version, pred, row, probabilities)
             if label is None and self.join_labels and event_id is not None:
                 label = join.add_prediction((model_id, event_id), pred, version, when)
                 if label is None:
                     continue
-            found = outcome(pred, label, settings) if label is not None else None
-            if found is not None:
-                key = (model_id, version if settings.per_version else None)
-                entry = fed.setdefault(key, (found[0], [], []))
-                if entry[0] == found[0]:
-                    entry[1].append(found[1])
-                    entry[2].append(row)
-        out = self._feed(fed, batch.positions)
-        for model_id, (values, rows) in tops.items():
-            estimate = self.estimates.get(model_id)
-            if estimate is None:
-                estimate = self.estimates[model_id] = EstimatedAccuracy(
-                    settings.estimated_accuracy, settings.recent_window)
-            for position, feature, detector, stats in estimate.update(values, rows):
-                out.append(DriftSignal(batch.positions[position], model_id,
-                                       batch.model_versions[position], feature,
-                                       "concept_drift", detector, stats))
-        return out
-
-    def _feed(self, fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]],
-              positions: Sequence[int]) -> list[DriftSignal]:
-        out = []
-        for key, (kind, values, rows) in fed.items():
-            monitor = self.outcomes.get(key)
-            if monitor is None:
-                if len(self.outcomes) >= 10 * self.config.max_models:
-                    continue
-                monitor = self.outcomes[key] = OutcomeMonitor(self.config.concept)
-            for row, feature, detector, stats in monitor.update(kind, values, rows):
-                out.append(DriftSignal(positions[row], key[0], key[1], feature,
-                                       "concept_drift", detector, stats))
-        return out
+            elif label is not None:
+                join.count(model_id, "joined")  # a label on its event: joined there
+            if label is not None:
+                found += outcomes.judge(model_id, version, pred, label, row, fed)
+        found += outcomes.feed(fed)
+        return _concept_signals(found, batch.positions)
 
     def update_labels(self, batch: LabelBatch) -> list[DriftSignal]:
         """Labels from the labels topic, in its order: each joins its prediction now, waits
         for it, or is counted (duplicate, late, orphan)."""
         if not self.config.concept.enabled:
             return []
-        settings = self.config.concept
-        fed: dict[tuple[str, str | None], tuple[str, list[float], list[int]]] = {}
-        versions: dict[int, str | None] = {}
+        outcomes = self.model_outcomes
+        fed: Fed = {}
+        found: list[Found] = []
         for row, (model_id, event_id, label, when) in enumerate(zip(
                 batch.model_ids, batch.event_ids, batch.labels, batch.times, strict=True)):
             pending = self.join.take((model_id, event_id), label, when)
-            if pending is None:
-                continue
-            found = outcome(pending.prediction, label, settings)
-            if found is None:
-                continue
-            versions[row] = pending.version
-            key = (model_id, pending.version if settings.per_version else None)
-            entry = fed.setdefault(key, (found[0], [], []))
-            if entry[0] == found[0]:
-                entry[1].append(found[1])
-                entry[2].append(row)
+            if pending is not None:
+                found += outcomes.judge(model_id, pending.version, pending.prediction, label,
+                                        row, fed)
         self.join.advance()  # labels kept just now may already be past the horizon
-        signals = self._feed(fed, batch.positions)
-        positions = {p: r for r, p in enumerate(batch.positions)}
-        signals = [DriftSignal(s.position, s.model_id,
-                               s.model_version or versions.get(positions[s.position]),
-                               s.feature, s.kind, s.detector, s.stats) for s in signals]
+        found += outcomes.feed(fed)
+        signals = _concept_signals(found, batch.positions)
         signals.sort(key=lambda s: s.position)
         return attribute(signals, self.models)
+
+    @property
+    def outcomes(self) -> dict[tuple[str, str | None], OutcomeMonitor]:
+        """The outcome detectors, per (model, version or None)."""
+        return self.model_outcomes.outcomes
+
+    @property
+    def estimates(self) -> dict[str, EstimatedPerformance]:
+        return self.model_outcomes.estimates
 
     def drain_mistyped(self) -> dict[tuple[str, str], int]:
         """(model_id, feature) -> values of the other kind than their series' (a string in
@@ -645,14 +609,21 @@ class DetectorBank:
         return self.join.size()
 
     def model_performance(self) -> dict[str, tuple[float | None, float | None]]:
-        """Per model: rolling realized error rate (binary outcomes) and estimated accuracy."""
-        out: dict[str, tuple[float | None, float | None]] = {}
-        for (model_id, _version), monitor in self.outcomes.items():
-            if monitor.kind == "binary" and model_id not in out:
-                out[model_id] = (monitor.rate(), None)
-        for model_id, estimate in self.estimates.items():
-            out[model_id] = (out.get(model_id, (None, None))[0], estimate.value())
-        return out
+        """Per model: rolling realized error rate (classifiers) and estimated accuracy."""
+        return self.model_outcomes.model_performance()
+
+    def realized_performance(self, changed_only: bool = False
+                             ) -> list[tuple[str, str, dict[str, float]]]:
+        """See ``ModelOutcomes.realized_performance``."""
+        return self.model_outcomes.realized_performance(changed_only)
+
+    def estimated_performance(self) -> list[tuple[str, dict[str, float]]]:
+        """See ``ModelOutcomes.estimated_performance``."""
+        return self.model_outcomes.estimated_performance()
+
+    def model_tasks(self) -> dict[str, dict[str, Any]]:
+        """model_id -> its task (``ModelTask.describe``), for the models decided so far."""
+        return self.model_outcomes.model_tasks()
 
     def drift_scores(self) -> list[tuple[str, str, dict[str, float]]]:
         """(model_id, feature, scores) of every monitored series whose scores are known
@@ -689,6 +660,11 @@ class DetectorBank:
         """(model, feature) pairs in their post-alert cooldown."""
         return [(m.model_id, s.name) for m in self.models.values()
                 for s in m.series.values() if s.cooling_down]
+
+
+def _concept_signals(found: list[Found], positions: Sequence[int]) -> list[DriftSignal]:
+    return [DriftSignal(positions[row], model_id, version, feature, "concept_drift", detector,
+                        stats) for row, model_id, version, feature, detector, stats in found]
 
 
 def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = None,

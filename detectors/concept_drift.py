@@ -13,20 +13,19 @@ label ends counted as one outcome:
   model);
 - ``expired`` counts predictions that never got a label.
 
-An outcome is an error indicator for classes (a class, a class-probability object
-or a score thresholded at ``score_threshold`` against the label) or an error
-magnitude for regression (absolute or squared). Binary outcomes feed ADWIN (the
-default) or one of river's binary detectors (DDM, EDDM, HDDM_A, HDDM_W): 0/1 is bounded,
-so ADWIN's bound holds as is. Magnitudes feed a ``NumericMonitor`` (ADWIN and
-Page-Hinkley on the rank of each error in a warm-up reference of errors), not ADWIN on
-raw errors: their tail is the model's residual tail, and ADWIN's Hoeffding-style cut
-assumes values in a known range (bench/quality_concept.py: ADWIN on raw |t(3)| errors
-raised 66 false alarms per million labels, the ranks none).
+An outcome is judged by the model's task, decided once per model
+(``detectors/performance.py``: configured, or inferred from its first labelled
+predictions): a 0/1 error for classifiers (binary or multiclass), an error magnitude
+for regression (absolute or squared). 0/1 errors feed ADWIN (the default) or one of
+river's binary detectors (DDM, EDDM, HDDM_A, HDDM_W): 0/1 is bounded, so ADWIN's bound
+holds as is. Magnitudes feed a ``NumericMonitor`` (ADWIN and Page-Hinkley on the rank
+of each error in a warm-up reference of errors), not ADWIN on raw errors: their tail
+is the model's residual tail, and ADWIN's Hoeffding-style cut assumes values in a
+known range (bench/quality_concept.py: ADWIN on raw |t(3)| errors raised 66 false
+alarms per million labels, the ranks none).
 
-Before labels arrive, class probabilities give an estimated accuracy: the mean
-top-class probability (the expected accuracy of calibrated probabilities). It is
-tracked per model and an ADWIN on the top probability raises a ``concept_drift``
-alert (feature ``estimated_accuracy``) when it falls.
+Before labels arrive, ``detectors/estimated.py`` estimates performance from
+calibrated probabilities (CBPE).
 
 Everything is deterministic in the order of its input, bounded, and picklable.
 """
@@ -42,14 +41,20 @@ from typing import Any
 from river import drift
 from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
-from detectors.config import AdwinSettings, ConceptSettings
-from detectors.monitors import Adwin, NumericMonitor
-from detectors.values import is_number, top_class
+from detectors.config import ConceptSettings
+from detectors.estimated import CALIBRATION, ESTIMATED_PREFIX
+from detectors.monitors import NumericMonitor
+from detectors.performance import REGRESSION, Outcome
+from detectors.values import top_class
+
+__all__ = ["CALIBRATION", "ERROR", "ERROR_RATE", "ESTIMATED_ACCURACY", "ESTIMATED_ROC_AUC",
+           "OUTCOMES", "LabelBatch", "LabelJoin", "OutcomeMonitor", "needed"]
 
 #: Feature names of concept-drift alerts.
 ERROR_RATE = "error_rate"
 ERROR = "error"
-ESTIMATED_ACCURACY = "estimated_accuracy"
+ESTIMATED_ACCURACY = ESTIMATED_PREFIX + "accuracy"
+ESTIMATED_ROC_AUC = ESTIMATED_PREFIX + "roc_auc"
 
 OUTCOMES = ("joined", "duplicate", "late", "orphan", "expired")
 
@@ -64,42 +69,6 @@ def _binary_detector(s: ConceptSettings) -> Any:
     if s.detector == "hddm_w":
         return HDDMW(drift_confidence=s.drift_confidence)  # type: ignore[no-untyped-call]
     return HDDMA(drift_confidence=s.drift_confidence)  # type: ignore[no-untyped-call]
-
-
-def _category(v: object) -> str:
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if type(v) is float and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def outcome(prediction: Any, label: Any, settings: ConceptSettings
-            ) -> tuple[str, float] | None:
-    """("binary", 0/1 error) or ("regression", error magnitude); None if not comparable.
-
-    >>> s = ConceptSettings()
-    >>> outcome({"cat": 0.7, "dog": 0.3}, "dog", s), outcome(0.8, 1, s), outcome(0.8, False, s)
-    (('binary', 1.0), ('binary', 0.0), ('binary', 1.0))
-    >>> outcome(10.0, 12.5, s), outcome("churn", "churn", s)
-    (('regression', 2.5), ('binary', 0.0))
-    """
-    if prediction is None or label is None:
-        return None
-    if isinstance(prediction, Mapping):
-        top = top_class(prediction)
-        return None if top is None else ("binary", float(top[0] != _category(label)))
-    if is_number(prediction) and not isinstance(prediction, bool):
-        if isinstance(label, bool) or label in (0, 1):
-            predicted = prediction >= settings.score_threshold
-            return "binary", float(predicted != bool(label))
-        if is_number(label) and not isinstance(label, bool):
-            diff = float(prediction) - float(label)
-            squared = settings.regression_error == "squared"
-            return "regression", diff * diff if squared else abs(diff)
-    return "binary", float(_category(prediction) != _category(label))
 
 
 @dataclass(slots=True)
@@ -137,37 +106,37 @@ class ConceptSignal:
 
 
 class OutcomeMonitor:
-    """The outcomes of one model (or model version)."""
+    """The outcomes of one model (or model version), watched as its task says: the 0/1
+    errors of a classifier, the error magnitudes of a regression."""
 
-    def __init__(self, settings: ConceptSettings) -> None:
+    def __init__(self, settings: ConceptSettings, task: str = "binary") -> None:
         self.settings = settings
-        self.kind: str | None = None  # "binary" or "regression", from the first outcome
+        self.kind = "regression" if task == REGRESSION else "binary"
         self._binary: Any = None
         self._regression: NumericMonitor | None = None
+        if self.kind == "binary":
+            self._binary = _binary_detector(settings)
+        else:
+            self._regression = NumericMonitor(settings.regression, settings.warmup,
+                                              settings.warmup, 1000)
         self.recent: deque[float] = deque(maxlen=settings.recent_window)
         self.n = 0  # since the last alert
         self.errors = 0.0
 
-    def update(self, kind: str, values: list[float], positions: list[int]
+    def update(self, outcomes: list[Outcome], positions: list[int]
                ) -> list[tuple[int, str, str, dict[str, Any]]]:
         """(position, feature, detector, stats) for each detection."""
-        if self.kind is None:
-            self.kind = kind
-            if kind == "binary":
-                self._binary = _binary_detector(self.settings)
-            else:
-                s = self.settings
-                self._regression = NumericMonitor(s.regression, s.warmup, s.warmup, 1000)
-        if kind != self.kind:
-            return []  # a model whose labels change type: only its first type is watched
         if self._regression is not None:
+            squared = self.settings.regression_error == "squared"
+            values = [o[0] * o[0] if squared else o[0] for o in outcomes]
             self.recent.extend(values)
             return [(d.position, ERROR, d.detector, d.stats)
                     for d in self._regression.update(values, positions)]
         found: list[tuple[int, str, str, dict[str, Any]]] = []
         detector = self._binary
         recent = self.recent
-        for value, position in zip(values, positions, strict=True):
+        for o, position in zip(outcomes, positions, strict=True):
+            value = o[0]
             detector.update(value)
             recent.append(value)  # per value: the stats below must not see later ones
             self.n += 1
@@ -188,40 +157,9 @@ class OutcomeMonitor:
         return sum(self.recent) / len(self.recent) if self.recent else None
 
 
-class EstimatedAccuracy:
-    """Mean top-class probability of recent predictions, and an ADWIN on it."""
-
-    def __init__(self, settings: AdwinSettings, window: int) -> None:
-        self.settings = settings
-        self.adwin = Adwin(settings)
-        self.recent: deque[float] = deque(maxlen=window)
-
-    def update(self, tops: list[float], positions: list[int]
-               ) -> list[tuple[int, str, str, dict[str, Any]]]:
-        self.recent.extend(tops)
-        if not self.settings.enabled:
-            return []
-        found: list[tuple[int, str, str, dict[str, Any]]] = []
-        adwin = self.adwin
-        for top, position in zip(tops, positions, strict=True):
-            before = adwin.estimation
-            if adwin.update(top):
-                after = adwin.estimation
-                if after < before:  # a fall of expected accuracy; a rise is no alarm
-                    found.append((position, ESTIMATED_ACCURACY, "adwin", {
-                        "before": {"estimated_accuracy": round(before, 6)},
-                        "after": {"estimated_accuracy": round(after, 6),
-                                  "n": adwin.width}}))
-                    adwin = self.adwin = Adwin(self.settings)  # a new baseline
-        return found
-
-    def value(self) -> float | None:
-        return sum(self.recent) / len(self.recent) if self.recent else None
-
-
 @dataclass(slots=True)
 class _Pending:
-    prediction: Any  # only what ``outcome`` needs: a score, a class, the top class
+    prediction: Any  # only what an outcome needs (``needed``)
     version: str | None
     time: float  # -inf: unknown, expires with the first watermark
 
@@ -347,14 +285,15 @@ class LabelJoin:
 
 
 def needed(prediction: Any) -> Any:
-    """What a stored prediction keeps: class probabilities shrink to their top class
-    (``outcome`` compares nothing else), which keeps the join store and its snapshots
+    """What a stored prediction keeps: class probabilities shrink to their top class and
+    its probability (enough for the outcome, a binary model's positive-class probability
+    and the estimate's reconciliation), which keeps the join store and its snapshots
     small; scores and classes stay as they are.
 
-    >>> needed({"cat": 0.7, "dog": 0.3}), needed(0.8)
-    ('cat', 0.8)
+    >>> needed({"cat": 0.7, "dog": 0.2, "cow": 0.1}), needed(0.8)
+    ({'cat': 0.7}, 0.8)
     """
     if isinstance(prediction, Mapping):
         top = top_class(prediction)
-        return None if top is None else top[0]
+        return None if top is None else {top[0]: top[1]}
     return prediction

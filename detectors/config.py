@@ -174,6 +174,39 @@ class FeatureSettings(_Strict):
     missing: MissingSettings | None = None
 
 
+class ModelTaskSettings(_Strict):
+    """The task of one model (``detectors.models.<model_id>``; ``default``: every model
+    without an entry of its own). ``task`` unset: inferred from the model's first
+    ``detectors.concept.infer_task_from`` labelled predictions, then fixed
+    (``detectors/performance.py``). ``threshold``: a binary score at or above it is the
+    positive class (default ``detectors.concept.score_threshold``); ``positive_class``:
+    the binary positive class (default ``1``; compared after the class normalization)."""
+
+    task: Literal["binary", "multiclass", "regression"] | None = None
+    threshold: float | None = None
+    positive_class: str | int | bool | None = None
+
+
+class EstimateSettings(_Strict):
+    """Performance estimated before labels (CBPE, ``detectors/estimated.py``).
+
+    Probabilities are calibrated (isotonic regression) on the first ``calibration_labels``
+    joined labels of a model; then every ``window`` predictions give an estimated
+    accuracy (and, for binary models, ROC AUC) with a band of ``z`` standard errors. An
+    ``estimated_<metric>`` alert fires when an estimate is more than ``margin`` below
+    its value on the calibration labels and its band's top is below that value too;
+    a ``calibration`` alert when the realized accuracy of ``window`` joined labels lies
+    outside the estimate's band for the same predictions.
+    """
+
+    enabled: bool = True
+    calibration_labels: int = Field(default=2000, ge=100, le=1_000_000)
+    window: int = Field(default=1000, ge=100, le=1_000_000)
+    margin: float = Field(default=0.05, gt=0.0, le=1.0)
+    z: float = Field(default=4.0, gt=0.0, le=20.0)
+    reconcile: bool = True
+
+
 class ConceptSettings(_Strict):
     """Label join and concept-drift detectors (``detectors.concept`` in the YAML)."""
 
@@ -195,7 +228,12 @@ class ConceptSettings(_Strict):
     max_pending: int = Field(default=100_000, ge=1)  # predictions waiting, per partition
     max_early_labels: int = Field(default=20_000, ge=1)  # labels before their prediction
     recent_window: int = Field(default=1000, ge=10)  # for the rolling rates (gauges)
-    estimated_accuracy: AdwinSettings = AdwinSettings(delta=1e-5, clock=32)
+    # Labelled predictions a model's task is inferred from, when no config fixes it.
+    infer_task_from: int = Field(default=100, ge=1, le=100_000)
+    # Integer predictions and labels over more distinct values than this: a regression.
+    max_classes: int = Field(default=20, ge=2, le=10_000)
+    max_versions: int = Field(default=10, ge=1, le=1000)  # per model, in the gauges
+    estimate: EstimateSettings = EstimateSettings()
 
 
 class DetectorConfig(_Strict):
@@ -229,6 +267,8 @@ class DetectorConfig(_Strict):
     # instead of its first ``warmup`` values; the others warm up as usual.
     reference_file: str | None = Field(default=None, min_length=1)
     concept: ConceptSettings = ConceptSettings()
+    # The task of each model by model_id; ``default``: the models without an entry.
+    models: dict[str, ModelTaskSettings] = Field(default_factory=dict)
     # The smallest effect worth an alert, in reference standard deviations of a location
     # shift (each statistic's floor is what such a shift gives a normal feature): a
     # 0.03 sd shift over a million events is not worth a page, a 0.25 sd shift is.
@@ -253,6 +293,11 @@ class DetectorConfig(_Strict):
                 raise PydanticCustomError("reference_file", "{error}", {"error": str(exc)}
                                           ) from None
         return path
+
+    def for_model(self, model_id: str) -> ModelTaskSettings:
+        """A model's task settings: its own entry, else ``default``, else inference."""
+        found = self.models.get(model_id) or self.models.get("default")
+        return found or ModelTaskSettings()
 
     @property
     def warmup_after_alert(self) -> int:

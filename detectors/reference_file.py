@@ -59,10 +59,14 @@ class ReferenceFile:
     that moved under a running detector would change its alerts).
     """
 
-    def __init__(self, path: str, digest: str, seeds: dict[SeriesKey, Seed]) -> None:
+    def __init__(self, path: str, digest: str, seeds: dict[SeriesKey, Seed],
+                 labelled: dict[str, list[tuple[Any, Any]]] | None = None) -> None:
         self.path = path
         self.digest = digest
         self.seeds = seeds
+        # model_id -> its first (prediction, label) pairs (both present), in file order:
+        # they decide the model's task and calibrate its estimated performance.
+        self.labelled = labelled or {}
 
     def seed(self, model_id: str, kind: str, name: str) -> Seed | None:
         return self.seeds.get((model_id, kind, name))
@@ -86,7 +90,9 @@ def load_reference_file(path: str, digest: str | None = None) -> ReferenceFile:
     if cached is None:
         if len(_CACHE) >= 8:
             _CACHE.clear()
-        cached = _CACHE[key] = ReferenceFile(path, found, _parse(path, data))
+        labelled: dict[str, list[tuple[Any, Any]]] = {}
+        cached = _CACHE[key] = ReferenceFile(path, found, _parse(path, data, labelled),
+                                             labelled)
     return cached
 
 class _Series:
@@ -122,7 +128,12 @@ class _Series:
             return CategoricalSeed(self.categories, total)
         return None
 
-def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
+#: Labelled predictions kept per model (the estimate calibrates on its first ones).
+MAX_LABELLED = 100_000
+
+
+def _parse(path: str, data: bytes, labelled: dict[str, list[tuple[Any, Any]]]
+           ) -> dict[SeriesKey, Seed]:
     series: dict[SeriesKey, _Series] = {}
 
     def add(key: SeriesKey, value: FeatureValue) -> None:
@@ -140,7 +151,11 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
         except ReferenceFileError as exc:
             raise ReferenceFileError(f"{path} line {number}: {exc}") from None
         events += 1
-        model_id, features, prediction, when = event
+        model_id, features, prediction, when, label = event
+        if label is not None and prediction is not None:
+            pairs = labelled.setdefault(model_id, [])
+            if len(pairs) < MAX_LABELLED:
+                pairs.append((prediction, label))
         for name, value in features.items():
             add((model_id, "data_drift", name), value)
         if isinstance(prediction, Mapping):
@@ -154,8 +169,9 @@ def _parse(path: str, data: bytes) -> dict[SeriesKey, Seed]:
     seeds = {key: seed for key, s in series.items() if (seed := s.seed()) is not None}
     return seeds
 
-def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any, float]:
-    """model_id, features and prediction of one line, or an error without the line number."""
+def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any, float, Any]:
+    """model_id, features, prediction, time and label (None unless a number, string or
+    boolean) of one line, or an error without the line number."""
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -186,7 +202,11 @@ def _event(line: bytes) -> tuple[str, dict[str, FeatureValue], Any, float]:
                                  f"probabilities or null, got {_type(prediction)}")
     when = event_time(event.get("timestamp"))
     # Only seasonal references use the time; a series with any NaN time is not seasonal.
-    return event["model_id"], features, prediction, math.nan if when is None else when
+    label = event.get("label")
+    if not (is_number(label) or isinstance(label, str | bool)):
+        label = None
+    return (event["model_id"], features, prediction, math.nan if when is None else when,
+            label)
 
 
 def _type(value: Any) -> str:

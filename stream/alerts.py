@@ -75,7 +75,7 @@ def describe_alert(alert: dict[str, Any]) -> str:
     before, after = alert["stats"].get("before", {}), alert["stats"].get("after", {})
     changes = []
     for key in ("mean", "std", "missing_rate", "unseen", "top", "error_rate",
-                "estimated_accuracy"):
+                "estimated_accuracy", "estimated_roc_auc", "accuracy"):
         if key in before or key in after:
             changes.append(f"{key} {_short(before.get(key))} -> {_short(after.get(key))}")
     changes.append(f"(n {before.get('n')} -> {after.get('n')})")

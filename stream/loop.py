@@ -358,11 +358,16 @@ class RunLoop:
                 metrics.labels.labels(metrics.model(model_id), what).inc(n)
             for _model_id, seconds in bank.drain_label_delays():
                 metrics.label_delay.observe(seconds)
-            for model_id, (error_rate, estimated) in bank.model_performance().items():
+            for model_id, (error_rate, _estimated) in bank.model_performance().items():
                 if error_rate is not None:
                     metrics.error_rate.labels(metrics.model(model_id)).set(error_rate)
-                if estimated is not None:
-                    metrics.estimated_accuracy.labels(metrics.model(model_id)).set(estimated)
+            for model_id, version, values in bank.realized_performance(changed_only=True):
+                labels = (metrics.model(model_id), metrics.version(model_id, version))
+                for name, value in values.items():
+                    metrics.performance.labels(*labels, name).set(value)
+            for model_id, values in bank.estimated_performance():
+                for name, value in values.items():
+                    metrics.estimated.labels(metrics.model(model_id), name).set(value)
         if self.labels_topic:
             metrics.join_store.set(sum(b.join_store_size() for n, b in self.banks.items()
                                        if n not in self._parked))

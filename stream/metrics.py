@@ -113,10 +113,17 @@ class Metrics:
         self.error_rate = Gauge("streamdrift_model_error_rate",
                                 "Realized error rate of recent joined labels, per model.",
                                 ["model_id"], registry=r)
-        self.estimated_accuracy = Gauge(
-            "streamdrift_model_estimated_accuracy",
-            "Expected accuracy from recent class probabilities (mean top probability).",
-            ["model_id"], registry=r)
+        self.performance = Gauge(
+            "streamdrift_model_performance",
+            "Realized performance of the last detectors.concept.recent_window joined labels, "
+            "per model version: accuracy, error_rate, precision, recall, roc_auc (binary); mae, "
+            "rmse (regression).", ["model_id", "model_version", "metric"], registry=r)
+        self.estimated = Gauge(
+            "streamdrift_model_estimated_performance",
+            "Performance estimated from calibrated probabilities before labels (CBPE), last "
+            "window of predictions: accuracy, roc_auc (binary), and <metric>_band, the half-width "
+            "of each one's confidence band.", ["model_id", "metric"], registry=r)
+        self._versions: dict[str, LabelBound] = {}
         self.mistyped = Counter(
             "streamdrift_feature_values_mistyped",
             "Values of the other kind than their series' (a string in a numeric feature, a "
@@ -138,6 +145,15 @@ class Metrics:
         if bound is None:
             bound = self._feature_bounds[model_id] = LabelBound(self.max_features)
         return bound(feature)
+
+    def version(self, model_id: str, version: str) -> str:
+        """The model version's label value: at most 10 per bounded model label."""
+        if self.model(model_id) == OTHER:
+            return OTHER
+        bound = self._versions.get(model_id)
+        if bound is None:
+            bound = self._versions[model_id] = LabelBound(10)
+        return bound(version)
 
     def set_drift_scores(self, partition: int,
                          scores: Iterable[tuple[str, str, Mapping[str, float]]]) -> None:

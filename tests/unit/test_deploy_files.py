@@ -591,7 +591,7 @@ REQUIRED_VIEWS = {
     "last event age per model": (("last event age",),
                                  "streamdrift_last_event_timestamp_seconds"),
     "realized performance": (("realized",), "streamdrift_model_error_rate"),
-    "estimated performance": (("estimated",), "streamdrift_model_estimated_accuracy"),
+    "estimated performance": (("estimated",), "streamdrift_model_estimated_performance"),
     "drift score per feature": (("drift score", "feature"), "streamdrift_feature_drift_score"),
 }
 

@@ -47,7 +47,8 @@ DETECTORS = DetectorConfig.model_validate({
     "warmup": WARMUP, "false_alarm_budget": {"enabled": False},
     "numeric": {"adwin": _FAST, "spread": _FAST, "page_hinkley": {"block": 5, "threshold": 0.05}},
     "categorical": {"adwin": _FAST, "unseen": _FAST}, "missing": {"block": 1, "adwin": _FAST},
-    "concept": {"drift_confidence": 0.3, "warmup": 50, "estimated_accuracy": _FAST}})
+    "concept": {"drift_confidence": 0.3, "warmup": 50, "infer_task_from": 5,
+                "estimate": {"calibration_labels": 100, "window": 100}}})
 
 # The detectors' own series: adversarial values go to warmed-up monitors of every kind.
 NUMERIC, CATEGORICAL = "x", "c"

@@ -3,8 +3,10 @@ batch-boundary invariance, partition lifecycle."""
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -591,3 +593,37 @@ def test_values_of_the_other_kind_are_counted_per_feature() -> None:
     h = Harness(one_partition(events)).run()
     assert h.sample("streamdrift_feature_values_mistyped_total", model_id="m",
                     feature="amount") == 2.0
+
+
+def test_model_performance_gauges_follow_the_model_task() -> None:
+    """c07 (issue 12): integer classes 0/1/2, errors 4.8% -> 36.8% from event 3,000."""
+    path = Path("/work/shared/cases/c07_int_classes.jsonl.gz")
+    if not path.exists():
+        pytest.skip(f"{path} is not on this machine")
+    values = gzip.decompress(path.read_bytes()).splitlines()
+    h = Harness(one_partition(values[:3000]), batch_size=7).run()
+    assert 0.03 < h.sample("streamdrift_model_error_rate", model_id="m") < 0.07  # type: ignore[operator]
+    h = Harness(one_partition(values), batch_size=2000).run()
+    assert 0.33 < h.sample("streamdrift_model_error_rate", model_id="m") < 0.41  # type: ignore[operator]
+    accuracy = h.sample("streamdrift_model_performance", model_id="m", model_version="",
+                        metric="accuracy")
+    assert accuracy is not None and 0.59 < accuracy < 0.67
+    assert h.sample("streamdrift_model_performance", model_id="m", model_version="",
+                    metric="roc_auc") is None  # multiclass: no binary metric
+    assert h.sample("streamdrift_labels_total", model_id="m", outcome="joined") == 9000
+    assert [(a["feature"], a["kind"]) for a in h.alerts.sent if a["kind"] == "concept_drift"
+            ] == [("error_rate", "concept_drift")]
+
+
+def test_estimated_performance_gauge_before_any_label() -> None:
+    rows = []
+    for i in range(3000):
+        top = 0.9 if i % 2 else 0.7
+        rows.append(orjson.dumps({"event_id": f"e{i}", "model_id": "clf", "features": {},
+                                  "prediction": {"a": top, "b": round(1 - top, 2)}}))
+    h = Harness(one_partition(rows)).run()
+    assert h.sample("streamdrift_model_estimated_performance", model_id="clf",
+                    metric="accuracy") == pytest.approx(0.8)
+    band = h.sample("streamdrift_model_estimated_performance", model_id="clf",
+                    metric="accuracy_band")
+    assert band is not None and 0 < band < 0.1

@@ -60,7 +60,8 @@ def test_simulated_labels_joined_to_their_events_raise_one_concept_alert_after_t
         labels.append(label["model_id"], label["event_id"], label["label"], when, i)
     assert [x for x in bank.update(events) if x.kind == "concept_drift"] == []
     fired = [x for x in bank.update_labels(labels) if x.kind == "concept_drift"]
-    assert len(fired) == 1 and fired[0].feature == "error_rate"
+    # the realized error rate, and the reconciliation: the probabilities no longer hold
+    assert [x.feature for x in fired] == ["error_rate", "calibration"]
     joined = orjson.loads(list(generate_labels(s))[fired[0].position][1])
     assert int(joined["event_id"][2:]) >= 15_000
     assert bank.drain_label_counts() == {("credit-risk", "joined"): 30_000}

@@ -25,7 +25,7 @@ from detectors import codec
 from detectors.bank import DetectorBank, DriftSignal, EventBatch
 from detectors.codec import CodecError, allowed_classes, decode, encode
 from detectors.concept_drift import LabelBatch
-from detectors.config import ConceptSettings, DetectorConfig
+from detectors.config import ConceptSettings, DetectorConfig, EstimateSettings
 from detectors.monitors import BlockMeans
 
 DETECTORS = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w")
@@ -60,7 +60,9 @@ def _labels(n: int, seed: int) -> LabelBatch:
 
 def _bank(detector: str) -> DetectorBank:
     config = DetectorConfig(warmup=200, cooldown=50,
-                            concept=ConceptSettings(detector=detector, warmup=100))
+                            concept=ConceptSettings(detector=detector, warmup=100,
+                                                    estimate=EstimateSettings(
+                                                        calibration_labels=100, window=100)))
     bank = DetectorBank(config, join_labels=True)
     bank.update(_events(3000, seed=1))
     bank.update_labels(_labels(500, seed=1))
@@ -105,7 +107,9 @@ def test_every_class_a_bank_reaches_is_allowed_and_every_river_class_is_reached(
     assert {"detectors.bank.DetectorBank", "detectors.monitors.NumericMonitor",
             "detectors.monitors.CategoricalMonitor", "detectors.monitors.MissingMonitor",
             "detectors.concept_drift.LabelJoin", "detectors.concept_drift.OutcomeMonitor",
-            "detectors.concept_drift.EstimatedAccuracy", "detectors.config.DetectorConfig",
+            "detectors.estimated.EstimatedPerformance", "detectors.estimated.IsotonicCalibration",
+            "detectors.performance.ModelTask", "detectors.performance.TaskDecision",
+            "detectors.performance.RealizedPerformance", "detectors.config.DetectorConfig",
             "river._river_rust.drift.AdaptiveWindowing"} <= reached
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +21,9 @@ from typing import Any
 from detectors.bank import DetectorBank, DriftSignal
 from detectors.concept_drift import LabelBatch
 from stream.alerts import build_alert
+from stream.clock import Skewed, distrust_skewed_times
 from stream.config import AppConfig
-from stream.events import Rejected, decode_batch, decode_labels
+from stream.events import Rejected, decode_batch, decode_labels, format_time
 from stream.metrics import Metrics
 from stream.records import Headers, RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
@@ -106,6 +107,7 @@ class RunLoop:
         self.stats = LoopStats()
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
+        self._skew_logged: set[str] = set()  # model labels whose clock skew was logged
         self.assignment: set[Partition] = set()
         self._next_offset: dict[Partition, int] = {}  # where each bank's input stands
         self._pending: dict[Partition, int] = {}  # processed, not yet committed
@@ -440,12 +442,18 @@ class RunLoop:
         decoded = decode_batch(records, limits.max_record_bytes,
                                max_name_bytes=limits.max_name_bytes,
                                max_category_bytes=limits.max_category_bytes)
+        if limits.max_clock_skew_seconds is not None:
+            self._count_skewed(distrust_skewed_times(
+                decoded, records, limits.max_clock_skew_seconds,
+                dead_letter=limits.clock_skew_policy == "dead_letter"))
         self._reject(records, decoded.rejected)
         metrics = self.metrics
         if decoded.capped:
             metrics.categories_capped.inc(decoded.capped)
         fired = False
         for (_topic, number), events in decoded.events.items():
+            if not len(events):
+                continue  # all of its events were dead-lettered
             bank = self._bank(number)
             try:
                 signals = bank.update(events)
@@ -472,6 +480,28 @@ class RunLoop:
                 if stamp is not None and stamp > newest.get(number, -1):
                     newest[number] = stamp
         return fired
+
+    def _count_skewed(self, skewed: list[Skewed]) -> None:
+        """Counts events whose event time was not trusted; logs the first per model label."""
+        if not skewed:
+            return
+        metrics, limits = self.metrics, self.config.limits
+        for model_id, n in Counter(s.model_id for s in skewed).items():
+            label = metrics.model(model_id)
+            metrics.clock_skew.labels(label).inc(n)
+            if label in self._skew_logged:
+                continue
+            self._skew_logged.add(label)
+            first = next(s for s in skewed if s.model_id == model_id)
+            what = ("sent to the DLQ (reason clock_skew)"
+                    if limits.clock_skew_policy == "dead_letter"
+                    else "processed with their record timestamp")
+            log.warning("model %r: event time %s is %.0f s ahead of its record timestamp %s "
+                        "(more than limits.max_clock_skew_seconds, %g): a producer clock runs "
+                        "ahead; such events are %s and counted in "
+                        "streamdrift_events_clock_skew_total (logged once per model)",
+                        model_id, format_time(first.event_time), first.ahead,
+                        format_time(first.record_time), limits.max_clock_skew_seconds, what)
 
     def _hold_labels(self, records: RecordBatch) -> None:
         limits = self.config.limits

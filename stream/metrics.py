@@ -76,8 +76,14 @@ class Metrics:
         self.lag = Gauge("streamdrift_consumer_lag", "Records behind the end of the partition.",
                          ["topic", "partition"], registry=r)
         self.last_event = Gauge("streamdrift_last_event_timestamp_seconds",
-                                "Event time of the newest event seen, per model.", ["model_id"],
+                                "Event time of the newest event seen, per model (trusted "
+                                "times only: limits.max_clock_skew_seconds).", ["model_id"],
                                 registry=r)
+        self.clock_skew = Counter(
+            "streamdrift_events_clock_skew",
+            "Events whose event time ran further ahead of their record timestamp than "
+            "limits.max_clock_skew_seconds: not trusted (processed with the record timestamp, "
+            "or dead-lettered, per limits.clock_skew_policy).", ["model_id"], registry=r)
         self.checkpoint_duration = Histogram(
             "streamdrift_checkpoint_duration_seconds",
             "Time to make alerts, detector state and offsets durable (or commit the transaction).",

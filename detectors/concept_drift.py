@@ -43,6 +43,7 @@ from river import drift
 from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
 from detectors.config import AdwinSettings, ConceptSettings
+from detectors.figures import significant
 from detectors.monitors import Adwin, NumericMonitor
 from detectors.values import is_number, top_class
 
@@ -175,8 +176,8 @@ class OutcomeMonitor:
             if detector.drift_detected:
                 window = list(self.recent)[-min(len(self.recent), 200):]
                 found.append((position, ERROR_RATE, self.settings.detector, {
-                    "before": {"error_rate": round(self.errors / self.n, 6), "n": self.n},
-                    "after": {"error_rate": round(sum(window) / len(window), 6),
+                    "before": {"error_rate": significant(self.errors / self.n), "n": self.n},
+                    "after": {"error_rate": significant(sum(window) / len(window)),
                               "n": len(window)}}))
                 # A new baseline: river's binary detectors reset themselves on the next
                 # update anyway; ADWIN would only drop the older part of its window.
@@ -204,13 +205,13 @@ class EstimatedAccuracy:
         found: list[tuple[int, str, str, dict[str, Any]]] = []
         adwin = self.adwin
         for top, position in zip(tops, positions, strict=True):
-            before = adwin.estimation
+            before, width = adwin.estimation, adwin.width
             if adwin.update(top):
                 after = adwin.estimation
                 if after < before:  # a fall of expected accuracy; a rise is no alarm
                     found.append((position, ESTIMATED_ACCURACY, "adwin", {
-                        "before": {"estimated_accuracy": round(before, 6)},
-                        "after": {"estimated_accuracy": round(after, 6),
+                        "before": {"estimated_accuracy": significant(before), "n": width},
+                        "after": {"estimated_accuracy": significant(after),
                                   "n": adwin.width}}))
                     adwin = self.adwin = Adwin(self.settings)  # a new baseline
         return found

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.capacity import Capacity
 from detectors.concept_drift import (
     EstimatedAccuracy,
     LabelBatch,
@@ -295,7 +296,8 @@ class ModelMonitors:
         self.config = config
         self.references = references
         self.series: dict[str, SeriesMonitor] = {}
-        self.untracked_features = 0
+        self.untracked_features = 0  # values of features past max_features_per_model
+        self.unmonitored: list[str] = []  # their names, one per value; the bank drains it
         self._predicts = False
         self._probabilities = False
         self._counted = 0  # enabled series so far: the false-alarm budget's split
@@ -325,6 +327,7 @@ class ModelMonitors:
                     continue
                 if len(self.series) >= limit:
                     self.untracked_features += 1
+                    self.unmonitored.append(name)
                     continue
                 self.series[name] = self._new_series(name, "data_drift")
                 starts[name] = i
@@ -434,7 +437,8 @@ class DetectorBank:
         self.references: ReferenceFile | None = None
         if self.config.reference_file:
             self.references = load_reference_file(self.config.reference_file)
-        self.untracked_models = 0
+        # Models and features past the bounds, and idle models retired (capacity.py).
+        self.capacity = Capacity()
         # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their
         # labels; labels on the events themselves are used either way.
         self.join_labels = join_labels
@@ -443,6 +447,14 @@ class DetectorBank:
         self.estimates: dict[str, EstimatedAccuracy] = {}
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
+        models = self.models
+        if self.config.retire_idle_models_seconds is not None and (
+                len(models) + len(set(batch.model_ids) - models.keys())
+                > self.config.max_models):  # more models than room: idle ones may retire
+            return self.capacity.update(self, batch, self._update)
+        return self._update(batch)
+
+    def _update(self, batch: EventBatch) -> list[DriftSignal]:
         rows_by_model: dict[str, list[int]] = {}
         for row, model_id in enumerate(batch.model_ids):
             rows = rows_by_model.get(model_id)
@@ -450,23 +462,41 @@ class DetectorBank:
                 rows = rows_by_model[model_id] = []
             rows.append(row)
         signals: list[DriftSignal] = []
+        capacity = self.capacity
+        capacity.admit(self, rows_by_model)
         for model_id, rows in rows_by_model.items():
             monitors = self.models.get(model_id)
             if monitors is None:
-                if len(self.models) >= self.config.max_models:
-                    self.untracked_models += 1
-                    continue
-                monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
-                                                                 self.references)
+                continue  # past max_models: counted by ``capacity``
             for feature, kind, d in monitors.update(rows, batch):
                 kind = "data_quality" if d.detector == "adwin_missing" else kind
                 signals.append(DriftSignal(batch.positions[d.position], model_id,
                                            batch.model_versions[d.position], feature, kind,
                                            d.detector, d.stats))
+            if monitors.unmonitored:
+                for name in monitors.unmonitored:
+                    capacity.unmonitored_feature(model_id, name)
+                monitors.unmonitored.clear()
+        if self.config.retire_idle_models_seconds is not None:
+            capacity.observe(batch, rows_by_model, self.models)
         if self.config.concept.enabled:
             signals.extend(self._concept(batch))
         signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
         return signals
+
+    def add_model(self, model_id: str) -> ModelMonitors:
+        """Starts monitoring a model (``capacity.Capacity.admit`` checks the bound)."""
+        monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
+                                                         self.references)
+        return monitors
+
+    def drop_model(self, model_id: str) -> None:
+        """Forgets a model's detectors: its series, outcome and estimated-accuracy
+        monitors (predictions waiting for labels expire as usual)."""
+        self.models.pop(model_id, None)
+        self.estimates.pop(model_id, None)
+        for key in [k for k in self.outcomes if k[0] == model_id]:
+            del self.outcomes[key]
 
     # --- concept drift -------------------------------------------------------------------
 

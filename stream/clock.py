@@ -1,21 +1,24 @@
-"""Event times that run ahead of their record's timestamp: a producer clock that is wrong.
+"""Event (and label) times that run ahead of their record's timestamp: a wrong clock.
 
 One event stamped 2099 would otherwise pin the newest-event gauge
 (``streamdrift_last_event_timestamp_seconds``) for good, so that the model never reads
 silent, and hand the detectors (seasonal buckets, the label join's horizon) a time
-from the future. The record timestamp (Kafka's CreateTime or LogAppendTime) is the
-reference: an event time more than ``limits.max_clock_skew_seconds`` ahead of it is
-not trusted. Times behind it are kept (late events and backfills are normal).
+from the future; a label stamped 2099 moves the join's label clock there. The record
+timestamp (Kafka's CreateTime or LogAppendTime) is the reference: a time more than
+``limits.max_clock_skew_seconds`` ahead of it is not trusted. Times behind it are kept
+(late events and backfills are normal).
 
 This runs on decoded batches, after ``stream.events.decode_batch``, not inside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from detectors.bank import EventBatch
-from stream.events import DecodedBatch, Rejected, format_time
+from detectors.concept_drift import LabelBatch
+from stream.events import DecodedBatch, DecodedLabels, Rejected, format_time
 from stream.records import RecordBatch
 
 #: The DLQ reason of an untrusted event time under ``clock_skew_policy: dead_letter``.
@@ -36,15 +39,15 @@ class Skewed:
         return self.event_time - self.record_time
 
 
-def distrust_skewed_times(decoded: DecodedBatch, records: RecordBatch, max_skew: float,
-                          dead_letter: bool = False) -> list[Skewed]:
-    """Finds, in place, the events of ``decoded`` whose event time is more than
+def distrust_skewed_times(decoded: DecodedBatch | DecodedLabels, records: RecordBatch,
+                          max_skew: float, dead_letter: bool = False) -> list[Skewed]:
+    """Finds, in place, the events (or labels) of ``decoded`` whose time is more than
     ``max_skew`` seconds ahead of their record's timestamp, and returns them in row order.
 
-    Each one either takes its record timestamp as event time (in ``decoded.event_times``
-    and its ``EventBatch.times``), or, with ``dead_letter``, leaves its ``EventBatch``
-    and joins ``decoded.rejected`` (reason ``CLOCK_SKEW``). A record without a timestamp
-    (a file line) has nothing to be compared with: its event time stays.
+    Each one either takes its record timestamp as its time (in its batch's ``times``,
+    and for events in ``decoded.event_times``), or, with ``dead_letter``, leaves its
+    batch and joins ``decoded.rejected`` (reason ``CLOCK_SKEW``). A record without a
+    timestamp (a file line) has nothing to be compared with: its time stays.
 
     >>> from stream.events import decode_batch
     >>> records = RecordBatch()
@@ -58,28 +61,33 @@ def distrust_skewed_times(decoded: DecodedBatch, records: RecordBatch, max_skew:
     [1796040000.0, 1796040000.0]
     """
     stamps = records.timestamps_ms
+    batches: dict[tuple[str, int], Any] = (
+        decoded.events if isinstance(decoded, DecodedBatch) else decoded.labels)
+    event_times = decoded.event_times if isinstance(decoded, DecodedBatch) else None
     found: list[Skewed] = []
-    for key, batch in list(decoded.events.items()):
+    for key, batch in list(batches.items()):
         times = batch.times
         rows = batch.positions
         if None not in times:  # the usual batch: one comparison of extremes, in C
             known = [stamps[r] for r in rows]
-            if None not in known and (not times or max(times) - min(known) / 1000 <= max_skew):  # type: ignore[operator, type-var]
+            if None not in known and (not times
+                                      or max(times) - min(known) / 1000 <= max_skew):
                 continue
         skewed = [i for i, (t, r) in enumerate(zip(times, rows, strict=True))
                   if t is not None and stamps[r] is not None
-                  and t - stamps[r] / 1000 > max_skew]  # type: ignore[operator]
+                  and t - stamps[r] / 1000 > max_skew]
         if not skewed:
             continue
         for i in skewed:
             row = rows[i]
-            record_time = stamps[row] / 1000  # type: ignore[operator]
-            found.append(Skewed(row, batch.model_ids[i], times[i], record_time))  # type: ignore[arg-type]
+            record_time = stamps[row] / 1000
+            found.append(Skewed(row, batch.model_ids[i], times[i], record_time))
             if not dead_letter:
                 times[i] = record_time
-                decoded.event_times[row] = record_time
+                if event_times is not None:
+                    event_times[row] = record_time
         if dead_letter:
-            decoded.events[key] = _without(batch, set(skewed))
+            batches[key] = _without(batch, set(skewed))
     if dead_letter and found:
         decoded.rejected.extend(Rejected(s.row, CLOCK_SKEW, _detail(s, max_skew)) for s in found)
         decoded.rejected.sort(key=lambda r: r.row)
@@ -93,14 +101,15 @@ def _detail(skewed: Skewed, max_skew: float) -> str:
             f"limits.max_clock_skew_seconds, {max_skew:g})")
 
 
-def _without(batch: EventBatch, drop: set[int]) -> EventBatch:
-    keep = [i for i in range(len(batch)) if i not in drop]
+B = TypeVar("B", EventBatch, LabelBatch)
 
-    def take(column: list) -> list:  # type: ignore[type-arg]
-        return [column[i] for i in keep] if len(column) == len(batch) else column
 
-    return EventBatch(model_ids=take(batch.model_ids),
-                      model_versions=take(batch.model_versions),
-                      features=take(batch.features), predictions=take(batch.predictions),
-                      positions=take(batch.positions), event_ids=take(batch.event_ids),
-                      times=take(batch.times), labels=take(batch.labels))
+def _without(batch: B, drop: set[int]) -> B:
+    """The batch without the rows ``drop`` (a column of another length stays as it is)."""
+    n = len(batch)
+    keep = [i for i in range(n) if i not in drop]
+    columns = {}
+    for f in fields(batch):
+        column = getattr(batch, f.name)
+        columns[f.name] = [column[i] for i in keep] if len(column) == n else column
+    return type(batch)(**columns)

@@ -575,6 +575,10 @@ class RunLoop:
         decoded = decode_labels(records, limits.max_record_bytes,
                                 max_name_bytes=limits.max_name_bytes,
                                 max_category_bytes=limits.max_category_bytes)
+        if limits.max_clock_skew_seconds is not None:
+            self._count_skewed(distrust_skewed_times(
+                decoded, records, limits.max_clock_skew_seconds,
+                dead_letter=limits.clock_skew_policy == "dead_letter"))
         self._reject(records, decoded.rejected)
         if decoded.capped:
             self.metrics.categories_capped.inc(decoded.capped)

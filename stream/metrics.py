@@ -81,7 +81,7 @@ class Metrics:
                                 registry=r)
         self.clock_skew = Counter(
             "streamdrift_events_clock_skew",
-            "Events whose event time ran further ahead of their record timestamp than "
+            "Events (and labels) whose time ran further ahead of their record timestamp than "
             "limits.max_clock_skew_seconds: not trusted (processed with the record timestamp, "
             "or dead-lettered, per limits.clock_skew_policy).", ["model_id"], registry=r)
         self.series_unmonitored = Gauge(

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from detectors import DetectorConfig
-from stream.config import AppConfig, LimitsConfig
+from stream.config import AppConfig, KafkaConfig, LimitsConfig
 from stream.loop import RunLoop
 from stream.metrics import Metrics
 from stream.records import RecordBatch
@@ -27,6 +27,9 @@ def event(i: int, timestamp: Any, model: str = "m", **extra: Any) -> bytes:
                          "features": {"x": float(i % 7)}, **extra})
 
 
+LABELS = "model-labels"
+
+
 class Run:
     """A RunLoop over hand-made batches (record timestamps chosen by the test)."""
 
@@ -35,16 +38,18 @@ class Run:
         self.metrics = Metrics()
         self.alerts = RecordingAlertSink(calls)
         self.dead_letters = RecordingDeadLetterSink(calls)
-        config = AppConfig(detectors=DetectorConfig(warmup=200), limits=LimitsConfig(**limits))
+        config = AppConfig(detectors=DetectorConfig(warmup=200), limits=LimitsConfig(**limits),
+                           kafka=KafkaConfig(labels_topic=LABELS))
         self.loop = RunLoop(ListSource([], 1, calls), self.alerts, self.dead_letters, config,
                             self.metrics)
         self.offset = 0
 
-    def send(self, *items: tuple[bytes | None, float | None], partition: int = 0) -> None:
+    def send(self, *items: tuple[bytes | None, float | None], partition: int = 0,
+             topic: str = TOPIC) -> None:
         """Records (value, record timestamp in s or None) as one batch."""
         batch = RecordBatch()
         for value, stamp in items:
-            batch.append(TOPIC, partition, self.offset,
+            batch.append(topic, partition, self.offset,
                          None if stamp is None else round(stamp * 1000), None, value)
             self.offset += 1
         self.loop.process(batch)
@@ -182,3 +187,30 @@ def test_negative_or_zero_bounds_are_refused() -> None:
         LimitsConfig(max_clock_skew_seconds=0)
     with pytest.raises(ValueError, match="clock_skew_policy"):
         LimitsConfig(clock_skew_policy="drop")  # type: ignore[arg-type]
+
+
+def label(i: int, timestamp: Any, model: str = "m") -> bytes:
+    return orjson.dumps({"event_id": f"e{i}", "model_id": model, "label": 1,
+                         "timestamp": timestamp})
+
+
+def test_a_future_label_time_does_not_move_the_label_join_clock() -> None:
+    run = Run()
+    run.send(*[(event(i, START + i, prediction=0.9), START + i) for i in range(10)])
+    run.send((label(0, FUTURE), START + 20), (label(1, START + 21), START + 21),
+             topic=LABELS)
+    run.loop.tick(everything=True)
+    assert run.sample("streamdrift_events_clock_skew_total", model_id="m") == 1
+    assert run.loop.banks[0].join.labels_time == START + 21
+    assert run.sample("streamdrift_labels_total", model_id="m", outcome="joined") == 2
+
+
+def test_a_future_label_is_dead_lettered_under_that_policy() -> None:
+    run = Run(clock_skew_policy="dead_letter")
+    run.send(*[(event(i, START + i, prediction=0.9), START + i) for i in range(10)])
+    run.send((label(0, FUTURE), START + 20), (label(1, START + 21), START + 21),
+             topic=LABELS)
+    run.loop.tick(everything=True)
+    assert [(reason, value) for _, _, reason, value in run.dead_letters.sent] == [
+        ("clock_skew", label(0, FUTURE))]
+    assert run.sample("streamdrift_labels_total", model_id="m", outcome="joined") == 1

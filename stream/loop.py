@@ -563,12 +563,13 @@ class RunLoop:
             what = ("sent to the DLQ (reason clock_skew)"
                     if limits.clock_skew_policy == "dead_letter"
                     else "processed with their record timestamp")
-            log.warning("model %r: event time %s is %.0f s ahead of its record timestamp %s "
+            log.warning("model %r: a time %s is %.0f s ahead of its record timestamp %s "
                         "(more than limits.max_clock_skew_seconds, %g): a producer clock runs "
-                        "ahead; such events are %s and counted in "
+                        "ahead; such events and labels are %s and counted in "
                         "streamdrift_events_clock_skew_total (logged once per model)",
                         model_id, format_time(first.event_time), first.ahead,
-                        format_time(first.record_time), limits.max_clock_skew_seconds, what)
+                        format_time(first.record_time), limits.max_clock_skew_seconds, what,
+                        extra=_EVERY_LINE)  # one per model label: bounded
 
     def _hold_labels(self, records: RecordBatch) -> None:
         limits = self.config.limits

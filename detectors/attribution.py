@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from detectors.figures import significant
 from detectors.monitors import NumericMonitor
 from detectors.stats.scores import bin_shares, jensen_shannon, psi
 from detectors.values import category, is_missing, is_number
@@ -74,8 +75,8 @@ def score_shift(earlier: Sequence[Any], later: Sequence[Any]) -> dict[str, float
         index = {name: i for i, name in enumerate(names)}
         expected = np.bincount([index[v] for v in earlier], minlength=len(names))
         observed = np.bincount([index[v] for v in later], minlength=len(names))
-    return {"jensen_shannon": round(jensen_shannon(expected, observed), 6),
-            "psi": round(psi(expected, observed), 6)}
+    return {"jensen_shannon": significant(jensen_shannon(expected, observed)),
+            "psi": significant(psi(expected, observed))}
 
 
 def rank_features(recent: Mapping[str, Sequence[Any]], window: int,

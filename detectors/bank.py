@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.attribution import attribute, recent_values
+from detectors.capacity import Capacity
 from detectors.concept_drift import LabelBatch, LabelJoin, OutcomeMonitor
 from detectors.config import DetectorConfig
 from detectors.estimated import EstimatedPerformance
@@ -297,7 +298,8 @@ class ModelMonitors:
         self.config = config
         self.references = references
         self.series: dict[str, SeriesMonitor] = {}
-        self.untracked_features = 0
+        self.untracked_features = 0  # values of features past max_features_per_model
+        self.unmonitored: list[str] = []  # their names, one per value; the bank drains it
         self._predicts = False
         self._probabilities = False
         self._counted = 0  # enabled series so far: the false-alarm budget's split
@@ -330,6 +332,7 @@ class ModelMonitors:
                     continue
                 if len(self.series) >= limit:
                     self.untracked_features += 1
+                    self.unmonitored.append(name)
                     continue
                 self.series[name] = self._new_series(name, "data_drift")
                 starts[name] = i
@@ -449,7 +452,8 @@ class DetectorBank:
         self.references: ReferenceFile | None = None
         if self.config.reference_file:
             self.references = load_reference_file(self.config.reference_file)
-        self.untracked_models = 0
+        # Models and features past the bounds, and idle models retired (capacity.py).
+        self.capacity = Capacity()
         # (model, segment feature) -> its router and one ModelMonitors per segment value.
         self.segments: dict[tuple[str, str], tuple[SegmentRouter, dict[str, ModelMonitors]]] = {}
         # Concept drift: with ``join_labels`` (a labels topic), predictions wait for their
@@ -459,6 +463,14 @@ class DetectorBank:
         self.model_outcomes = ModelOutcomes(self.config, self.references)
 
     def update(self, batch: EventBatch) -> list[DriftSignal]:
+        models = self.models
+        if self.config.retire_idle_models_seconds is not None and (
+                len(models) + len(set(batch.model_ids) - models.keys())
+                > self.config.max_models):  # more models than room: idle ones may retire
+            return self.capacity.update(self, batch, self._update)
+        return self._update(batch)
+
+    def _update(self, batch: EventBatch) -> list[DriftSignal]:
         before = recent_values(self.models)  # for attribute(), from any row of the batch
         rows_by_model: dict[str, list[int]] = {}
         for row, model_id in enumerate(batch.model_ids):
@@ -467,14 +479,12 @@ class DetectorBank:
                 rows = rows_by_model[model_id] = []
             rows.append(row)
         signals: list[DriftSignal] = []
+        capacity = self.capacity
+        capacity.admit(self, rows_by_model)
         for model_id, rows in rows_by_model.items():
             monitors = self.models.get(model_id)
             if monitors is None:
-                if len(self.models) >= self.config.max_models:
-                    self.untracked_models += 1
-                    continue
-                monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
-                                                                 self.references)
+                continue  # past max_models: counted by ``capacity``
             for feature, kind, d in monitors.update(rows, batch):
                 kind = "data_quality" if d.detector == "adwin_missing" else kind
                 signals.append(DriftSignal(batch.positions[d.position], model_id,
@@ -482,6 +492,12 @@ class DetectorBank:
                                            d.detector, d.stats))
             if self.config.segments:
                 signals.extend(self._segments(model_id, rows, batch))
+            if monitors.unmonitored:
+                for name in monitors.unmonitored:
+                    capacity.unmonitored_feature(model_id, name)
+                monitors.unmonitored.clear()
+        if self.config.retire_idle_models_seconds is not None:
+            capacity.observe(batch, rows_by_model, self.models)
         if self.config.concept.enabled:
             signals.extend(self._concept(batch))
         signals.sort(key=lambda s: s.position)  # stable: same-row signals keep model/feature order
@@ -507,6 +523,21 @@ class DetectorBank:
                                            batch.model_versions[d.position], feature, kind,
                                            d.detector, d.stats, (name, value)))
         return out
+
+    def add_model(self, model_id: str) -> ModelMonitors:
+        """Starts monitoring a model (``capacity.Capacity.admit`` checks the bound)."""
+        monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
+                                                         self.references)
+        return monitors
+
+    def drop_model(self, model_id: str) -> None:
+        """Forgets a model's detectors: its series, its segments' series, its task,
+        outcome, performance and estimate monitors (predictions waiting for labels
+        expire as usual)."""
+        self.models.pop(model_id, None)
+        for key in [k for k in self.segments if k[0] == model_id]:
+            del self.segments[key]
+        self.model_outcomes.forget(model_id)
 
     # --- concept drift -------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
 from detectors.config import ConceptSettings
 from detectors.estimated import CALIBRATION, ESTIMATED_PREFIX
+from detectors.figures import significant
 from detectors.monitors import NumericMonitor
 from detectors.performance import REGRESSION, Outcome
 from detectors.values import top_class
@@ -144,8 +145,8 @@ class OutcomeMonitor:
             if detector.drift_detected:
                 window = list(self.recent)[-min(len(self.recent), 200):]
                 found.append((position, ERROR_RATE, self.settings.detector, {
-                    "before": {"error_rate": round(self.errors / self.n, 6), "n": self.n},
-                    "after": {"error_rate": round(sum(window) / len(window), 6),
+                    "before": {"error_rate": significant(self.errors / self.n), "n": self.n},
+                    "after": {"error_rate": significant(sum(window) / len(window)),
                               "n": len(window)}}))
                 # A new baseline: river's binary detectors reset themselves on the next
                 # update anyway; ADWIN would only drop the older part of its window.

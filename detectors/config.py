@@ -254,6 +254,10 @@ class DetectorConfig(_Strict):
     recent_window: int = Field(default=1000, ge=10, le=100_000)
     max_models: int = Field(default=1000, ge=1)
     max_features_per_model: int = Field(default=500, ge=1)
+    # A model without an event for this long (event time) is retired when a model past
+    # max_models sends one: its state is dropped and the newcomer takes its place
+    # (detectors/capacity.py). null: models are never retired.
+    retire_idle_models_seconds: float | None = Field(default=7 * 86400.0, gt=0.0)
     monitor_predictions: bool = True
     numeric: NumericSettings = NumericSettings()
     categorical: CategoricalSettings = CategoricalSettings()

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from detectors.config import EstimateSettings
+from detectors.figures import significant
 from detectors.performance import BINARY, MULTICLASS, ModelTask, Outcome
 from detectors.values import is_number, top_class
 
@@ -216,8 +217,8 @@ class EstimatedPerformance:
             return []
         self.apart = True
         return [(CALIBRATION, {
-            "before": {"estimated_accuracy": round(estimate, 6), "band": round(band, 6)},
-            "after": {"accuracy": round(realized, 6), "n": n}})]
+            "before": {"estimated_accuracy": significant(estimate), "band": significant(band)},
+            "after": {"accuracy": significant(realized), "n": n}})]
 
     def _calibrate(self) -> None:
         scores = np.asarray(self._scores, dtype=np.float64)
@@ -286,9 +287,9 @@ class EstimatedPerformance:
                 continue
             self.low[metric] = True
             out.append((ESTIMATED_PREFIX + metric, {
-                "before": {f"estimated_{metric}": round(ref[0], 6)},
-                "after": {f"estimated_{metric}": round(value, 6),
-                          "band": round(z * se, 6), "n": len(scores)}}))
+                "before": {f"estimated_{metric}": significant(ref[0])},
+                "after": {f"estimated_{metric}": significant(value),
+                          "band": significant(z * se), "n": len(scores)}}))
         return out
 
     def values(self) -> dict[str, float]:

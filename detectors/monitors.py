@@ -41,6 +41,7 @@ from detectors.config import (
     PageHinkleySettings,
     SeasonalitySettings,
 )
+from detectors.figures import mean_std, significant
 from detectors.reference import (
     CategoricalReference,
     CategoryCounter,
@@ -250,8 +251,9 @@ def _page_hinkley(settings: PageHinkleySettings, split: float = 1.0,
 
 
 def _round(x: float) -> float:
-    # Alerts are compared byte for byte: a fixed precision keeps them short and stable.
-    return round(x, 6)
+    # Alerts are compared byte for byte: a fixed number of significant digits keeps them
+    # short and stable, and a latency of 4e-7 s readable (``detectors.figures``).
+    return significant(x)
 
 
 #: Quantile bins of a numeric reference for PSI and Jensen-Shannon.
@@ -657,13 +659,10 @@ class NumericMonitor(_SeriesValues):
         ref = self.reference
         assert ref is not None
         after = self._after(detector, alarm, self._recent)
+        mean, std = mean_std(after, exact_mean=True)  # finite for any finite values
         return {
             "before": {"mean": _round(ref.mean), "std": _round(ref.std), "n": ref.n},
-            "after": {
-                "mean": _round(math.fsum(after.tolist()) / after.size),
-                "std": _round(float(after.std())),
-                "n": int(after.size),
-            },
+            "after": {"mean": _round(mean), "std": _round(std), "n": int(after.size)},
             # Of the values since the change, as ``after``: over the whole window the
             # scores of a change caught early would be mostly the reference's own values.
             "scores": _score_stats(numeric_scores(ref, after), int(after.size)),

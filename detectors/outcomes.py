@@ -59,6 +59,16 @@ class ModelOutcomes:
         self.estimates: dict[str, EstimatedPerformance] = {}
         self.predictions: dict[str, int] = {}  # per model: predictions so far
 
+    def forget(self, model_id: str) -> None:
+        """Drops everything kept for one model (a retired model, ``capacity.py``)."""
+        for key in [k for k in self.outcomes if k[0] == model_id]:
+            del self.outcomes[key]
+        for key in [k for k in self.performance if k[0] == model_id]:
+            del self.performance[key]
+        self.tasks.pop(model_id, None)
+        self.estimates.pop(model_id, None)
+        self.predictions.pop(model_id, None)
+
     def watching(self) -> bool:
         """Whether predictions without labels need a look each (an estimate runs, or a
         reference file has labelled predictions to calibrate one)."""

@@ -16,6 +16,7 @@ from zlib import crc32
 import numpy as np
 import numpy.typing as npt
 
+from detectors.figures import mean_std
 from detectors.stats.scores import bin_shares, reference_edges
 from detectors.stats.search import search_sorted, sorted_order
 
@@ -43,8 +44,7 @@ class NumericReference:
         self.n = int(ordered.size)
         self._kept = self.n  # values behind the ranks (``summarizing`` keeps a larger n)
         self._bins: tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
-        self.mean = float(ordered.mean())
-        self.std = float(ordered.std())
+        self.mean, self.std = mean_std(ordered)  # finite for any finite values
         # One binary search per value instead of two: for each distinct reference value,
         # the share of the sample below it and its mid-rank; a sentinel past the end.
         self._distinct, first, counts = np.unique(ordered, return_index=True, return_counts=True)
@@ -68,7 +68,7 @@ class NumericReference:
             return cls(ordered)
         picks = ((np.arange(size) + 0.5) * (ordered.size / size)).astype(np.int64)
         ref = cls(ordered[picks])
-        ref.n, ref.mean, ref.std = int(ordered.size), float(ordered.mean()), float(ordered.std())
+        ref.n, (ref.mean, ref.std) = int(ordered.size), mean_std(ordered)
         return ref
 
     def law(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

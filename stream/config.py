@@ -194,6 +194,12 @@ class LimitsConfig(_Strict):
     # Categorical values (string features, predictions, class names, labels): longer
     # ones are replaced by "sha256:<16 hex digits>" of their bytes, and counted.
     max_category_bytes: int = Field(default=MAX_CATEGORY_BYTES, ge=16, le=1_048_576)
+    # An event time further ahead of its record's timestamp than this is a producer clock
+    # that runs ahead: not trusted (stream/clock.py). null: every event time is trusted.
+    max_clock_skew_seconds: float | None = Field(default=300.0, gt=0.0)
+    # What becomes of such an event: processed with its record timestamp as event time
+    # (record_time), or sent to the DLQ (dead_letter, reason clock_skew). Counted either way.
+    clock_skew_policy: Literal["record_time", "dead_letter"] = "record_time"
 
 
 MIN_HMAC_KEY_BYTES = 32

@@ -53,6 +53,9 @@ REASONS = (
     "bad_timestamp",  # neither RFC 3339 nor epoch seconds, or outside years 1970/1..9999
     "too_deep",  # JSON nested deeper than orjson's limit (1,024 levels)
     "name_too_long",  # event_id, model_id, model_version or a feature name too long
+    # Event time too far ahead of the record timestamp, with limits.clock_skew_policy
+    # dead_letter (stream/clock.py; never from decoding itself).
+    "clock_skew",
     # Not the record's fault: detection or alert building raised on its batch (a bug; the
     # run loop keeps the batch in the DLQ rather than stop on it). Never from decoding.
     "detection_failed",

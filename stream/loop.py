@@ -13,16 +13,19 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from detectors.bank import DetectorBank, DriftSignal
+from detectors.capacity import REASONS as CAPACITY_REASONS
+from detectors.capacity import Report
 from detectors.concept_drift import LabelBatch
 from stream.alerts import build_alert
+from stream.clock import Skewed, distrust_skewed_times
 from stream.config import AppConfig
-from stream.events import Rejected, decode_batch, decode_labels
+from stream.events import Rejected, decode_batch, decode_labels, format_time
 from stream.metrics import Metrics
 from stream.records import Headers, RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
@@ -55,6 +58,13 @@ class HeldLabel:
     headers: Headers | None
     timestamp_type: int
 
+
+#: Each of these log lines names another model or feature: none is held back as a repeat
+#: (stream/logs.py); they are bounded by LOGGED_UNMONITORED instead.
+_EVERY_LINE = {"every_line": True}
+
+#: Models and features past the detectors' bounds logged by name, at most (then counted).
+LOGGED_UNMONITORED = 10_000
 
 #: Checkpoints (snapshots of detector state, commits) take at most this share of the time.
 CHECKPOINT_SHARE = 0.1
@@ -106,6 +116,9 @@ class RunLoop:
         self.stats = LoopStats()
         self._drifting: set[tuple[str, str]] = set()
         self._newest: dict[str, float] = {}
+        self._skew_logged: set[str] = set()  # model labels whose clock skew was logged
+        # (model, feature or None) past the detectors' bounds, logged once each.
+        self._logged_unmonitored: set[tuple[str, str | None]] = set()
         self.assignment: set[Partition] = set()
         self._next_offset: dict[Partition, int] = {}  # where each bank's input stands
         self._pending: dict[Partition, int] = {}  # processed, not yet committed
@@ -210,6 +223,7 @@ class RunLoop:
             self.metrics.forget_drift_scores(partition)
             self._scores_stale.discard(partition)
         self._refresh_drifting()
+        self._unmonitored_gauge()
 
     def run(self, stop: threading.Event | None = None) -> LoopStats:
         """Process batches until ``stop`` is set or a bounded source ends."""
@@ -342,6 +356,7 @@ class RunLoop:
         self._concept_metrics({p for _, p in processed})
         if fired or self._drifting:
             self._refresh_drifting()
+        self._unmonitored_gauge()
         self._scores_stale.update(p for _, p in processed)
         self.export_scores()
         self.stats.records += len(records)
@@ -445,12 +460,18 @@ class RunLoop:
         decoded = decode_batch(records, limits.max_record_bytes,
                                max_name_bytes=limits.max_name_bytes,
                                max_category_bytes=limits.max_category_bytes)
+        if limits.max_clock_skew_seconds is not None:
+            self._count_skewed(distrust_skewed_times(
+                decoded, records, limits.max_clock_skew_seconds,
+                dead_letter=limits.clock_skew_policy == "dead_letter"))
         self._reject(records, decoded.rejected)
         metrics = self.metrics
         if decoded.capped:
             metrics.categories_capped.inc(decoded.capped)
         fired = False
         for (_topic, number), events in decoded.events.items():
+            if not len(events):
+                continue  # all of its events were dead-lettered
             bank = self._bank(number)
             try:
                 signals = bank.update(events)
@@ -463,6 +484,7 @@ class RunLoop:
                 self._detection_failed(records, events.positions, number, exc)
                 continue
             metrics.count_events(events.model_ids)
+            self._report_capacity(bank.capacity.drain())
             for (model_id, feature), n in bank.drain_mistyped().items():
                 metrics.mistyped.labels(metrics.model(model_id),
                                         metrics.feature(model_id, feature)).inc(n)
@@ -478,11 +500,91 @@ class RunLoop:
                     newest[number] = stamp
         return fired
 
+    def _report_capacity(self, report: Report) -> None:
+        """Counts what the detectors' bounds left unmonitored and the models retired; logs
+        each model or feature left out once (at most LOGGED_UNMONITORED of them)."""
+        metrics, detectors = self.metrics, self.config.detectors
+        for reason, n in report.events.items():
+            metrics.events_unmonitored.labels(reason).inc(n)
+        for model_id, feature in report.new:
+            if (model_id, feature) in self._logged_unmonitored:
+                continue
+            if len(self._logged_unmonitored) >= LOGGED_UNMONITORED:
+                if len(self._logged_unmonitored) == LOGGED_UNMONITORED:
+                    self._logged_unmonitored.add(("", None))
+                    log.warning("more models or features past the detectors' bounds: no "
+                                "longer logged (streamdrift_series_unmonitored counts them)")
+                continue
+            self._logged_unmonitored.add((model_id, feature))
+            if feature is None:
+                idle = detectors.retire_idle_models_seconds
+                sooner = ("" if idle is None else ", or lower "
+                          f"detectors.retire_idle_models_seconds ({idle:g}) so that idle "
+                          "models make room sooner")
+                log.warning("model %r is not monitored: its partition's detectors already "
+                            "watch detectors.max_models (%d) models; raise "
+                            "detectors.max_models%s. Its events are counted in "
+                            "streamdrift_events_unmonitored_total{reason=\"max_models\"}",
+                            model_id, detectors.max_models, sooner, extra=_EVERY_LINE)
+            else:
+                log.warning("feature %r of model %r is not monitored: the model already "
+                            "has detectors.max_features_per_model (%d) series; raise "
+                            "detectors.max_features_per_model. Its values are counted in "
+                            "streamdrift_events_unmonitored_total"
+                            "{reason=\"max_features_per_model\"}",
+                            feature, model_id, detectors.max_features_per_model,
+                            extra=_EVERY_LINE)
+        for model_id, idle, newcomer in report.retired:
+            metrics.models_retired.inc()
+            log.warning("model %r retired after %.0f s without an event "
+                        "(detectors.retire_idle_models_seconds %g): its detector state is "
+                        "dropped to make room for model %r (past detectors.max_models, %d); "
+                        "if it comes back it starts a new warm-up", model_id, idle,
+                        detectors.retire_idle_models_seconds, newcomer, detectors.max_models,
+                        extra=_EVERY_LINE)
+
+    def _unmonitored_gauge(self) -> None:
+        totals = dict.fromkeys(CAPACITY_REASONS, 0)
+        for number, bank in self.banks.items():
+            if number in self._parked:
+                continue
+            for reason, n in bank.capacity.unmonitored().items():
+                totals[reason] += n
+        for reason, n in totals.items():
+            self.metrics.series_unmonitored.labels(reason).set(n)
+
+    def _count_skewed(self, skewed: list[Skewed]) -> None:
+        """Counts events whose event time was not trusted; logs the first per model label."""
+        if not skewed:
+            return
+        metrics, limits = self.metrics, self.config.limits
+        for model_id, n in Counter(s.model_id for s in skewed).items():
+            label = metrics.model(model_id)
+            metrics.clock_skew.labels(label).inc(n)
+            if label in self._skew_logged:
+                continue
+            self._skew_logged.add(label)
+            first = next(s for s in skewed if s.model_id == model_id)
+            what = ("sent to the DLQ (reason clock_skew)"
+                    if limits.clock_skew_policy == "dead_letter"
+                    else "processed with their record timestamp")
+            log.warning("model %r: a time %s is %.0f s ahead of its record timestamp %s "
+                        "(more than limits.max_clock_skew_seconds, %g): a producer clock runs "
+                        "ahead; such events and labels are %s and counted in "
+                        "streamdrift_events_clock_skew_total (logged once per model)",
+                        model_id, format_time(first.event_time), first.ahead,
+                        format_time(first.record_time), limits.max_clock_skew_seconds, what,
+                        extra=_EVERY_LINE)  # one per model label: bounded
+
     def _hold_labels(self, records: RecordBatch) -> None:
         limits = self.config.limits
         decoded = decode_labels(records, limits.max_record_bytes,
                                 max_name_bytes=limits.max_name_bytes,
                                 max_category_bytes=limits.max_category_bytes)
+        if limits.max_clock_skew_seconds is not None:
+            self._count_skewed(distrust_skewed_times(
+                decoded, records, limits.max_clock_skew_seconds,
+                dead_letter=limits.clock_skew_policy == "dead_letter"))
         self._reject(records, decoded.rejected)
         if decoded.capped:
             self.metrics.categories_capped.inc(decoded.capped)

@@ -76,8 +76,28 @@ class Metrics:
         self.lag = Gauge("streamdrift_consumer_lag", "Records behind the end of the partition.",
                          ["topic", "partition"], registry=r)
         self.last_event = Gauge("streamdrift_last_event_timestamp_seconds",
-                                "Event time of the newest event seen, per model.", ["model_id"],
+                                "Event time of the newest event seen, per model (trusted "
+                                "times only: limits.max_clock_skew_seconds).", ["model_id"],
                                 registry=r)
+        self.clock_skew = Counter(
+            "streamdrift_events_clock_skew",
+            "Events (and labels) whose time ran further ahead of their record timestamp than "
+            "limits.max_clock_skew_seconds: not trusted (processed with the record timestamp, "
+            "or dead-lettered, per limits.clock_skew_policy).", ["model_id"], registry=r)
+        self.series_unmonitored = Gauge(
+            "streamdrift_series_unmonitored",
+            "Models (reason max_models) and model features (reason max_features_per_model) "
+            "past the detectors' bounds, so not monitored now; summed over the assigned "
+            "partitions.", ["reason"], registry=r)
+        self.events_unmonitored = Counter(
+            "streamdrift_events_unmonitored",
+            "Events of models past detectors.max_models (reason max_models) and values of "
+            "features past detectors.max_features_per_model (reason "
+            "max_features_per_model): not monitored.", ["reason"], registry=r)
+        self.models_retired = Counter(
+            "streamdrift_models_retired",
+            "Models idle for detectors.retire_idle_models_seconds whose detector state was "
+            "dropped to make room for a new model.", registry=r)
         self.checkpoint_duration = Histogram(
             "streamdrift_checkpoint_duration_seconds",
             "Time to make alerts, detector state and offsets durable (or commit the transaction).",

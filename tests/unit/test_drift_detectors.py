@@ -202,7 +202,8 @@ def test_max_features_per_model_bounds_the_series_of_a_model() -> None:
         batch.append("m", None, {f"f{k}": float(i % 5 + k) for k in range(10)}, None, i)
     bank.update(batch)
     assert list(bank.models["m"].series) == ["f0", "f1", "f2"]
-    assert bank.models["m"].untracked_features > 0
+    assert bank.models["m"].untracked_features == 200 * 7  # values of f3..f9
+    assert bank.capacity.unmonitored() == {"max_models": 0, "max_features_per_model": 7}
 
 
 def test_max_models_bounds_the_models_of_a_bank() -> None:
@@ -212,7 +213,9 @@ def test_max_models_bounds_the_models_of_a_bank() -> None:
         batch.append(f"model-{i % 5}", None, {"x": float(i % 3)}, None, i)
     bank.update(batch)
     assert list(bank.models) == ["model-0", "model-1"]
-    assert bank.untracked_models > 0
+    report = bank.capacity.drain()  # the models left out, by name, and their events
+    assert report.new == [("model-2", None), ("model-3", None), ("model-4", None)]
+    assert report.events == {"max_models": 300}
 
 
 # --- Config switches -------------------------------------------------------------------------

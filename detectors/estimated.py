@@ -149,6 +149,7 @@ class EstimatedPerformance:
         self._targets: list[float] = []  # ... and P(y=1) targets (binary) or correctness
         self._predicted: list[float] = []
         self.reference: dict[str, tuple[float, float]] = {}  # metric -> (value, its s.e.)
+        self.reference_n = 0  # the predictions behind ``reference``
         self.window_scores: list[float] = []
         self.window_predicted: list[float] = []
         self.window_open = False  # seen from the start of the current window
@@ -228,6 +229,7 @@ class EstimatedPerformance:
         n = len(scores)
         realized = float((targets == predicted).mean()) if self.binary else float(targets.mean())
         self.reference["accuracy"] = (realized, math.sqrt(realized * (1 - realized) / n))
+        self.reference_n = n
         if self.binary:
             auc = expected_roc_auc(scores, self.calibration.predict(scores))
             if auc is not None:
@@ -271,6 +273,7 @@ class EstimatedPerformance:
         self.latest = latest
         if self.provisional and not self.reference:
             self.reference = dict(latest)
+            self.reference_n = len(scores)
             return []
         out = []
         margin, z = self.settings.margin, self.settings.z
@@ -287,7 +290,7 @@ class EstimatedPerformance:
                 continue
             self.low[metric] = True
             out.append((ESTIMATED_PREFIX + metric, {
-                "before": {f"estimated_{metric}": significant(ref[0])},
+                "before": {f"estimated_{metric}": significant(ref[0]), "n": self.reference_n},
                 "after": {f"estimated_{metric}": significant(value),
                           "band": significant(z * se), "n": len(scores)}}))
         return out

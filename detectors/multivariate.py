@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.config import DetectorConfig
+from detectors.figures import mean_std
 from detectors.monitors import Detection, NumericMonitor, Policy, Split
 from detectors.values import FeatureValue, category, is_missing, is_number
 
@@ -51,6 +52,8 @@ FloatArray = npt.NDArray[np.float64]
 MULTIVARIATE = "multivariate"
 #: Rows per block of the residual sums behind ``contributors``.
 BLOCK = 50
+#: Standardized values are clipped to this many standard deviations.
+Z_LIMIT = 1e150
 #: Features named in an alert's ``contributors``.
 TOP_CONTRIBUTORS = 5
 
@@ -91,8 +94,11 @@ class Reconstruction:
         self.reference_sq: FloatArray = (self.residuals(rows) ** 2).mean(axis=0)
 
     def standardize(self, rows: FloatArray) -> FloatArray:
-        z: FloatArray = (rows - self.mean) / self.scale
-        return np.where(np.isnan(z), 0.0, z)
+        # Each term divided first: finite for any finite doubles (x - mean may not be);
+        # clipped at 1e150 sd so that squares and their sums stay finite (an error that
+        # large ranks at the top of any reference all the same).
+        z: FloatArray = rows / self.scale - self.mean / self.scale
+        return np.clip(np.where(np.isnan(z), 0.0, z), -Z_LIMIT, Z_LIMIT)
 
     def residuals(self, rows: FloatArray) -> FloatArray:
         """``(n, p)`` standardized rows minus their reconstruction."""
@@ -332,15 +338,15 @@ def _encode(values: Sequence[FeatureValue], encoder: Encoder | None) -> FloatArr
 
 def _column_moments(rows: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mean and standard deviation of each column over its non-NaN values (0 and 0 for a
-    column without any), with no warning."""
-    seen = ~np.isnan(rows)
-    count = seen.sum(axis=0)
-    safe = np.maximum(count, 1)
-    filled = np.where(seen, rows, 0.0)
-    mean: FloatArray = filled.sum(axis=0) / safe
-    centred = np.where(seen, rows - mean, 0.0)
-    std: FloatArray = np.sqrt((centred ** 2).sum(axis=0) / safe)
-    return mean, std
+    column without any), finite for any finite doubles and with no warning
+    (``figures.mean_std``)."""
+    means, stds = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
+    for j in range(rows.shape[1]):
+        column = rows[:, j]
+        present = column[~np.isnan(column)]
+        if present.size:
+            means[j], stds[j] = mean_std(present)
+    return means, stds
 
 
 def _tail(column: Sequence[Any], n: int) -> Sequence[Any]:

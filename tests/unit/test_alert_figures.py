@@ -16,8 +16,6 @@ import pytest
 
 from detectors import DetectorConfig, detect
 from detectors.bank import DriftSignal
-from detectors.concept_drift import EstimatedAccuracy
-from detectors.config import AdwinSettings
 from detectors.figures import SIGNIFICANT_DIGITS, mean_std, significant
 from stream.alerts import build_alert, encode_alert
 
@@ -116,14 +114,19 @@ def test_alert_bytes_are_the_same_whatever_the_batch_size() -> None:
 
 
 def test_estimated_accuracy_before_and_after_say_how_many_values() -> None:
-    monitor = EstimatedAccuracy(AdwinSettings(delta=1e-5, clock=32), window=1000)
+    """No labels at all: the first window of predictions is the estimate's reference; its
+    size is the ``n`` of ``before``, the fallen window's that of ``after``."""
     rng = random.Random(3)
-    tops = [min(1.0, max(0.0, rng.gauss(0.9 if i < 3000 else 0.6, 0.05)))
-            for i in range(6000)]
-    found = monitor.update(tops, list(range(6000)))
-    assert found
-    _, _, _, stats = found[0]
-    assert stats["before"]["n"] > stats["after"]["n"] > 0
+    events = []
+    for i in range(8000):
+        sure = rng.uniform(0.9, 0.99) if i < 4000 else rng.uniform(0.5, 0.65)
+        top = "1" if rng.random() < 0.5 else "0"
+        events.append({"model_id": "m", "features": {"x": rng.gauss(0, 1)},
+                       "prediction": {top: sure, "01"[top == "0"]: 1 - sure}})
+    found = [s for s in detect(events) if s.feature == "estimated_accuracy"]
+    assert found, "a fall of the estimate"
+    stats = found[0].stats
+    assert stats["before"]["n"] > 0 and stats["after"]["n"] > 0
     assert stats["before"]["estimated_accuracy"] > stats["after"]["estimated_accuracy"]
 
 

@@ -141,3 +141,11 @@ def test_categorical_features_enter_the_joint_by_their_shares() -> None:
     channel = shares["channel"]
     assert channel is not None and set(channel[0]) == {"web", "shop"} and channel[1] == 0.0
     assert shares["returning"] is not None and set(shares["returning"][0]) == {"true", "false"}
+
+
+def test_an_event_far_off_the_scale_gives_a_finite_error_and_no_warning() -> None:
+    rng = np.random.default_rng(2)
+    pca = Reconstruction(rng.normal(size=(500, 3)), 0.65)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # as the c14 tests
+        errors = pca.errors(np.array([[1e300, -1.7e308, 5e-324], [0.0, 0.0, 0.0]]))
+    assert np.isfinite(errors).all() and errors[0] > errors[1]

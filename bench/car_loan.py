@@ -41,7 +41,7 @@ NUMERIC = ("car_value", "debt_to_income_ratio", "loan_length", "driver_tenure")
 CATEGORICAL = ("salary_range", "repaid_loan_on_prev_car", "size_of_downpayment")
 REFERENCE_ROWS = 50_000
 CHANGE = REFERENCE_ROWS + 25_000
-CONFIG = {"warmup": 5000, "multivariate": {"fit_events": 10_000}}
+CONFIG = {"warmup": 5000, "multivariate": {"enabled": True, "fit_events": 10_000}}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -150,7 +150,9 @@ class FalseAlarmBudget(_Strict):
 
 
 class MultivariateSettings(_Strict):
-    """The PCA reconstruction error of a model's features (``multivariate.py``).
+    """The PCA reconstruction error of a model's features (``multivariate.py``); off unless
+    ``enabled`` (a change of one feature's own distribution moves the error too, so it
+    would double most feature alerts).
 
     A PCA of the standardized features (categoricals by their shares) is fitted on a model's first
     ``fit_events`` events (default: ``warmup``), keeping the components that explain
@@ -159,7 +161,7 @@ class MultivariateSettings(_Strict):
     ``max_features`` features (in order of first appearance) enter the PCA.
     """
 
-    enabled: bool = True
+    enabled: bool = False
     explained_variance: float = Field(default=0.65, gt=0.0, lt=1.0)
     fit_events: int | None = Field(default=None, ge=50, le=1_000_000)
     max_features: int = Field(default=100, ge=2, le=1000)

@@ -10,10 +10,6 @@ import numpy as np
 from detectors import DetectorBank, DetectorConfig, EventBatch, detect
 from detectors.codec import decode, encode
 
-# One series' cooldown is tested: the multivariate monitor (which sees income's shifts too)
-# is off.
-ONE_SERIES = {"multivariate": {"enabled": False}}
-
 
 def _two_shifts(n: int = 9000, seed: int = 0) -> list[dict[str, Any]]:
     """income shifts up at 3000 and again at 6000; age never moves."""
@@ -26,18 +22,18 @@ def _two_shifts(n: int = 9000, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def test_without_cooldown_each_change_alerts() -> None:
-    found = detect(_two_shifts(), DetectorConfig(warmup=200, **ONE_SERIES))
+    found = detect(_two_shifts(), DetectorConfig(warmup=200))
     assert [s.feature for s in found] == ["income", "income"]
     assert found[0].position >= 3000 and found[1].position >= 6000
 
 
 def test_cooldown_drops_the_alerts_of_a_series_within_that_many_events() -> None:
     events = _two_shifts()
-    first = detect(events, DetectorConfig(warmup=200, **ONE_SERIES))[0].position
-    found = detect(events, DetectorConfig(warmup=200, cooldown=5000, **ONE_SERIES))
+    first = detect(events, DetectorConfig(warmup=200))[0].position
+    found = detect(events, DetectorConfig(warmup=200, cooldown=5000))
     assert [(s.feature, s.position) for s in found] == [("income", first)]
     # Past the cooldown the series alerts again.
-    late = detect(events, DetectorConfig(warmup=200, cooldown=2500, **ONE_SERIES))
+    late = detect(events, DetectorConfig(warmup=200, cooldown=2500))
     assert [s.feature for s in late] == ["income", "income"]
     assert late[1].position >= first + 2500
 
@@ -47,9 +43,9 @@ def test_a_missing_rate_alert_starts_the_cooldown_too() -> None:
     events = [{"model_id": "m", "features": {
         "x": None if (i >= 3000 and rng.random() < 0.5) else float(rng.normal(3 * (i >= 3000)))}}
         for i in range(6000)]
-    kinds = [s.kind for s in detect(events, DetectorConfig(warmup=200, **ONE_SERIES))]
+    kinds = [s.kind for s in detect(events, DetectorConfig(warmup=200))]
     assert sorted(kinds) == ["data_drift", "data_quality"]
-    assert len(detect(events, DetectorConfig(warmup=200, cooldown=2000, **ONE_SERIES))) == 1
+    assert len(detect(events, DetectorConfig(warmup=200, cooldown=2000))) == 1
 
 
 def _batches(events: list[dict[str, Any]], size: int) -> list[EventBatch]:
@@ -64,7 +60,7 @@ def _batches(events: list[dict[str, Any]], size: int) -> list[EventBatch]:
 
 def test_drifting_reports_the_series_until_the_cooldown_ends() -> None:
     events = _two_shifts()
-    config = DetectorConfig(warmup=200, cooldown=4000, **ONE_SERIES)
+    config = DetectorConfig(warmup=200, cooldown=4000)
     bank = DetectorBank(config)
     states = []
     for batch in _batches(events, 500):
@@ -81,7 +77,7 @@ def test_drifting_reports_the_series_until_the_cooldown_ends() -> None:
 
 def test_cooldown_is_the_same_for_any_batch_size_and_across_a_restore() -> None:
     events = _two_shifts()
-    config = DetectorConfig(warmup=200, cooldown=2500, **ONE_SERIES)
+    config = DetectorConfig(warmup=200, cooldown=2500)
     expected = detect(events, config, batch_size=9000)
     for size in (1, 333, 1000):
         assert detect(events, config, batch_size=size) == expected, size

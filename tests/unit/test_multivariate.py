@@ -14,6 +14,8 @@ from detectors.codec import decode, encode
 from detectors.multivariate import MULTIVARIATE, Reconstruction
 
 CHANGE = 15_000
+#: The multivariate series is off by default.
+JOINT = DetectorConfig(multivariate={"enabled": True})  # type: ignore[arg-type]
 
 
 def _flip(seed: int, n: int = 30_000, others: int = 3) -> list[dict[str, Any]]:
@@ -30,7 +32,7 @@ def _flip(seed: int, n: int = 30_000, others: int = 3) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_correlation_flip_is_caught_by_the_multivariate_monitor_alone(seed: int) -> None:
-    found = detect(_flip(seed))
+    found = detect(_flip(seed), JOINT)
     assert [s.feature for s in found] == [MULTIVARIATE]  # every per-feature monitor silent
     alert = found[0]
     assert alert.kind == "data_drift"
@@ -56,12 +58,12 @@ def _alerts(batches: list[EventBatch], bank: DetectorBank) -> list[Any]:
 
 def test_the_same_alerts_for_any_batch_size_and_across_a_snapshot() -> None:
     events = _flip(5, n=20_000)
-    whole = _alerts(_batches(events, len(events)), DetectorBank())
+    whole = _alerts(_batches(events, len(events)), DetectorBank(JOINT))
     assert [s.feature for s in whole] == [MULTIVARIATE]
     for size in (7, 997, 3000):
-        assert _alerts(_batches(events, size), DetectorBank()) == whole
+        assert _alerts(_batches(events, size), DetectorBank(JOINT)) == whole
     batches = _batches(events, 1000)
-    bank = DetectorBank()
+    bank = DetectorBank(JOINT)
     got = _alerts(batches[:8], bank)  # the PCA fitted, its error series warming up
     bank = decode(encode(bank), DetectorBank)
     got += _alerts(batches[8:], bank)
@@ -80,16 +82,16 @@ def test_stationary_correlated_features_raise_nothing() -> None:
     x = factors @ loadings + 0.5 * rng.normal(size=(n, 20))
     events = [{"model_id": "m", "features": {f"f{j}": float(x[i, j]) for j in range(20)}}
               for i in range(n)]
-    assert [s for s in detect(events) if s.feature == MULTIVARIATE] == []
+    assert [s for s in detect(events, JOINT) if s.feature == MULTIVARIATE] == []
 
 
 def test_drift_score_and_off_switch() -> None:
     events = _flip(3, n=4000)
-    bank = DetectorBank()
+    bank = DetectorBank(JOINT)
     _alerts(_batches(events, 1000), bank)
     scores = {f: s for _, f, s in bank.drift_scores()}
     assert set(scores[MULTIVARIATE]) == {"psi", "jensen_shannon", "wasserstein"}
-    off = DetectorBank(DetectorConfig(multivariate={"enabled": False}))  # type: ignore[arg-type]
+    off = DetectorBank(DetectorConfig())  # the default: off
     _alerts(_batches(events, 1000), off)
     assert MULTIVARIATE not in {f for _, f, _ in off.drift_scores()}
 
@@ -98,7 +100,7 @@ def test_one_numeric_feature_is_no_joint() -> None:
     rng = np.random.default_rng(4)
     events = [{"model_id": "m", "features": {"x": float(rng.normal()), "c": "ab"[i % 2]}}
               for i in range(3000)]
-    bank = DetectorBank()
+    bank = DetectorBank(JOINT)
     _alerts(_batches(events, 500), bank)
     joint = bank.models["m"].multivariate
     assert joint is not None and joint.unfitted and joint.pca is None
@@ -128,11 +130,11 @@ def test_categorical_features_enter_the_joint_by_their_shares() -> None:
     events = [{"model_id": "m", "features": {
         "income": float(income[i]), "channel": "web" if web[i] else "shop",
         "returning": bool(rest[i, 0] > 0), "o": float(rest[i, 1])}} for i in range(n)]
-    found = detect(events)
+    found = detect(events, JOINT)
     joint = [s for s in found if s.feature == MULTIVARIATE]
     assert joint and CHANGE <= joint[0].position < CHANGE + 3000
     assert {s.feature for s in found} == {MULTIVARIATE}
-    monitor = DetectorBank()
+    monitor = DetectorBank(JOINT)
     _alerts(_batches(events[:3000], 1000), monitor)
     mv = monitor.models["m"].multivariate
     assert mv is not None and set(mv.features) == {"income", "channel", "returning", "o"}

@@ -141,9 +141,7 @@ def test_restored_bank_reads_the_file_again_and_refuses_a_changed_one(
     bank = DetectorBank(config)
     got = [s for b in batches[:3] for s in bank.update(b)]
     snapshot = encode(bank)
-    # The file's values are not in the state (the multivariate PCA's fit rows, 1,000 x 2,
-    # are until its fit).
-    assert len(snapshot) < 250_000
+    assert len(snapshot) < 200_000  # the file's values are not in the state
     restored = decode(snapshot, DetectorBank)
     got += [s for b in batches[3:] for s in restored.update(b)]
     assert got == expected

@@ -490,8 +490,7 @@ def test_stationary_drift_scores_stay_under_the_no_change_line_with_the_defaults
     values = simulated(Scenario(events=3000, seed=4, missing_rate=0.0))
     h = Harness(one_partition(values), detectors=DetectorConfig()).run()
     exported = score_series(h.metrics)
-    # 8 series (6 numeric, with the prediction) and the multivariate reconstruction error.
-    assert len(exported) == 8 * 2 + 6 + 3
+    assert len(exported) == 8 * 2 + 6  # 8 series (6 numeric, with the prediction)
     # Warm-up and window of 1,000: PSI about 0.02 without drift, under the 0.1 line.
     assert all(v < 0.1 for (_, _, name), v in exported.items() if name == "psi")
     assert all(v < 0.15 for (_, _, name), v in exported.items() if name != "psi")

@@ -586,10 +586,10 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         steady = statistics.median(after_join(r[v]) for r in rounds)
         join = statistics.median(r[v].first_record_s for r in rounds)
         rss = statistics.median(r[v].peak_rss_mib for r in rounds)
-        cpu = median_range([r[v].cpu_us_per_event for r in rounds])
+        cpu_us = median_range([r[v].cpu_us_per_event for r in rounds])
         lines.append(f"| {v} | {DESCRIPTIONS[v]} | {eps[0]:,.0f} | "
-                     f"{eps[1]:,.0f}..{eps[2]:,.0f} | {steady:,.0f} | {cpu[0]:.1f} | "
-                     f"{cpu[1]:.1f}..{cpu[2]:.1f} | {join:.2f} | {rss:.0f} |")
+                     f"{eps[1]:,.0f}..{eps[2]:,.0f} | {steady:,.0f} | {cpu_us[0]:.1f} | "
+                     f"{cpu_us[1]:.1f}..{cpu_us[2]:.1f} | {join:.2f} | {rss:.0f} |")
     ca = median_range([r["c"].events_per_s / r["a"].events_per_s for r in rounds])
     cb = median_range([r["c"].events_per_s / r["b"].events_per_s for r in rounds])
     ca_j = median_range([after_join(r["c"]) / after_join(r["a"]) for r in rounds])

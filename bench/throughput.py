@@ -1,9 +1,11 @@
 """Throughput of ``streamdrift run`` against two baselines, measured in one run.
 
     python bench/throughput.py [--bootstrap-servers HOST:PORT] [--events N] [--rounds R]
+        [--models M]
 
 Pre-fills a fresh topic (3 partitions) with N simulated events (docs/contracts.md's event
-contract: 2 models keyed by model_id, 20 numeric features f00..f19 of different
+contract: M models keyed by model_id (default 2; ``--models 200`` is the many-models
+variant of a platform team's topic), 20 numeric features f00..f19 of different
 scales, a float prediction), then runs, in rounds, each variant in its own child
 process that consumes the whole topic with a fresh consumer group:
 
@@ -23,12 +25,16 @@ Variants are interleaved per round (a, b, c, x, a, b, c, x, ...) so that noise f
 other work on the machine hits all of them alike; the ratios c/a and c/b are
 computed per round and reported as medians with their range. A child's time runs
 from its first poll to its last record processed (and committed, for b and c):
-process start, imports and closing the consumer are not counted. Its peak RSS is
-VmHWM from /proc/self/status at the end. All three consume with KafkaSource's
+process start, imports and closing the consumer are not counted. Its CPU seconds
+(``time.process_time``: user + system time of all its threads, librdkafka's too)
+are taken over the same span and reported per event, which a shared machine's
+load changes far less than events/s. Its peak RSS is VmHWM from
+/proc/self/status at the end. All three consume with KafkaSource's
 settings, the same batch size and the same fetch tuning (see ``fetch_settings``).
 
 Writes a markdown table to stdout and to bench/results/throughput.md, and the raw
-per-round numbers to bench/results/throughput.json (children's stderr: throughput-children.log).
+per-round numbers to bench/results/throughput.json (children's stderr: throughput-children.log);
+with ``--models M`` other than 2, to bench/results/throughput-M-models.{md,json}.
 
 The bootstrap servers default to $BENCH_BOOTSTRAP, else $TEST_KAFKA_BOOTSTRAP,
 else $STREAMDRIFT_TEST_BOOTSTRAP (what deploy/with-kafka.sh exports), else
@@ -74,7 +80,7 @@ DESCRIPTIONS = {
          "+ Metrics)",
     "x": "streamdrift run, exactly-once (c in Kafka transactions)",
 }
-MODELS = ("credit-risk", "churn")
+MODELS = ("credit-risk", "churn")  # the default two; --models M > 2 names them m000..
 N_FEATURES = 20
 PARTITIONS = 3
 BAR_C_OVER_B = 2.0  # the issue's bar: c is at least 2x b
@@ -108,8 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
                    help="a child fails when no record arrives for this long (default 60)")
-    p.add_argument("--output", type=Path, default=RESULTS_DIR / "throughput.md",
-                   metavar="FILE.md")
+    p.add_argument("--models", type=int, default=len(MODELS), metavar="M",
+                   help="models the events are spread over, round robin (default 2; "
+                        "the many-models variant: 200)")
+    p.add_argument("--output", type=Path, metavar="FILE.md",
+                   help="default bench/results/throughput.md, or throughput-M-models.md "
+                        "with --models M other than 2")
     p.add_argument("--keep-topics", action="store_true",
                    help="do not delete the topics and consumer groups at the end")
     p.add_argument("--check", action="store_true",
@@ -131,8 +141,12 @@ def feature_names() -> list[str]:
     return [f"f{j:02d}" for j in range(N_FEATURES)]
 
 
-def make_events(n: int, seed: int) -> list[tuple[bytes, bytes, int]]:
-    """(key, value, timestamp ms): n events, models alternating, event time 100 per s."""
+def model_names(models: int) -> tuple[str, ...]:
+    return MODELS if models == len(MODELS) else tuple(f"m{i:03d}" for i in range(models))
+
+
+def make_events(n: int, seed: int, models: int = len(MODELS)) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, timestamp ms): n events, models round robin, event time 100 per s."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -145,9 +159,10 @@ def make_events(n: int, seed: int) -> list[tuple[bytes, bytes, int]]:
     weights = rng.normal(0.0, 1.0, N_FEATURES) / scales / math.sqrt(N_FEATURES)
     scores = np.round(1.0 / (1.0 + np.exp(-((x - means) @ weights))), 4).tolist()
     names = feature_names()
+    model_ids = model_names(models)
     out = []
     for i, row in enumerate(x.tolist()):
-        model = MODELS[i % len(MODELS)]
+        model = model_ids[i % len(model_ids)]
         when = START + i / 100.0
         stamp = datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
         event = {
@@ -226,6 +241,11 @@ class Result:
     first_record_s: float  # first poll -> first record (group join, fetch start)
     batches: int
     detections: int  # b: raw river detectors that fired; c: alerts published
+    cpu_seconds: float = float("nan")  # process_time over the same span as ``seconds``
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
 
 
 def peak_rss_mib() -> float:
@@ -269,9 +289,12 @@ class Clock:
 
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
-        self.started = time.perf_counter()
         self.first: float | None = None
-        self.last_progress = self.started
+        self.start()
+
+    def start(self) -> None:
+        self.started = self.last_progress = time.perf_counter()
+        self.cpu_started = time.process_time()
 
     def progress(self) -> None:
         now = time.perf_counter()
@@ -329,9 +352,9 @@ def run_plain(args: argparse.Namespace) -> Result:
                 loads(msg.value())  # type: ignore[arg-type]
                 n += 1
             batches += 1
-        ended = time.perf_counter()
+        ended, cpu_ended = time.perf_counter(), time.process_time()
         rss = peak_rss_mib()
-    return _result("a", n, clock, ended, rss, batches, 0)
+    return _result("a", n, clock, ended, cpu_ended, rss, batches, 0)
 
 
 def run_naive(args: argparse.Namespace) -> Result:
@@ -381,9 +404,9 @@ def run_naive(args: argparse.Namespace) -> Result:
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                             asynchronous=False)
             batches += 1
-        ended = time.perf_counter()
+        ended, cpu_ended = time.perf_counter(), time.process_time()
         rss = peak_rss_mib()
-    return _result("b", n, clock, ended, rss, batches, fired)
+    return _result("b", n, clock, ended, cpu_ended, rss, batches, fired)
 
 
 def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Result:
@@ -423,6 +446,7 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
         """RunLoop that stops once ``target`` records are processed and committed."""
 
         ended: float | None = None
+        cpu_ended = float("nan")
         rss = float("nan")
 
         def process(self, records: RecordBatch) -> None:
@@ -430,7 +454,7 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
             super().process(records)
             if self.stats.records >= target and self.ended is None:
                 self.checkpoint()  # the last records' alerts, state and offsets durable
-                self.ended = time.perf_counter()
+                self.ended, self.cpu_ended = time.perf_counter(), time.process_time()
                 self.rss = peak_rss_mib()
                 stop.set()
 
@@ -460,19 +484,21 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
                 stop.set()
 
     threading.Thread(target=watchdog, daemon=True).start()
-    clock.started = clock.last_progress = time.perf_counter()
+    clock.start()
     stats = loop.run(stop)  # closes the source and the sinks after `ended`
     if loop.ended is None:
         raise SystemExit(f"{variant}: stopped after {stats.records} of {target} records")
-    return _result(variant, stats.records, clock, loop.ended, loop.rss, stats.batches, stats.alerts)
+    return _result(variant, stats.records, clock, loop.ended, loop.cpu_ended, loop.rss,
+                   stats.batches, stats.alerts)
 
 
-def _result(variant: str, n: int, clock: Clock, ended: float, rss: float, batches: int,
-            detections: int) -> Result:
+def _result(variant: str, n: int, clock: Clock, ended: float, cpu_ended: float, rss: float,
+            batches: int, detections: int) -> Result:
     seconds = ended - clock.started
     first = (clock.first or ended) - clock.started
     return Result(variant, n, round(seconds, 4), round(n / seconds, 1), round(rss, 1),
-                  round(first, 4), batches, detections)
+                  round(first, 4), batches, detections,
+                  round(cpu_ended - clock.cpu_started, 4))
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Result]] = {
@@ -547,21 +573,23 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
     lines = [
         "# Throughput: streamdrift run vs. plain consume and a naive per-event loop",
         "",
-        f"N = {args.events:,} events (20 numeric features, {len(MODELS)} models, "
+        f"N = {args.events:,} events (20 numeric features, {args.models} models, "
         f"{PARTITIONS} partitions), {len(rounds)} rounds, variants interleaved a, b, c, x "
         "per round; medians (min..max) across rounds.",
         "",
         "| variant | what | events/s | events/s min..max | events/s after join "
-        "| first record after (s) | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| CPU µs/event | CPU µs/event min..max | first record after (s) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in VARIANTS:
         eps = median_range([r[v].events_per_s for r in rounds])
         steady = statistics.median(after_join(r[v]) for r in rounds)
         join = statistics.median(r[v].first_record_s for r in rounds)
         rss = statistics.median(r[v].peak_rss_mib for r in rounds)
+        cpu_us = median_range([r[v].cpu_us_per_event for r in rounds])
         lines.append(f"| {v} | {DESCRIPTIONS[v]} | {eps[0]:,.0f} | "
-                     f"{eps[1]:,.0f}..{eps[2]:,.0f} | {steady:,.0f} | {join:.2f} | {rss:.0f} |")
+                     f"{eps[1]:,.0f}..{eps[2]:,.0f} | {steady:,.0f} | {cpu_us[0]:.1f} | "
+                     f"{cpu_us[1]:.1f}..{cpu_us[2]:.1f} | {join:.2f} | {rss:.0f} |")
     ca = median_range([r["c"].events_per_s / r["a"].events_per_s for r in rounds])
     cb = median_range([r["c"].events_per_s / r["b"].events_per_s for r in rounds])
     ca_j = median_range([after_join(r["c"]) / after_join(r["a"]) for r in rounds])
@@ -605,6 +633,8 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         f"{args.fetch_queue_backoff_ms} (all variants; see fetch_settings)",
         "- time: first poll to last record processed (b, c: and its batch committed), "
         "in the child process; imports, start-up and closing are not counted. "
+        "CPU µs/event: the child's time.process_time (all its threads) over the same span, "
+        "per event. "
         "\"after join\" counts from the first record received instead, leaving out the "
         "consumer group join and first fetch (\"first record after\").",
         "",
@@ -627,6 +657,10 @@ def parent(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     command = shlex.join([Path(sys.executable).name, *sys.argv])
+    if args.output is None:
+        name = ("throughput" if args.models == len(MODELS)
+                else f"throughput-{args.models}-models")
+        args.output = RESULTS_DIR / f"{name}.md"
     run_id = uuid.uuid4().hex[:12]
     topics = {"events": f"bench-events-{run_id}", "alerts": f"bench-alerts-{run_id}",
               "dlq": f"bench-dlq-{run_id}"}
@@ -644,7 +678,8 @@ def parent(args: argparse.Namespace) -> int:
           file=sys.stderr)
     try:
         p0 = time.perf_counter()
-        prefill(args.bootstrap_servers, topics["events"], make_events(args.events, args.seed))
+        prefill(args.bootstrap_servers, topics["events"],
+                make_events(args.events, args.seed, args.models))
         prefill_s = time.perf_counter() - p0
         partitions = partition_counts(args.bootstrap_servers, topics["events"],
                                       f"bench-{run_id}-watermarks")
@@ -658,6 +693,7 @@ def parent(args: argparse.Namespace) -> int:
                 results[v] = run_child(args, v, topics, group, log_file)
                 print(f"[bench] round {i + 1}/{args.rounds} {v}: "
                       f"{results[v].events_per_s:,.0f} events/s in {results[v].seconds:.2f}s, "
+                      f"{results[v].cpu_us_per_event:.1f} CPU µs/event, "
                       f"peak RSS {results[v].peak_rss_mib:.0f} MiB", file=sys.stderr)
             rounds.append(results)
     finally:
@@ -672,8 +708,10 @@ def parent(args: argparse.Namespace) -> int:
     args.output.write_text(text)
     args.output.with_suffix(".json").write_bytes(orjson.dumps(
         {"command": command, "date": started.isoformat(), "events": args.events,
-         "cpus": os.cpu_count(), "rounds": [{v: asdict(r[v]) for v in VARIANTS}
-                                            for r in rounds]},
+         "models": args.models, "features": N_FEATURES, "cpus": os.cpu_count(),
+         "cpu_us_per_event": {v: statistics.median(r[v].cpu_us_per_event for r in rounds)
+                              for v in VARIANTS},
+         "rounds": [{v: asdict(r[v]) for v in VARIANTS} for r in rounds]},
         option=orjson.OPT_INDENT_2))
     return 1 if args.check and cb < BAR_C_OVER_B else 0
 
@@ -692,8 +730,8 @@ def cleanup(admin: AdminClient, topics: list[str], groups: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.events < 1 or args.rounds < 1:
-        raise SystemExit("--events and --rounds must be at least 1")
+    if args.events < 1 or args.rounds < 1 or args.models < 1:
+        raise SystemExit("--events, --rounds and --models must be at least 1")
     return child(args) if args.variant else parent(args)
 
 

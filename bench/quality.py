@@ -1559,7 +1559,7 @@ def constant_targets(r: ConstantResult) -> list[dict[str, Any]]:
 TARGET_JOINT_DELAY = 3_000
 TARGET_JOINT_FA = 1.0  # multivariate alarms per 1M model events
 JOINT_CHANGE = 10_000
-JOINT_CONFIG = DetectorConfig(multivariate={"enabled": True})  # type: ignore[arg-type]
+JOINT_CONFIG = DetectorConfig(multivariate={"enabled": True})
 
 
 @dataclass

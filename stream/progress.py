@@ -97,6 +97,17 @@ class ProgressSource:
     def commit(self, offsets: dict[Partition, int]) -> bool | None:
         return self.source.commit(offsets)
 
+    # The run loop sets itself as the partition listener of a source that has one: it
+    # must reach the wrapped source, which calls it.
+    @property
+    def listener(self) -> Any:
+        return getattr(self.source, "listener", None)
+
+    @listener.setter
+    def listener(self, value: Any) -> None:
+        if hasattr(self.source, "listener"):
+            self.source.listener = value
+
     def close(self) -> None:
         if self.shown:
             self._update(0)

@@ -246,3 +246,28 @@ def test_no_progress_turns_it_off_on_a_terminal(config: Path, events: Path) -> N
                            "--output", os.devnull, "--no-progress")
     assert "%|" not in shown
     assert "replay: 4000 records" in shown
+
+
+def test_the_progress_wrapper_hands_the_partition_listener_to_its_source() -> None:
+    import io
+
+    from stream.progress import ProgressSource
+
+    class Listening:
+        listener: object = None
+
+        def poll(self) -> None:
+            return None
+
+        def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    inner = Listening()
+    wrapper = ProgressSource(inner, io.StringIO())
+    marker = object()
+    wrapper.listener = marker  # what RunLoop does with a source that has a listener
+    assert inner.listener is marker
+    assert not wrapper.shown  # a StringIO is no terminal

@@ -16,12 +16,14 @@ PYTEST_ARGS ?=
 export KAFKA_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help setup kafka-up kafka-down kafka-status test lint demo bench clean
+.PHONY: help setup prerequisites kafka-up kafka-down kafka-status test lint demo bench clean
 
 help:
 	@echo "make setup        create $(VENV) with the locked dependencies and the package (editable)"
 	@echo "make demo         local Kafka + simulated drifting producer + streamdrift run (metrics on :9108)"
 	@echo "make test         ruff, mypy, then pytest against its own broker on port $(TEST_KAFKA_PORT)"
+	@echo "                  (first checks Java, Maven, promtool, prometheus, amtool, openssl; installs"
+	@echo "                  the Prometheus tools with apt-get as root, else names the command)"
 	@echo "make lint         ruff + mypy"
 	@echo "make kafka-up     start the local broker on KAFKA_PORT=$(KAFKA_PORT) (kafka-down stops it)"
 	@echo "make bench        throughput and state size/restore (own broker on port $(BENCH_KAFKA_PORT)), detection-quality (bench/quality.py) benchmarks"
@@ -51,9 +53,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy detectors stream
 
-# Lint first (no broker needed), then pytest with a fresh broker of its own that
+# What make test needs outside .venv: checked (and where it can, installed) before anything.
+prerequisites:
+	deploy/test-prerequisites.sh
+
+# Prerequisites and lint first (no broker needed), then pytest with a fresh broker of its own that
 # is stopped afterwards whatever pytest's outcome; pytest's status is kept.
-test: lint
+test: prerequisites lint
 	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CLEAN=1 \
 	TEST_KAFKA_BOOTSTRAP=localhost:$(TEST_KAFKA_PORT) \
 	TEST_SECURE_KAFKA_PORT=$(TEST_SECURE_KAFKA_PORT) \

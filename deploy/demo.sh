@@ -8,6 +8,9 @@
 #   METRICS_PORT=9108    streamdrift's Prometheus endpoint
 #   DEMO_SECONDS=N       stop everything after N seconds and exit 0
 #   DEMO_STOP_TIMEOUT=15 seconds to wait for each process after SIGTERM
+#   DEMO_FRESH=1         start from a fresh state: delete the demo's topics and its
+#                        consumer group (detector state, offsets) first; DEMO_FRESH=0
+#                        resumes the previous run's detectors where they stood
 # Ctrl-C or SIGTERM stops the producer, streamdrift and the broker if this
 # script started it: only processes this script started.
 set -euo pipefail
@@ -19,6 +22,11 @@ export KAFKA_PORT=${KAFKA_PORT:-9092}
 METRICS_PORT=${METRICS_PORT:-9108}
 DEMO_SECONDS=${DEMO_SECONDS:-}
 STOP_TIMEOUT=${DEMO_STOP_TIMEOUT:-15}
+DEMO_FRESH=${DEMO_FRESH:-1}
+PYTHON=${DEMO_PYTHON:-.venv/bin/python}
+GROUP=streamdrift-demo
+# Everything the demo writes on the broker: events, alerts, dead letters, detector state.
+DEMO_TOPICS=(demo-events demo-alerts demo-dlq "$GROUP-state")
 # STREAMDRIFT overrides the CLI path (for testing this script only).
 STREAMDRIFT=${STREAMDRIFT:-.venv/bin/streamdrift}
 BOOTSTRAP="localhost:$KAFKA_PORT"
@@ -32,6 +40,7 @@ die() { echo "demo: error: $*" >&2; exit 1; }
 if [[ -n "$DEMO_SECONDS" && ! "$DEMO_SECONDS" =~ ^[0-9]+$ ]]; then
   die "DEMO_SECONDS must be whole seconds, got '$DEMO_SECONDS'"
 fi
+[[ "$DEMO_FRESH" == 0 || "$DEMO_FRESH" == 1 ]] || die "DEMO_FRESH must be 0 or 1, got '$DEMO_FRESH'"
 if (exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT") 2>/dev/null; then
   die "port $METRICS_PORT (metrics) is already in use; pick another with METRICS_PORT=..."
 fi
@@ -46,6 +55,7 @@ cat <<EOF
    monitor           streamdrift run: demo-events -> alerts on demo-alerts,
                      bad events on demo-dlq (output below)
    metrics           http://localhost:$METRICS_PORT/metrics
+   state             $(if ((DEMO_FRESH)); then echo "fresh: the previous run's topics and detector state are deleted first"; else echo "resumed: the previous run's detectors and offsets (DEMO_FRESH=0)"; fi)
    stop              Ctrl-C (stops everything this script started)${DEMO_SECONDS:+
    auto-stop         after $DEMO_SECONDS s (DEMO_SECONDS)}
 ============================================================================
@@ -104,6 +114,14 @@ else
   deploy/local-kafka.sh start
 fi
 
+if ((DEMO_FRESH)); then
+  say "fresh state: deleting the demo's topics and consumer group (DEMO_FRESH=0 resumes instead)"
+  "$PYTHON" deploy/demo_reset.py "$BOOTSTRAP" "$GROUP" "${DEMO_TOPICS[@]}" \
+    || die "could not delete the previous demo's topics; DEMO_FRESH=0 resumes instead"
+else
+  say "resuming: the previous run's detector state and offsets are kept (DEMO_FRESH=0)"
+fi
+
 mkdir -p "$LOG_DIR"
 say "starting the simulated producer (log: $PRODUCER_LOG)"
 # Background jobs of a non-interactive shell ignore SIGINT: Ctrl-C reaches this
@@ -116,7 +134,7 @@ producer_pid=$!
 
 say "starting streamdrift run (metrics: http://localhost:$METRICS_PORT/metrics)"
 "$STREAMDRIFT" run --bootstrap-servers "$BOOTSTRAP" --events-topic demo-events \
-  --alerts-topic demo-alerts --dlq-topic demo-dlq --group-id streamdrift-demo \
+  --alerts-topic demo-alerts --dlq-topic demo-dlq --group-id "$GROUP" \
   --metrics-port "$METRICS_PORT" </dev/null &
 run_pid=$!
 

@@ -22,6 +22,7 @@ from detectors.capacity import Capacity
 from detectors.concept_drift import LabelBatch, LabelJoin, OutcomeMonitor
 from detectors.config import DetectorConfig
 from detectors.estimated import EstimatedPerformance
+from detectors.frames import as_events, warn_warming_up
 from detectors.monitors import (
     BudgetSplit,
     CategoricalMonitor,
@@ -699,14 +700,19 @@ def _concept_signals(found: list[Found], positions: Sequence[int]) -> list[Drift
 
 
 def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = None,
-           batch_size: int = 10_000) -> list[DriftSignal]:
+           batch_size: int = 10_000, columns: Mapping[str, str | None] | None = None
+           ) -> list[DriftSignal]:
     """Run the detectors over event dicts (docs/contracts.md's event contract) or a DataFrame.
 
     ``position`` in each signal is the event's index in the input; ``timestamp``
-    (epoch seconds or RFC 3339) is the event time that seasonality needs. A pandas
-    DataFrame is read as one event per row: ``model_id`` from its column of
-    that name (or ``"model"``), every other column a feature. A ``label`` on an
-    event is compared with its ``prediction`` (kind ``concept_drift``).
+    (epoch seconds or RFC 3339) is the event time that seasonality needs. A ``label``
+    on an event is compared with its ``prediction`` (kind ``concept_drift``). A pandas
+    DataFrame (``pip install streamdrift[notebook]``) is read as one event per row:
+    ``model_id`` (or ``model``), ``model_version``, ``event_id``, ``timestamp``,
+    ``prediction`` and ``label`` columns play those roles, ``columns`` names others
+    (``{"timestamp": "ts"}``) or turns one off (``{"label": None}``), every other
+    column of a feature dtype is a feature; see ``detectors.frames``. Warns
+    (``WarmingUpWarning``) when series were still warming up as the input ended.
 
     >>> import random
     >>> rng = random.Random(3)
@@ -718,7 +724,7 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
     bank = DetectorBank(config)
     signals: list[DriftSignal] = []
     batch = EventBatch()
-    for i, event in enumerate(_as_events(events)):
+    for i, event in enumerate(as_events(events, columns)):
         batch.append(str(event.get("model_id", "model")), event.get("model_version"),
                      event.get("features") or {}, event.get("prediction"), i,
                      event.get("event_id"), event_time(event.get("timestamp")),
@@ -728,12 +734,5 @@ def detect(events: Iterable[Mapping[str, Any]], config: DetectorConfig | None = 
             batch = EventBatch()
     if len(batch):
         signals.extend(bank.update(batch))
+    warn_warming_up(bank)
     return signals
-
-
-def _as_events(events: Iterable[Mapping[str, Any]] | Any) -> Iterable[Mapping[str, Any]]:
-    to_dict = getattr(events, "to_dict", None)
-    if to_dict is None:
-        return events
-    rows: list[dict[str, Any]] = to_dict("records")
-    return ({"model_id": r.pop("model_id", "model"), "features": r} for r in rows)

@@ -1,4 +1,8 @@
-"""``streamdrift``: run, replay, backtest, simulate, check-config (contracts: docs/contracts.md)."""
+"""``streamdrift``: run, replay, backtest, simulate, check-config (contracts: docs/contracts.md).
+
+Only the standard library is imported before the arguments are parsed (``--version`` and
+``--help`` answer at once); each command imports what it uses.
+"""
 
 from __future__ import annotations
 
@@ -7,179 +11,242 @@ import contextlib
 import faulthandler
 import io
 import logging
+import os
 import signal
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from confluent_kafka import KafkaError, KafkaException, Producer
+from typing import TYPE_CHECKING, Any
 
 from stream import __version__
-from stream.alerts import describe_alert
-from stream.config import AppConfig, ConfigError, load_config
-from stream.events import Rejected
-from stream.kafka import (
-    AuthenticationFailed,
-    BrokerUnavailable,
-    TopicMismatch,
-    check_copartitioned,
-    client_settings,
-    ensure_changelog,
-    ensure_topics,
-    topic_max_message_bytes,
-    wait_for_broker,
-)
-from stream.logs import RepeatFilter
-from stream.loop import LoopStats, RunLoop
-from stream.metrics import Metrics
-from stream.records import RecordBatch
-from stream.simulate import FEATURES, Scenario, generate, generate_labels
-from stream.sinks import (
-    BROKER_DEFAULT_MESSAGE_BYTES,
-    AlertSink,
-    DeadLetterSink,
-    DeliveryTracker,
-    JsonLinesDeadLetterSink,
-    JsonLinesSink,
-    KafkaAlertSink,
-    KafkaDeadLetterSink,
-    SinkError,
-    produce,
-    producer_message_bytes,
-)
-from stream.sources import FileSource, KafkaRangeSource, KafkaSource, Source
-from stream.state import Changelog, Transactions
-from stream.web import WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
+
+    from stream.config import AppConfig
+    from stream.events import Rejected
+    from stream.loop import LoopStats, RunLoop
+    from stream.records import RecordBatch
+    from stream.sources import KafkaSource
 
 log = logging.getLogger("streamdrift")
 
 EXIT_CONFIG = 2  # a bad config or argument
 EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
 EXIT_AUTH = 4  # Kafka refused our credentials or TLS handshake, or an ACL refused an action
+EXIT_ALL_REJECTED = 5  # replay: there were records, and every one was rejected
 
-_NOT_AUTHORIZED = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
-                   KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-                   KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                   KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+#: ``simulate --drift-feature`` choices: stream/simulate.py's FEATURES (a test keeps them
+#: equal), spelled out so that parsing imports nothing of the detectors.
+SIMULATED_FEATURES = ("income", "age", "balance", "utilization", "transactions", "country",
+                      "device")
 
 #: A warning or error line of one kind is logged at most once per this many seconds.
 WARNING_REPEAT_SECONDS = 30.0
 
 
+#: Config-backed flags of ``run``: flag -> (config key, what it names). The help shows
+#: each default from the config schema (a test keeps the text equal to it).
+_RUN_FLAGS = {
+    "events-topic": ("kafka.events_topic", "model-events", "topic of the events to watch"),
+    "labels-topic": ("kafka.labels_topic", "none",
+                     "topic of labels that arrive after their events (concept drift)"),
+    "alerts-topic": ("kafka.alerts_topic", "drift-alerts", "topic the alerts are published to"),
+    "dlq-topic": ("kafka.dlq_topic", "model-events-dlq",
+                  "topic rejected records go to, with the reason"),
+    "group-id": ("kafka.group_id", "streamdrift",
+                 "consumer group; its detector state is in the topic <group-id>-state"),
+}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="YAML config file")
-    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML config file (default: none; built-in defaults, then "
+                        "STREAMDRIFT_* variables, then flags)")
+    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS",
+                   help="Kafka brokers, host:port[,host:port] (kafka.bootstrap_servers; "
+                        "default: localhost:9092)")
     p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log lines on stderr from this level on (default: INFO)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; building and parsing it imports nothing beyond the standard
+    library (``stream`` itself)."""
     parser = argparse.ArgumentParser(
-        prog="streamdrift", description=__doc__,
+        prog="streamdrift",
+        description="Watch ML model events for drift: run (live, a Kafka consumer group), "
+                    "replay (a file or a topic's time range), simulate, check-config.",
         epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
                f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
-               f"authentication failed or not authorized (check kafka.security). "
+               f"authentication failed or not authorized (check kafka.security), "
+               f"{EXIT_ALL_REJECTED} replay rejected every record. "
                "Event, label, alert, dead-letter, metrics, CLI and config contracts: "
                "docs/contracts.md in the repository")
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="consume events, detect drift, publish alerts")
+    run = sub.add_parser("run", help="consume events, detect drift, publish alerts",
+                         description="Consume the events (and labels) topic as a member of "
+                                     "the consumer group; publish alerts, dead letters and "
+                                     "detector state; serve Prometheus metrics. SIGTERM or "
+                                     "SIGINT: finish the batch, checkpoint, exit 0.")
     _common(run)
-    for flag in ("events-topic", "labels-topic", "alerts-topic", "dlq-topic", "group-id"):
-        run.add_argument(f"--{flag}", dest=f"kafka.{flag.replace('-', '_')}", metavar="NAME")
-    run.add_argument("--metrics-port", dest="metrics.port", type=int, metavar="PORT")
+    for flag, (key, default, what) in _RUN_FLAGS.items():
+        run.add_argument(f"--{flag}", dest=key, metavar="NAME",
+                         help=f"{what} ({key}; default: {default})")
+    run.add_argument("--metrics-port", dest="metrics.port", type=int, metavar="PORT",
+                     help="serve /metrics, /healthz and /readyz on this port, 0 for any free "
+                          "one (metrics.port; default: 9108)")
     run.add_argument("--processing-guarantee", dest="kafka.processing_guarantee",
-                     choices=["at-least-once", "exactly-once"])
+                     choices=["at-least-once", "exactly-once"],
+                     help="at-least-once: a crash may repeat alerts (their alert_id is "
+                          "stable); exactly-once: Kafka transactions "
+                          "(kafka.processing_guarantee; default: at-least-once)")
 
-    replay = sub.add_parser("replay", help="run the same loop over a file or a time range")
+    replay = sub.add_parser(
+        "replay", help="run the same loop over a file or a time range",
+        description="Run the detectors over a JSON-lines file (plain or gzip, '-' for "
+                    "stdin) or a topic's time range; never commits. A progress display on "
+                    "stderr when it is a terminal; a one-line summary at the end.")
     _common(replay)
     source = replay.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", metavar="FILE.jsonl", type=Path)
-    source.add_argument("--topic", metavar="T")
+    source.add_argument("--input", metavar="FILE.jsonl",
+                        help="events, one JSON object per line; gzip is recognised by its "
+                             "content (e.g. FILE.jsonl.gz); '-' reads stdin")
+    source.add_argument("--topic", metavar="T", help="a topic, every partition")
     replay.add_argument("--from", dest="start", metavar="TIME", type=_time,
-                        help="RFC 3339 or epoch seconds (with --topic)")
-    replay.add_argument("--to", dest="end", metavar="TIME", type=_time)
+                        help="first event time, RFC 3339 (without offset: UTC) or epoch "
+                             "seconds: the record timestamp on a topic, each event's "
+                             "'timestamp' in a file (default: the beginning)")
+    replay.add_argument("--to", dest="end", metavar="TIME", type=_time,
+                        help="event time to stop before, as --from (default: the end of "
+                             "the file, or the end offsets seen at start)")
     replay.add_argument("--labels-topic", dest="kafka.labels_topic", metavar="L",
-                        help="with --topic: join the labels of this topic (same time range)")
-    replay.add_argument("--output", metavar="FILE.jsonl", help="alerts (default: stdout)")
+                        help="with --topic: join the labels of this topic over the same "
+                             "range (default: none)")
+    replay.add_argument("--output", metavar="FILE.jsonl",
+                        help="alerts as JSON lines (default: stdout)")
     replay.add_argument("--dlq-output", metavar="FILE.jsonl",
-                        help="rejected records (default: a warning per record on stderr)")
+                        help="rejected records as JSON lines (default: a warning per "
+                             "record on stderr)")
+    replay.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show the progress display (default: only when stderr is a "
+                             "terminal)")
 
-    sim = sub.add_parser("simulate", help="write a synthetic, optionally drifting stream")
+    sim = sub.add_parser("simulate", help="write a synthetic, optionally drifting stream",
+                         description="Write a synthetic, reproducible stream of events "
+                                     "(the same --seed gives the same bytes).")
     _common(sim)
     target = sim.add_mutually_exclusive_group(required=True)
-    target.add_argument("--output", metavar="FILE.jsonl")
-    target.add_argument("--topic", metavar="T")
-    sim.add_argument("--events", type=int, default=100_000, metavar="N")
-    sim.add_argument("--seed", type=int, default=0, metavar="S")
-    sim.add_argument("--drift-at", type=int, metavar="K")
+    target.add_argument("--output", metavar="FILE.jsonl", help="write the events to this file")
+    target.add_argument("--topic", metavar="T",
+                        help="produce the events to this topic, keyed by model_id")
+    sim.add_argument("--events", type=int, default=100_000, metavar="N",
+                     help="number of events (default: 100000)")
+    sim.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="random seed (default: 0)")
+    sim.add_argument("--drift-at", type=int, metavar="K",
+                     help="first drifting event (default: no drift)")
     sim.add_argument("--drift-period", type=int, metavar="N",
-                     help="after --drift-at, switch the drift off and on every N events")
-    sim.add_argument("--drift-feature", default="income", choices=FEATURES, metavar="NAME")
-    sim.add_argument("--shift", type=float, default=1.0, metavar="SIGMAS")
+                     help="after --drift-at, switch the drift off and on every N events "
+                          "(default: drift stays on)")
+    sim.add_argument("--drift-feature", default="income", choices=SIMULATED_FEATURES,
+                     metavar="NAME",
+                     help=f"the drifting feature: {', '.join(SIMULATED_FEATURES)} "
+                          "(default: income)")
+    sim.add_argument("--shift", type=float, default=1.0, metavar="SIGMAS",
+                     help="shift in standard deviations; categorical: a share "
+                          "min(1, SIGMAS/4) becomes a new category (default: 1.0)")
     sim.add_argument("--models", default="credit-risk", metavar="A,B",
-                     help="comma-separated model ids, events go round-robin")
-    sim.add_argument("--missing-rate", type=float, default=0.01)
-    sim.add_argument("--invalid-rate", type=float, default=0.0,
-                     help="share of records that break the event contract")
+                     help="comma-separated model ids, events go round-robin "
+                          "(default: credit-risk)")
+    sim.add_argument("--missing-rate", type=float, default=0.01, metavar="SHARE",
+                     help="share of missing 'balance' values (default: 0.01)")
+    sim.add_argument("--invalid-rate", type=float, default=0.0, metavar="SHARE",
+                     help="share of records that break the event contract (default: 0)")
     sim.add_argument("--start", type=_time, metavar="TIME",
                      help="event time of the first event (default: 2026-01-01T00:00:00Z "
                           "in a file, now on a topic)")
     sim.add_argument("--rate", type=float, metavar="EVENTS_PER_S",
                      help="produce at this pace in real time (default: as fast as possible)")
-    sim.add_argument("--partitions", type=int, default=3,
-                     help="partitions of the topic if it has to be created")
+    sim.add_argument("--partitions", type=int, default=3, metavar="N",
+                     help="partitions of the topic if it has to be created (default: 3)")
     sim.add_argument("--labels-topic", metavar="L",
-                     help="with --topic: also write the events' labels here (keyed alike)")
+                     help="with --topic: also write the events' labels here, keyed alike "
+                          "(default: none)")
     sim.add_argument("--labels-output", metavar="FILE.jsonl",
-                     help="with --output: also write the events' labels to this file")
+                     help="with --output: also write the events' labels to this file "
+                          "(default: none)")
     sim.add_argument("--concept-at", type=int, metavar="K",
-                     help="from event K the label's relation to the score changes")
-    sim.add_argument("--error-rate", type=float, default=0.1,
-                     help="share of wrong predictions (default 0.1)")
-    sim.add_argument("--concept-error-rate", type=float, default=0.2,
-                     help="share of wrong predictions from --concept-at on (default 0.2)")
+                     help="from event K the label's relation to the score changes "
+                          "(default: never)")
+    sim.add_argument("--error-rate", type=float, default=0.1, metavar="SHARE",
+                     help="share of wrong predictions (default: 0.1)")
+    sim.add_argument("--concept-error-rate", type=float, default=0.2, metavar="SHARE",
+                     help="share of wrong predictions from --concept-at on (default: 0.2)")
     sim.add_argument("--label-delay", type=float, default=30.0, metavar="SECONDS",
-                     help="mean delay of a label after its event, exponential (default 30)")
-    sim.add_argument("--unlabeled-rate", type=float, default=0.0,
-                     help="share of events that never get a label")
+                     help="mean delay of a label after its event, exponential (default: 30)")
+    sim.add_argument("--unlabeled-rate", type=float, default=0.0, metavar="SHARE",
+                     help="share of events that never get a label (default: 0)")
 
     _backtest_parser(sub)
 
-    check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("file", metavar="FILE")
+    check = sub.add_parser(
+        "check-config", help="validate a config file with the environment applied",
+        description="Validate the config as run would see it: FILE (optional), then the "
+                    "STREAMDRIFT_* variables (e.g. STREAMDRIFT_KAFKA__BATCH_SIZE=500 for "
+                    "kafka.batch_size). Prints 'ok' and the config hash, or each bad key "
+                    "with its path (exit 2).")
+    check.add_argument("file", metavar="FILE", nargs="?",
+                       help="YAML config file (default: none, the built-in defaults)")
+    check.add_argument("--show", action="store_true",
+                       help="also print the effective config as YAML, every key with its "
+                            "value (secrets masked)")
     return parser
 
 
 def _backtest_parser(sub: Any) -> None:
-    bt = sub.add_parser("backtest", help="replay an input once per config: an HTML report, a "
-                        "summary, scores against known drifts")
+    bt = sub.add_parser(
+        "backtest", help="replay an input once per config: an HTML report, a summary, "
+                         "scores against known drifts",
+        description="Replay a file or a topic's time range (as replay) once per --config "
+                    "and write one self-contained HTML report; with --truth, score each "
+                    "config against known drifts, side by side.")
     bt.add_argument("--config", metavar="FILE", action="append", dest="configs",
-                    help="YAML config file; repeat to compare configs on the same input")
-    bt.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS")
-    bt.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                    help="YAML config file; repeat to compare configs on the same input "
+                         "(default: one run with the built-in defaults)")
+    bt.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS",
+                    help="Kafka brokers, host:port[,host:port], with --topic "
+                         "(kafka.bootstrap_servers; default: localhost:9092)")
+    bt.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                    help="log lines on stderr from this level on (default: INFO)")
     source = bt.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", metavar="FILE.jsonl", type=Path, help="events, as replay")
-    source.add_argument("--topic", metavar="T", help="a topic's time range, as replay")
+    source.add_argument("--input", metavar="FILE.jsonl",
+                        help="events, as replay: plain or gzip, '-' reads stdin")
+    source.add_argument("--topic", metavar="T", help="a topic, every partition, as replay")
     bt.add_argument("--from", dest="start", metavar="TIME", type=_time,
-                    help="RFC 3339 or epoch seconds (with --topic)")
-    bt.add_argument("--to", dest="end", metavar="TIME", type=_time)
+                    help="first event time, as replay --from (default: the beginning)")
+    bt.add_argument("--to", dest="end", metavar="TIME", type=_time,
+                    help="event time to stop before, as replay --to (default: the end)")
     bt.add_argument("--labels-topic", dest="kafka.labels_topic", metavar="L",
-                    help="with --topic: join the labels of this topic (same time range)")
+                    help="with --topic: join the labels of this topic over the same range "
+                         "(default: none)")
     bt.add_argument("--truth", metavar="DRIFTS.jsonl", type=Path,
-                    help="known drifts, one JSON object a line: model_id, feature, at, until")
+                    help="known drifts, one JSON object a line: model_id, feature, at, until "
+                         "(default: none, no scores)")
     bt.add_argument("--report", metavar="REPORT.html", required=True, type=Path,
-                    help="the HTML report (one self-contained file)")
+                    help="the HTML report, one self-contained file (required; no default)")
     bt.add_argument("--summary", metavar="SUMMARY.json", type=Path,
-                    help="per config (named by its file): counts, alerts, truth scores")
+                    help="per config (named by its file): counts, alerts, truth scores "
+                         "(default: none)")
     bt.add_argument("--output", metavar="FILE.jsonl",
-                    help="the first config's alerts, as replay --output writes them")
+                    help="the first config's alerts, as replay --output writes them "
+                         "(default: none)")
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -189,22 +256,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         log.error("backtest needs plotly (%s): pip install 'streamdrift[report]'", exc)
         return EXIT_CONFIG
 
-    if args.input is not None and (args.start is not None or args.end is not None):
-        log.error("--from/--to go with --topic; a file is replayed whole")
-        return EXIT_CONFIG
+    from stream.config import load_config
+    from stream.kafka import wait_for_broker
+    from stream.sources import Source, replay_source
+
     overrides = _overrides(args)
     configs = [(backtest.default_name(path), load_config(path, overrides=overrides))
                for path in (args.configs or [None])]
 
     def source(config: AppConfig) -> Source:
-        if args.input is not None:
-            return FileSource(args.input, config.kafka.batch_size)
-        wait_for_broker(config.kafka)
-        topics = [args.topic] + ([config.kafka.labels_topic] if config.kafka.labels_topic
-                                 else [])
-        return KafkaRangeSource(config.kafka, topics,
-                                None if args.start is None else int(args.start * 1000),
-                                None if args.end is None else int(args.end * 1000))
+        # replay's own source: a file (gzip or not, '-' for stdin) or a topic's range,
+        # --from/--to on event times for both.
+        if args.input is None:
+            wait_for_broker(config.kafka)
+        return replay_source(config.kafka, path=args.input, topic=args.topic,
+                             start=args.start, end=args.end)
 
     return backtest.main(args, configs, source, _stop_on_signals())
 
@@ -241,6 +307,9 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
+    from stream.kafka import client_settings
+    from stream.sinks import producer_message_bytes
+
     # message.max.bytes: a record the events topic may hold fits in the DLQ with headers
     # (librdkafka's default, 1,000,000, is below a broker's default record size).
     settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
@@ -252,24 +321,45 @@ def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
 
 
 def _producer(config: AppConfig, **extra: Any) -> Producer:
+    from confluent_kafka import Producer
+
     return Producer(_producer_settings(config, **extra))
 
 
-def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
-              loop_class: type[RunLoop] = RunLoop, progress_seconds: float | None = None,
+def live_loop(config: AppConfig, source_class: type[KafkaSource] | None = None,
+              loop_class: type[RunLoop] | None = None, progress_seconds: float | None = None,
               dlq_max_bytes: int | None = None) -> RunLoop:
     """The run loop as ``run`` wires it: consumer group in; alerts, dead letters and
     detector state out; offsets committed after them (or with them, exactly-once).
 
+    ``source_class``/``loop_class``: default ``KafkaSource``/``RunLoop``.
     ``dlq_max_bytes``: what the DLQ topic takes per record (its ``max.message.bytes``;
     None: a broker's default); dead letters larger than that, or than the producer's
     ``message.max.bytes``, are written truncated."""
+    from confluent_kafka import Producer
+
+    from stream.alerts import describe_alert
+    from stream.loop import RunLoop
+    from stream.metrics import Metrics
+    from stream.sinks import (
+        BROKER_DEFAULT_MESSAGE_BYTES,
+        DeliveryTracker,
+        KafkaAlertSink,
+        KafkaDeadLetterSink,
+    )
+    from stream.sources import KafkaSource
+    from stream.state import Changelog, Transactions
+
+    source_class = source_class or KafkaSource
+    loop_class = loop_class or RunLoop
     conf = config.kafka
     metrics = Metrics(max_models=config.metrics.max_models,
                       max_features=config.metrics.max_features)
     exactly_once = conf.processing_guarantee == "exactly-once"
     extra: dict[str, Any] = {}
     if exactly_once:
+        import socket
+
         extra = {"transactional.id": conf.transactional_id
                  or f"streamdrift-{conf.group_id}-{socket.gethostname()}",
                  "transaction.timeout.ms": int(conf.transaction_timeout_seconds * 1000)}
@@ -299,12 +389,23 @@ def live_loop(config: AppConfig, source_class: type[KafkaSource] = KafkaSource,
     return loop
 
 
-def _web_config(config: AppConfig) -> WebConfig | None:
+def _web_config(config: AppConfig) -> Any:
+    from stream.web import load_web_config
+
     path = config.metrics.web_config_file
     return None if path is None else load_web_config(path)
 
 
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
+    from stream.kafka import (
+        TopicMismatch,
+        check_copartitioned,
+        ensure_changelog,
+        ensure_topics,
+        topic_max_message_bytes,
+        wait_for_broker,
+    )
+
     conf = config.kafka
     web = _web_config(config)  # a bad web config exits 2 before anything starts
     admin = wait_for_broker(conf)
@@ -353,35 +454,54 @@ class LogDeadLetterSink:
         pass
 
 
+#: Reasons that say the input is not JSON lines at all (a CSV, a binary file).
+_NOT_JSON_LINES = {"not_json", "not_utf8", "not_object"}
+
+
 def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
-    source: Source
-    if args.input is not None:
-        if args.start is not None or args.end is not None:
-            log.error("--from/--to go with --topic; a file is replayed whole")
-            return EXIT_CONFIG
-        try:
-            source = FileSource(args.input, config.kafka.batch_size)
-        except OSError as exc:
-            log.error("--input: cannot read %s: %s", args.input, exc.strerror)
-            return EXIT_CONFIG
-    else:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from stream.alerts import describe_alert
+    from stream.kafka import wait_for_broker
+    from stream.loop import RunLoop
+    from stream.metrics import Metrics
+    from stream.progress import ProgressSource, RejectionCounter, summary
+    from stream.sinks import DeadLetterSink, JsonLinesDeadLetterSink, JsonLinesSink
+    from stream.sources import replay_source
+
+    if args.input is None:
         wait_for_broker(config.kafka)
-        topics = [args.topic] + ([config.kafka.labels_topic] if config.kafka.labels_topic
-                                 else [])
-        source = KafkaRangeSource(config.kafka, topics,
-                                  None if args.start is None else int(args.start * 1000),
-                                  None if args.end is None else int(args.end * 1000))
-    alerts: AlertSink = JsonLinesSink(args.output)
-    dead: DeadLetterSink = (JsonLinesDeadLetterSink(args.dlq_output) if args.dlq_output
+    try:
+        inner = replay_source(config.kafka, path=args.input, topic=args.topic,
+                              start=args.start, end=args.end)
+    except OSError as exc:
+        log.error("--input: cannot read %s: %s", args.input, exc.strerror or exc)
+        return EXIT_CONFIG
+    source = ProgressSource(inner, sys.stderr, enabled=args.progress)
+    dead = RejectionCounter(JsonLinesDeadLetterSink(args.dlq_output) if args.dlq_output
                             else LogDeadLetterSink())
-    loop = RunLoop(source, alerts, dead, config, Metrics(),
+    dead_sink: DeadLetterSink = dead
+    loop = RunLoop(source, JsonLinesSink(args.output), dead_sink, config, Metrics(),
                    on_alert=(lambda a: log.info("%s", describe_alert(a))) if args.output
                    else None)
-    _summary(loop.run(_stop_on_signals()))
+    source.stats = loop.stats
+    redirect = (logging_redirect_tqdm(loggers=[logging.getLogger()]) if source.shown
+                else contextlib.nullcontext())
+    with redirect:
+        stats = loop.run(_stop_on_signals())
+    print(summary(stats, dead.reasons, getattr(inner, "outside", 0)), file=sys.stderr)
+    if stats.records and stats.rejected == stats.records:
+        hint = (" (the input must be JSON lines: one event object per line, plain or gzip)"
+                if set(dead.reasons) <= _NOT_JSON_LINES else "")
+        print(f"streamdrift: every record was rejected{hint}", file=sys.stderr)
+        return EXIT_ALL_REJECTED
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
+    from stream.kafka import ensure_topics, wait_for_broker
+    from stream.simulate import Scenario, generate, generate_labels
+
     # On a topic the record timestamps are event times: start now, or the broker's
     # time-based retention may delete records stamped months ago while they are read.
     start = args.start if args.start is not None else (
@@ -421,6 +541,8 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
 
 def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
              records: Iterator[tuple[str, bytes, float]]) -> int:
+    from stream.sinks import DeliveryTracker, produce
+
     producer = _producer(config)
     tracker = DeliveryTracker()
     stop = _stop_on_signals()
@@ -444,9 +566,14 @@ def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.file, env={})
+    """The config as ``run`` would load it (file, then ``STREAMDRIFT_*`` variables)."""
+    from stream.config import effective_yaml, load_config
+
+    config = load_config(args.file, env=os.environ)
     _web_config(config)
-    print(f"{args.file}: ok (config_hash {config.config_hash()})")
+    if args.show:
+        print(effective_yaml(config), end="")
+    print(f"{args.file or '(no file)'}: ok (config_hash {config.config_hash()})")
     return 0
 
 
@@ -460,10 +587,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.__stderr__ is not None:  # `kill -USR1 PID` prints every thread's stack
         with contextlib.suppress(ValueError, io.UnsupportedOperation):
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    from stream.config import ConfigError, load_config
+    from stream.kafka import AuthenticationFailed, BrokerUnavailable
+    from stream.logs import RepeatFilter
+    from stream.sinks import SinkError
+
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     stderr.addFilter(RepeatFilter(every=WARNING_REPEAT_SECONDS))  # a broker away repeats
     logging.basicConfig(level=getattr(args, "log_level", "INFO"), handlers=[stderr])
+    not_authorized = {KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                      KafkaError.GROUP_AUTHORIZATION_FAILED,
+                      KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                      KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                      KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
     try:
         if args.command == "check-config":
             return cmd_check_config(args)
@@ -483,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_AUTH
     except KafkaException as exc:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        if err is not None and err.code() in _NOT_AUTHORIZED:
+        if err is not None and err.code() in not_authorized:
             print(f"streamdrift: not authorized: {err.str()}; check kafka.security and the "
                   f"ACLs of its user", file=sys.stderr)
             return EXIT_AUTH

@@ -7,12 +7,13 @@ refused with the key's path and what was expected.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 import yaml
@@ -331,11 +332,14 @@ def _refused(section: str, settings: dict[str, Any]) -> str | None:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # From the open file, so that YAML errors name it ('in "FILE", line 3, column 5').
+        with path.open(encoding="utf-8") as stream:
+            data = yaml.safe_load(stream)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}"
+                          ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -365,7 +369,7 @@ def _describe(exc: ValidationError) -> str:
         path = ".".join(loc) or "(top level)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(loc)
         got = err.get("input")
         secret = bool(loc) and (loc[-1] in SECRET_KEYS or "password" in loc[-1]
                                 or "secret" in loc[-1])
@@ -373,6 +377,57 @@ def _describe(exc: ValidationError) -> str:
                   and not secret else "")
         lines.append(f"{path}: {message}{suffix}")
     return "\n".join(lines)
+
+
+def _keys_at(path: list[str]) -> list[str]:
+    """The keys a config mapping at ``path`` may hold (empty for a free-form mapping)."""
+    model: Any = AppConfig
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(
+            model, BaseModel) else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model in ``annotation`` (``M``, ``M | None``), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _did_you_mean(loc: list[str]) -> str:
+    """" (did you mean 'batch_size'?)" for the closest known key (difflib's ratio, at least
+    0.6), else "".
+
+    >>> _did_you_mean(["kafka", "batch_sise"])
+    " (did you mean 'batch_size'?)"
+    >>> _did_you_mean(["kafka", "zzz"])
+    ''
+    """
+    if not loc:
+        return ""
+    close = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def effective_yaml(config: AppConfig) -> str:
+    """Every key of ``config`` with its value, as YAML a ``--config`` file could hold
+    (secrets as ``'**********'``; file paths as strings).
+
+    >>> text = effective_yaml(load_config(env={"STREAMDRIFT_KAFKA__BATCH_SIZE": "500"}))
+    >>> "  batch_size: 500" in text.splitlines(), text.splitlines()[0]
+    (True, 'kafka:')
+    """
+    data = config.model_dump(mode="json")
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
 def _short(value: Any) -> bool:

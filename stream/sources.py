@@ -1,4 +1,5 @@
-"""Where records come from: a Kafka consumer group, a Kafka time range, a JSONL file.
+"""Where records come from: a Kafka consumer group, a Kafka time range, a JSON-lines file
+(plain or gzip) or standard input.
 
 Every source yields ``RecordBatch`` objects from ``poll`` and returns None
 once a bounded input is exhausted. Only the live source commits.
@@ -6,12 +7,19 @@ once a bounded input is exhausted. Only the live source commits.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import logging
+import os
+import stat
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import orjson
 from confluent_kafka import (
@@ -26,6 +34,7 @@ from confluent_kafka import (
 )
 
 from stream.config import KafkaConfig
+from stream.events import parse_rfc3339
 from stream.kafka import client_settings
 from stream.records import RecordBatch
 
@@ -47,30 +56,152 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-class FileSource:
-    """JSON lines from a file: topic is the file's name, partition 0, offset the line index."""
+#: The first two bytes of a gzip member (RFC 1952, section 2.3.1).
+GZIP_MAGIC = b"\x1f\x8b"
+#: The path that means standard input.
+STDIN = "-"
 
-    def __init__(self, path: str | Path, batch_size: int) -> None:
-        self.path = Path(path)
-        self.topic = self.path.name
+
+class FileSource:
+    """JSON lines from a file, gzip-compressed or not, or from standard input (``-``).
+
+    The topic of each record is the file's name (``stdin`` for ``-``), its partition 0,
+    its offset the line's index in the input (lines skipped by the time range keep
+    their index, so an alert's ``source.offset`` is the line number counted from 0).
+    Gzip (RFC 1952) is recognised by its first two bytes, whatever the name says.
+
+    ``start``/``end`` (epoch seconds) keep the events whose ``timestamp`` (RFC 3339 or
+    epoch seconds, the event contract's) is in ``[start, end)``, as ``--from/--to`` do
+    on a topic with the record timestamps. A line whose time cannot be read (not JSON,
+    no or a bad ``timestamp``) is passed on, so that the run loop rejects or keeps it
+    as it would without a range; ``outside`` counts the lines left out.
+
+    ``size`` is the input's size in bytes (None for standard input or a pipe) and
+    ``position()`` how much of it was read, compressed bytes for gzip: a progress
+    display's ETA. Raises ``OSError`` if the file cannot be opened.
+
+    >>> import gzip, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "e.jsonl.gz")
+    >>> with gzip.open(path, "wb") as out:
+    ...     for t in (10, 20, 30):
+    ...         _ = out.write(b'{"timestamp": %d}' % t + bytes([10]))
+    >>> source = FileSource(path, batch_size=100, start=15, end=30)
+    >>> batch = source.poll()
+    >>> batch.offsets, batch.values, source.outside, source.poll()
+    ([1], [b'{"timestamp": 20}'], 2, None)
+    """
+
+    def __init__(self, path: str | Path, batch_size: int, start: float | None = None,
+                 end: float | None = None) -> None:
         self.batch_size = batch_size
-        self._file: IO[bytes] = self.path.open("rb")
+        self.start = start
+        self.end = end
+        self.outside = 0
         self._line = 0
+        self.size: int | None = None
+        raw: IO[bytes]
+        if str(path) == STDIN:
+            self.topic = "stdin"
+            raw = sys.stdin.buffer
+            self._owned = False
+        else:
+            self.topic = Path(path).name
+            raw = Path(path).open("rb")  # noqa: SIM115 -- closed by close()
+            self._owned = True
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+                    self.size = os.fstat(raw.fileno()).st_size
+        self._raw = raw
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(
+            cast(io.RawIOBase, raw))
+        self._file: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb")
+                                     if buffered.peek(2)[:2] == GZIP_MAGIC else buffered)
+
+    def position(self) -> int:
+        """Bytes of the input read so far (0 where that cannot be told)."""
+        try:
+            return self._raw.tell()
+        except OSError:
+            return 0
 
     def poll(self) -> RecordBatch | None:
         batch = RecordBatch()
-        for raw in self._file:
-            batch.append(self.topic, 0, self._line, None, None, raw.rstrip(b"\r\n"))
-            self._line += 1
-            if len(batch) >= self.batch_size:
-                break
+        ranged = self.start is not None or self.end is not None
+        try:
+            for raw in self._file:
+                line = self._line
+                self._line += 1
+                value = raw.rstrip(b"\r\n")
+                if ranged and not self._in_range(value):
+                    self.outside += 1
+                    continue
+                batch.append(self.topic, 0, line, None, None, value)
+                if len(batch) >= self.batch_size:
+                    break
+        except (EOFError, gzip.BadGzipFile) as exc:  # a truncated or corrupt gzip stream
+            raise ValueError(f"{self.topic}: gzip input ends early or is corrupt "
+                             f"after line {self._line}: {exc}") from None
         return batch if len(batch) else None
+
+    def _in_range(self, value: bytes) -> bool:
+        when = event_seconds(value)
+        if when is None:
+            return True
+        return ((self.start is None or when >= self.start)
+                and (self.end is None or when < self.end))
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         pass  # a replay never commits
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()
+            self._raw.close()
+
+
+def event_seconds(value: bytes) -> float | None:
+    """Epoch seconds of a JSON event's ``timestamp`` (RFC 3339, naive read as UTC, or
+    epoch seconds); None if the line is no JSON object or its time cannot be read.
+
+    >>> event_seconds(b'{"timestamp": "1970-01-01T00:01:00Z"}'), event_seconds(b'{}')
+    (60.0, None)
+    """
+    try:
+        stamp = orjson.loads(value).get("timestamp")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    if isinstance(stamp, bool):
+        return None
+    if isinstance(stamp, int | float):
+        return float(stamp)
+    if isinstance(stamp, str):
+        try:
+            moment = parse_rfc3339(stamp)
+        except ValueError:
+            return None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return None
+
+
+def replay_source(conf: KafkaConfig, *, path: str | Path | None = None,
+                  topic: str | None = None, start: float | None = None,
+                  end: float | None = None) -> FileSource | KafkaRangeSource:
+    """The source ``replay`` reads (and a backtest can): a JSON-lines file (``path``;
+    ``-`` for standard input; gzip or not) or a topic (``topic``, with
+    ``conf.labels_topic`` beside it if set), limited to event times in ``[start, end)``
+    (epoch seconds; None: unbounded). On a topic the time is the record timestamp
+    (``offsets_for_times``); in a file, each event's ``timestamp``.
+
+    Raises ``OSError`` if the file cannot be opened, ``ValueError`` if the topic does
+    not exist or neither or both of ``path`` and ``topic`` are given."""
+    if (path is None) == (topic is None):
+        raise ValueError("give one of path and topic")
+    if path is not None:
+        return FileSource(path, conf.batch_size, start, end)
+    assert topic is not None
+    topics = [topic] + ([conf.labels_topic] if conf.labels_topic else [])
+    return KafkaRangeSource(conf, topics, None if start is None else int(start * 1000),
+                            None if end is None else int(end * 1000))
 
 
 def _columns(messages: list[Message]) -> RecordBatch:

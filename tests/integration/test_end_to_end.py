@@ -234,7 +234,7 @@ def test_replay_of_a_time_range_covers_only_that_range(live: LiveRun, bootstrap:
                        "--to", str(START + 7_000 / 100), "--output", str(early))
     assert done.returncode == 0, done.stderr
     assert early.read_bytes() == b""
-    assert "stopped: 7000 records" in done.stderr  # exactly the events 0..6999, no more
+    assert "replay: 7000 records" in done.stderr  # exactly the events 0..6999, no more
     # ... and one from the start to past the end is the whole topic, alerts included.
     whole = tmp_path / "whole.jsonl"
     done = streamdrift("replay", "--bootstrap-servers", bootstrap, "--topic",

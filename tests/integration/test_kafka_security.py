@@ -248,5 +248,5 @@ def test_sasl_plaintext_mechanisms(secure_broker: SecureBroker, tmp_path: Path,
     _simulate(config, topic, 500, seed=6, env=env)
     replayed = streamdrift("replay", "--config", str(config), "--topic", topic, env_extra=env)
     assert replayed.returncode == 0, replayed.stderr
-    assert "stopped: 500 records" in replayed.stderr
+    assert "replay: 500 records" in replayed.stderr
     _no_secret(replayed.stderr)

@@ -149,7 +149,59 @@ def test_check_config_refuses_a_missing_file(tmp_path: Path,
     assert str(missing) in capsys.readouterr().err
 
 
-def test_check_config_validates_the_file_alone_not_the_environment(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_config_applies_the_environment_as_run_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\n")
     monkeypatch.setenv("STREAMDRIFT_KAFKA__BATCH_SIZE", "not-a-number")
-    assert main(["check-config", str(write(tmp_path, "kafka:\n  batch_size: 10\n"))]) == 0
+    assert main(["check-config", str(path)]) == 2
+    assert "kafka.batch_size: Input should be a valid integer" in capsys.readouterr().err
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__BATCH_SIZE", "777")
+    assert main(["check-config", str(path), "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "  batch_size: 777\n" in out  # the environment over the file's 10
+    assert out.rstrip().endswith(f"{path}: ok (config_hash {load_config(path).config_hash()})")
+
+
+def test_check_config_show_prints_every_key_and_masks_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__SECURITY__PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__SECURITY__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__SECURITY__USERNAME", "sd")
+    monkeypatch.setenv("STREAMDRIFT_KAFKA__SECURITY__PASSWORD", "hunter2-secret")
+    assert main(["check-config", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out
+    shown = yaml.safe_load(out[:out.rindex("(no file): ok")])
+    assert shown["kafka"]["security"]["password"] == "**********"
+    # Every key, with the value run would use: the YAML read back is the same config.
+    shown["kafka"]["security"]["password"] = "hunter2-secret"
+    again = load_config(write(tmp_path, yaml.safe_dump(shown)), env={})
+    assert again.model_dump(mode="json") == load_config(None).model_dump(mode="json")
+    assert again.kafka.security.password is not None
+    assert again.kafka.security.password.get_secret_value() == "hunter2-secret"
+
+
+def test_check_config_suggests_the_closest_key_for_a_typo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "kafka:\n  batch_siz: 10\nmetrcs:\n  port: 9\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kafka.batch_siz: unknown key (did you mean 'batch_size'?)" in err
+    assert "metrcs: unknown key (did you mean 'metrics'?)" in err
+    monkeypatch.setenv("STREAMDRIFT_DETECTORS__WARMPU", "300")  # a typo in a variable
+    assert main(["check-config"]) == 2
+    assert "detectors.warmpu: unknown key (did you mean 'warmup'?)" in capsys.readouterr().err
+
+
+def test_check_config_names_the_file_in_a_yaml_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "kafka:\n  batch_size: 10\n  consumer: [\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f'in "{path}", line' in err
+    assert "<unicode string>" not in err

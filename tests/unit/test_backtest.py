@@ -80,9 +80,16 @@ def test_backtest_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "r.html").exists()
 
 
-def test_backtest_refuses_from_to_with_a_file(tmp_path: Path, stream_file: Path) -> None:
-    assert main(["backtest", "--input", str(stream_file), "--from", "0",
-                 "--report", str(tmp_path / "r.html")]) == 2
+def test_backtest_limits_a_file_by_event_time_as_replay(tmp_path: Path,
+                                                       stream_file: Path) -> None:
+    """--from/--to on a file keep the same events for backtest as for replay."""
+    start = "2026-01-01T00:00:10Z"  # the simulator's events are 10 ms apart from 00:00
+    assert main(["replay", "--input", str(stream_file), "--from", start,
+                 "--output", str(tmp_path / "replay.jsonl")]) == 0
+    assert main(["backtest", "--input", str(stream_file), "--from", start,
+                 "--report", str(tmp_path / "r.html"),
+                 "--output", str(tmp_path / "bt.jsonl")]) == 0
+    assert (tmp_path / "bt.jsonl").read_bytes() == (tmp_path / "replay.jsonl").read_bytes()
 
 
 # --- --truth -----------------------------------------------------------------------------

@@ -333,7 +333,7 @@ def test_every_cli_command_and_flag_is_documented() -> None:
 def test_exit_codes_are_documented() -> None:
     codes = {line.split("|")[1].strip() for line in _section("Exit codes").splitlines()
              if line.startswith("| ")}
-    for code in (0, cli.EXIT_CONFIG, cli.EXIT_UNAVAILABLE, cli.EXIT_AUTH):
+    for code in (0, cli.EXIT_CONFIG, cli.EXIT_UNAVAILABLE, cli.EXIT_AUTH, cli.EXIT_ALL_REJECTED):
         assert str(code) in codes, code
 
 

@@ -34,7 +34,8 @@ DOCKERIGNORE = REPO / ".dockerignore"
 DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS = REPO / "deploy" / "grafana" / "provisioning" / "dashboards" / "streamdrift.yml"
 
-STACK = {"kafka", "streamdrift", "producer", "prometheus", "alertmanager", "grafana"}
+STACK = {"kafka", "streamdrift", "producer", "prometheus", "alertmanager", "retrainer",
+         "grafana"}
 CLI_COMMANDS = {"run", "replay", "simulate", "check-config"}
 METRICS_PORT = 9108
 
@@ -231,9 +232,51 @@ def test_published_ports_are_unique_and_documented(services: dict[str, dict[str,
             assert re.search(rf"\b{host}\b", header_text), (
                 f"{name}: host port {host} is not documented in the comment block at the top "
                 "of docker-compose.yml")
-    expected = {3000: "grafana", 9090: "prometheus", 9093: "alertmanager",
+    expected = {3000: "grafana", 9090: "prometheus", 9094: "alertmanager",
                 METRICS_PORT: "streamdrift"}
     assert {port: seen.get(port) for port in expected} == expected
+
+
+def _local_broker_ports() -> set[int]:
+    """deploy/local-kafka.sh's default client and controller ports (9092, 9093)."""
+    script = (REPO / "deploy" / "local-kafka.sh").read_text(encoding="utf-8")
+    port = re.search(r"^PORT=\$\{KAFKA_PORT:-(\d+)\}$", script, re.MULTILINE)
+    controller = re.search(
+        r"^CONTROLLER_PORT=\$\{KAFKA_CONTROLLER_PORT:-\$\(\(PORT \+ (\d+)\)\)\}$", script,
+        re.MULTILINE)
+    assert port and controller, "local-kafka.sh's port defaults moved: update this test"
+    return {int(port.group(1)), int(port.group(1)) + int(controller.group(1))}
+
+
+def test_published_ports_do_not_clash_with_the_local_broker(
+        services: dict[str, dict[str, Any]]) -> None:
+    """`make kafka-up` (or `make demo`) and `docker compose up` side by side."""
+    local = _local_broker_ports()
+    assert local == {9092, 9093}
+    clashes = {f"{name}: {host}" for name, service in services.items()
+               for host, _ in published_ports(service) if host in local}
+    assert not clashes, clashes
+
+
+def test_the_retraining_webhook_goes_to_a_service_of_the_stack(
+        services: dict[str, dict[str, Any]]) -> None:
+    config = yaml.safe_load((REPO / "deploy" / "alertmanager" / "alertmanager.yml")
+                            .read_text(encoding="utf-8"))
+    receiver = next(r for r in config["receivers"] if r["name"] == "retraining-trigger")
+    url = receiver["webhook_configs"][0]["url"]
+    match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)(/\S*)", url)
+    assert match, url
+    host, port, path = match.group(1), match.group(2), match.group(3)
+    assert host in services, f"{url}: no service {host} in docker-compose.yml"
+    service = services[host]
+    command = service["command"]
+    script = next(c for c in command if c.endswith("receiver.py"))
+    assert command[-1] == port, f"{host} listens on {command[-1]}, the webhook calls {port}"
+    mounted = dict((target, source) for source, target in bind_mounts(service))
+    assert mounted[script] == "./deploy/webhook/receiver.py"
+    assert f'PATH = "{path}"' in (REPO / "deploy" / "webhook" / "receiver.py").read_text(
+        encoding="utf-8")
+    assert "retrainer" in services["alertmanager"].get("depends_on", [])
 
 
 def test_streamdrift_image_services_run_real_cli_commands(

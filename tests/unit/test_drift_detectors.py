@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from detectors import DetectorBank, DetectorConfig, DriftSignal, EventBatch, detect
@@ -260,15 +261,9 @@ def test_prediction_with_enabled_false_is_switched_off() -> None:
 # --- detect() for notebooks -----------------------------------------------------------------
 
 
-class RecordsFrame:
-    """The slice of pandas.DataFrame that detect() uses: ``to_dict("records")``."""
-
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.rows = rows
-
-    def to_dict(self, orient: str) -> list[dict[str, Any]]:
-        assert orient == "records"
-        return [dict(r) for r in self.rows]
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A pandas DataFrame, as a notebook hands it to detect() (detectors/frames.py)."""
+    return pd.DataFrame(rows)
 
 
 def _drifting_rows(seed: int, nan_first: bool = False) -> list[dict[str, Any]]:
@@ -290,8 +285,8 @@ def test_detect_over_a_list_of_event_dicts_returns_alerts() -> None:
     assert 3000 <= signals[0].position < 3300
 
 
-def test_detect_over_a_dataframe_like_object_returns_alerts() -> None:
-    signals = detect(RecordsFrame(_drifting_rows(13)), FAST)
+def test_detect_over_a_dataframe_returns_alerts() -> None:
+    signals = detect(frame(_drifting_rows(13)), FAST)
     assert [(s.model_id, s.feature, s.kind) for s in signals] == [
         ("credit", "income", "data_drift")]
     assert 3000 <= signals[0].position < 3300
@@ -311,7 +306,7 @@ def test_detect_gives_the_same_signals_for_any_batch_size() -> None:
 
 
 def test_detect_treats_nan_as_missing_in_a_numeric_column() -> None:
-    signals = detect(RecordsFrame(_drifting_rows(13, nan_first=True)), FAST)
+    signals = detect(frame(_drifting_rows(13, nan_first=True)), FAST)
     assert ("income", "data_drift") in [(s.feature, s.kind) for s in signals]
 
 

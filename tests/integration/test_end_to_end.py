@@ -156,10 +156,11 @@ def test_drift_in_one_feature_alerts_for_that_feature_only(live: LiveRun) -> Non
 
 
 def test_alerts_follow_the_contract(live: LiveRun) -> None:
-    keys = ["alert_id", "model_id", "model_version", "feature", "kind", "detector", "event_id",
-            "event_time", "source", "stats", "config_hash", "version"]
+    keys = ["alert_id", "model_id", "model_version", "feature", "segment", "kind", "detector",
+            "event_id", "event_time", "source", "stats", "config_hash", "version"]
     for a in live.alerts:
         assert list(a) == keys
+        assert a["segment"] is None  # no detectors.segments: every series is the whole traffic
         assert a["source"]["topic"] == live.topics["events"]
         assert set(a["stats"]) >= {"before", "after"}
 

@@ -594,7 +594,9 @@ class DetectorBank:
         found += outcomes.feed(fed)
         signals = _concept_signals(found, batch.positions)
         signals.sort(key=lambda s: s.position)
-        return attribute(signals, self.models)
+        # No attribution here: the features' state when a label arrives depends on how the
+        # events and labels topics interleave, so it would not be the same run to run.
+        return signals
 
     @property
     def outcomes(self) -> dict[tuple[str, str | None], OutcomeMonitor]:

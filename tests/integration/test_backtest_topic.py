@@ -52,7 +52,13 @@ def test_backtest_of_a_topic_range_with_labels_matches_replay(
     alerts = [orjson.loads(line) for line in replayed]
     concept = [a for a in alerts if a["kind"] == "concept_drift"]
     assert concept, [(a["model_id"], a["feature"], a["kind"]) for a in alerts]
+    assert any(a["source"]["topic"] == labels for a in concept)
     for alert in concept:
+        if alert["source"]["topic"] == labels:
+            # Raised when a label arrived on its topic: no attribution, which would depend on
+            # how the two topics interleave (the bytes above would differ run to run).
+            assert "attribution" not in alert["stats"]
+            continue
         ranked = alert["stats"]["attribution"]
         assert ranked and {r["feature"] for r in ranked} <= {
             "income", "age", "balance", "utilization", "transactions", "country", "device"}

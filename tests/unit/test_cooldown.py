@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors import DetectorBank, DetectorConfig, EventBatch, detect
+from detectors import DetectorBank, DetectorConfig, detect
 from detectors.codec import decode, encode
+from tests.batches import model_batches
 
 
 def _two_shifts(n: int = 9000, seed: int = 0) -> list[dict[str, Any]]:
@@ -48,22 +49,12 @@ def test_a_missing_rate_alert_starts_the_cooldown_too() -> None:
     assert len(detect(events, DetectorConfig(warmup=200, cooldown=2000))) == 1
 
 
-def _batches(events: list[dict[str, Any]], size: int) -> list[EventBatch]:
-    out = []
-    for start in range(0, len(events), size):
-        batch = EventBatch()
-        for i in range(start, min(len(events), start + size)):
-            batch.append("m", None, events[i]["features"], None, i)
-        out.append(batch)
-    return out
-
-
 def test_drifting_reports_the_series_until_the_cooldown_ends() -> None:
     events = _two_shifts()
     config = DetectorConfig(warmup=200, cooldown=4000)
     bank = DetectorBank(config)
     states = []
-    for batch in _batches(events, 500):
+    for batch in model_batches(events, 500):
         fired = bank.update(batch)
         states.append((batch.positions[-1], bool(fired), bank.drifting()))
     alert = next(end for end, fired, _ in states if fired)
@@ -81,7 +72,7 @@ def test_cooldown_is_the_same_for_any_batch_size_and_across_a_restore() -> None:
     expected = detect(events, config, batch_size=9000)
     for size in (1, 333, 1000):
         assert detect(events, config, batch_size=size) == expected, size
-    batches = _batches(events, 700)
+    batches = model_batches(events, 700)
     bank = DetectorBank(config)
     got = [s for b in batches[:5] for s in bank.update(b)]
     bank = decode(encode(bank), DetectorBank)  # restored mid-cooldown

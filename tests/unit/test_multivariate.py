@@ -12,6 +12,7 @@ import pytest
 from detectors import DetectorBank, DetectorConfig, EventBatch, detect
 from detectors.codec import decode, encode
 from detectors.multivariate import MULTIVARIATE, Reconstruction
+from tests.batches import model_batches
 
 CHANGE = 15_000
 #: The multivariate series is off by default.
@@ -42,27 +43,17 @@ def test_a_correlation_flip_is_caught_by_the_multivariate_monitor_alone(seed: in
     assert alert.stats["after"]["mean"] > alert.stats["before"]["mean"]
 
 
-def _batches(events: list[dict[str, Any]], size: int) -> list[EventBatch]:
-    out = []
-    for start in range(0, len(events), size):
-        batch = EventBatch()
-        for i in range(start, min(len(events), start + size)):
-            batch.append("m", None, events[i]["features"], None, i)
-        out.append(batch)
-    return out
-
-
 def _alerts(batches: list[EventBatch], bank: DetectorBank) -> list[Any]:
     return [s for b in batches for s in bank.update(b)]
 
 
 def test_the_same_alerts_for_any_batch_size_and_across_a_snapshot() -> None:
     events = _flip(5, n=20_000)
-    whole = _alerts(_batches(events, len(events)), DetectorBank(JOINT))
+    whole = _alerts(model_batches(events, len(events)), DetectorBank(JOINT))
     assert [s.feature for s in whole] == [MULTIVARIATE]
     for size in (7, 997, 3000):
-        assert _alerts(_batches(events, size), DetectorBank(JOINT)) == whole
-    batches = _batches(events, 1000)
+        assert _alerts(model_batches(events, size), DetectorBank(JOINT)) == whole
+    batches = model_batches(events, 1000)
     bank = DetectorBank(JOINT)
     got = _alerts(batches[:8], bank)  # the PCA fitted, its error series warming up
     bank = decode(encode(bank), DetectorBank)
@@ -88,11 +79,11 @@ def test_stationary_correlated_features_raise_nothing() -> None:
 def test_drift_score_and_off_switch() -> None:
     events = _flip(3, n=4000)
     bank = DetectorBank(JOINT)
-    _alerts(_batches(events, 1000), bank)
+    _alerts(model_batches(events, 1000), bank)
     scores = {f: s for _, f, s in bank.drift_scores()}
     assert set(scores[MULTIVARIATE]) == {"psi", "jensen_shannon", "wasserstein"}
     off = DetectorBank(DetectorConfig())  # the default: off
-    _alerts(_batches(events, 1000), off)
+    _alerts(model_batches(events, 1000), off)
     assert MULTIVARIATE not in {f for _, f, _ in off.drift_scores()}
 
 
@@ -101,7 +92,7 @@ def test_one_numeric_feature_is_no_joint() -> None:
     events = [{"model_id": "m", "features": {"x": float(rng.normal()), "c": "ab"[i % 2]}}
               for i in range(3000)]
     bank = DetectorBank(JOINT)
-    _alerts(_batches(events, 500), bank)
+    _alerts(model_batches(events, 500), bank)
     joint = bank.models["m"].multivariate
     assert joint is not None and joint.unfitted and joint.pca is None
 
@@ -135,7 +126,7 @@ def test_categorical_features_enter_the_joint_by_their_shares() -> None:
     assert joint and CHANGE <= joint[0].position < CHANGE + 3000
     assert {s.feature for s in found} == {MULTIVARIATE}
     monitor = DetectorBank(JOINT)
-    _alerts(_batches(events[:3000], 1000), monitor)
+    _alerts(model_batches(events[:3000], 1000), monitor)
     mv = monitor.models["m"].multivariate
     assert mv is not None and set(mv.features) == {"income", "channel", "returning", "o"}
     shares = {name: enc for name, enc in zip(mv.features, mv.encoders, strict=True)}

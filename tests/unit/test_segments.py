@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from detectors import DetectorBank, DetectorConfig, EventBatch, detect
+from detectors import DetectorBank, DetectorConfig, detect
 from detectors.codec import decode, encode
 from detectors.segments import OTHER, SegmentRouter, budget_groups
+from tests.batches import model_batches
 
 CHANGE = 50_000
 SHARES = {"DE": 0.4, "FR": 0.3, "US": 0.15, "IT": 0.1, "ES": 0.05}
@@ -44,25 +45,15 @@ def test_a_shift_in_a_five_percent_segment_is_caught_there_and_named(seed: int) 
     assert detect(events) == []
 
 
-def _batches(events: list[dict[str, Any]], size: int) -> list[EventBatch]:
-    out = []
-    for start in range(0, len(events), size):
-        batch = EventBatch()
-        for i in range(start, min(len(events), start + size)):
-            batch.append("m", None, events[i]["features"], None, i)
-        out.append(batch)
-    return out
-
-
 def test_the_same_alerts_for_any_batch_size_and_across_a_snapshot() -> None:
     events, _ = _stream(3, n=80_000, shift=1.0)
     config = DetectorConfig(segments=["country"], max_segment_values=3)  # IT, ES pooled
-    whole = [s for b in _batches(events, len(events)) for s in DetectorBank(config).update(b)]
+    whole = [s for b in model_batches(events, len(events)) for s in DetectorBank(config).update(b)]
     assert {s.segment for s in whole} == {("country", OTHER)}
     for size in (7, 2000, 3000):
         bank = DetectorBank(config)
-        assert [s for b in _batches(events, size) for s in bank.update(b)] == whole
-    batches = _batches(events, 5000)
+        assert [s for b in model_batches(events, size) for s in bank.update(b)] == whole
+    batches = model_batches(events, 5000)
     bank = DetectorBank(config)
     got = [s for b in batches[:6] for s in bank.update(b)]
     bank = decode(encode(bank), DetectorBank)
@@ -94,7 +85,7 @@ def test_the_budget_is_shared_by_every_group() -> None:
     assert budget_groups(DetectorConfig()) == 1
     bank = DetectorBank(config)
     events, _ = _stream(1, n=2000)
-    for b in _batches(events, 1000):
+    for b in model_batches(events, 1000):
         bank.update(b)
     assert bank.models["m"].budget_series == pytest.approx(10 / 11)
 

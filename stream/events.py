@@ -189,10 +189,8 @@ def _decode_typed(records: RecordBatch, max_record_bytes: int, *,
     strings have as many UTF-8 bytes as characters, the unit of its bounds.
     """
     values = records.values
-    if not values or not all(values):
-        return None
-    longest = max(map(len, values))  # type: ignore[arg-type]
-    if longest > max_record_bytes:
+    longest = _longest_within(values, max_record_bytes)
+    if longest is None:
         return None
     text = b"".join(values)  # type: ignore[arg-type]
     if not text.isascii() or text.find(b"\\") >= 0:  # no escapes, so chars are bytes
@@ -215,15 +213,23 @@ def _decode_typed(records: RecordBatch, max_record_bytes: int, *,
                              labels, timestamps)
 
 
+def _longest_within(values: list[bytes | None], max_record_bytes: int) -> int | None:
+    """The longest record's length when there are records, none empty or null, none over
+    ``max_record_bytes`` (the batch may take a whole-batch path); else None (record by
+    record)."""
+    if not values or not all(values):
+        return None
+    longest = max(map(len, values))  # type: ignore[arg-type]
+    return longest if longest <= max_record_bytes else None
+
+
 def _decode_columns(records: RecordBatch, max_record_bytes: int, *,
                     max_name_bytes: int = MAX_NAME_BYTES,
                     max_category_bytes: int = MAX_CATEGORY_BYTES) -> DecodedBatch | None:
     """The whole batch at once, or None as soon as any record needs a closer look."""
     values = records.values
-    if not values or not all(values):
-        return None
-    longest = max(map(len, values))  # type: ignore[arg-type]
-    if longest > max_record_bytes:
+    longest = _longest_within(values, max_record_bytes)
+    if longest is None:
         return None
     try:
         objs = list(map(orjson.loads, values))  # type: ignore[arg-type]

@@ -25,7 +25,14 @@ from detectors.concept_drift import LabelBatch
 from stream.alerts import build_alert
 from stream.clock import Skewed, distrust_skewed_times
 from stream.config import AppConfig
-from stream.events import Rejected, decode_batch, decode_labels, format_time
+from stream.events import (
+    DecodedBatch,
+    DecodedLabels,
+    Rejected,
+    decode_batch,
+    decode_labels,
+    format_time,
+)
 from stream.metrics import Metrics
 from stream.records import Headers, RecordBatch
 from stream.sinks import AlertSink, DeadLetterSink, SinkError
@@ -460,14 +467,8 @@ class RunLoop:
         decoded = decode_batch(records, limits.max_record_bytes,
                                max_name_bytes=limits.max_name_bytes,
                                max_category_bytes=limits.max_category_bytes)
-        if limits.max_clock_skew_seconds is not None:
-            self._count_skewed(distrust_skewed_times(
-                decoded, records, limits.max_clock_skew_seconds,
-                dead_letter=limits.clock_skew_policy == "dead_letter"))
-        self._reject(records, decoded.rejected)
+        self._screen(decoded, records)
         metrics = self.metrics
-        if decoded.capped:
-            metrics.categories_capped.inc(decoded.capped)
         fired = False
         for (_topic, number), events in decoded.events.items():
             if not len(events):
@@ -576,11 +577,11 @@ class RunLoop:
                         format_time(first.record_time), limits.max_clock_skew_seconds, what,
                         extra=_EVERY_LINE)  # one per model label: bounded
 
-    def _hold_labels(self, records: RecordBatch) -> None:
+    def _screen(self, decoded: DecodedBatch | DecodedLabels, records: RecordBatch) -> None:
+        """What every decoded batch (events or labels) goes through before detection:
+        times too far ahead of their record timestamps distrusted (``stream/clock.py``),
+        the rejected records dead-lettered, capped category values counted."""
         limits = self.config.limits
-        decoded = decode_labels(records, limits.max_record_bytes,
-                                max_name_bytes=limits.max_name_bytes,
-                                max_category_bytes=limits.max_category_bytes)
         if limits.max_clock_skew_seconds is not None:
             self._count_skewed(distrust_skewed_times(
                 decoded, records, limits.max_clock_skew_seconds,
@@ -588,6 +589,13 @@ class RunLoop:
         self._reject(records, decoded.rejected)
         if decoded.capped:
             self.metrics.categories_capped.inc(decoded.capped)
+
+    def _hold_labels(self, records: RecordBatch) -> None:
+        limits = self.config.limits
+        decoded = decode_labels(records, limits.max_record_bytes,
+                                max_name_bytes=limits.max_name_bytes,
+                                max_category_bytes=limits.max_category_bytes)
+        self._screen(decoded, records)
         arrived = time.monotonic()
         for (topic, number), columns in decoded.labels.items():
             held = self._held.setdefault(number, deque())

@@ -219,7 +219,12 @@ class SeriesMonitor:
                 self.mistyped += int((invalid & ~nulls).sum())
             else:
                 missing = nulls  # the kind is undecided: only nulls are missing yet
-        found = self.missing.update(missing, rows, split) if len(rows) else []
+        if not len(rows):
+            found = []
+        elif invalid.any():
+            found = self.missing.update(missing, rows, split)
+        else:
+            found = self.missing.update_present(len(rows), rows, split)
         if values is not None and len(present):
             keep = ~invalid
             present_rows = np.asarray(rows)[keep].tolist() if invalid.any() else rows

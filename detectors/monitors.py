@@ -865,7 +865,50 @@ class MissingMonitor:
         self._fill = 0  # values in the current, unfinished block
         self._count = 0  # missing values among them
         self._recent: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._present = 0  # present values after ``_recent`` (kept as a count, not an array)
         self._recent_window = 1000
+
+    def _window(self, present: int) -> npt.NDArray[np.bool_]:
+        """The last ``_recent_window`` flags, with ``present`` more present values."""
+        tail = np.zeros(min(self._present + present, self._recent_window), dtype=bool)
+        return np.concatenate((self._recent, tail))[-self._recent_window :]
+
+    def update_present(self, n: int, positions: Sequence[int], split: Split | None = None
+                       ) -> list[Detection]:
+        """``update`` for ``n`` values that are all present (the usual column), without
+        its arrays: the same blocks, the same ADWIN inputs, the same detections."""
+        if not self.settings.adwin.enabled or not n:
+            return []
+        if self._adwin is None:
+            self._adwin = Adwin(self.settings.adwin, split(positions[0]) if split else 1.0)
+        size = self.settings.block
+        total = self._fill + n
+        before = self._present
+        self._present = min(before + n, self._recent_window)
+        if self._present == self._recent_window and self._recent.size:
+            self._recent = self._recent[:0]  # all of the window is present values
+        if total < size:
+            self._fill = total
+            return []
+        # Blocks end at indices first_end + j size; only the first holds missing values
+        # (those of the unfinished block carried over), so its share, then zeros.
+        first_end = size - self._fill - 1
+        blocks = (n - 1 - first_end) // size + 1
+        shares = [self._count / size] + [0.0] * (blocks - 1)
+        detections: list[Detection] = []
+        j = 0
+        while (k := first_true(map(self._adwin.update, shares[j:]))) is not None:
+            end = first_end + (j + k) * size
+            saved, self._present = self._present, before
+            seen = self._window(end + 1)
+            self._present = saved
+            detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
+            self._adwin = Adwin(self.settings.adwin, split(positions[end]) if split else 1.0)
+            j += k + 1
+        last = first_end + (blocks - 1) * size
+        self._fill = n - last - 1
+        self._count = 0
+        return detections
 
     def update(self, missing: npt.NDArray[np.bool_], positions: Sequence[int],
                split: Split | None = None) -> list[Detection]:
@@ -876,7 +919,8 @@ class MissingMonitor:
         size = self.settings.block
         n = len(missing)
         total = self._fill + n
-        recent = np.concatenate((self._recent, missing))
+        recent = np.concatenate((self._window(0), missing))
+        self._present = 0
         self._recent = recent[-self._recent_window :]
         if total < size:
             self._fill, self._count = total, self._count + int(missing.sum())

@@ -9,6 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.config import AdwinSettings, MissingSettings
+from detectors.monitors import MissingMonitor
 from detectors.reference import NumericReference
 from detectors.stats import cusum
 from detectors.stats.search import SORT_FROM, search_sorted
@@ -78,3 +80,25 @@ def test_search_sorted_on_category_hashes(seen: list[int], keys: list[int]) -> N
     a = np.unique(np.asarray(seen, dtype=np.uint32))
     k = np.asarray(keys, dtype=np.uint32)
     assert search_sorted(a, k).tolist() == np.searchsorted(a, k).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 130), st.floats(0.0, 1.0)), min_size=1, max_size=40),
+       st.integers(0, 2**31))
+def test_missing_monitor_present_path_is_the_array_path(columns: list[tuple[int, float]],
+                                                        seed: int) -> None:
+    """A column with no missing value may skip the arrays (``update_present``): the same
+    detections, stats included, and the same state for the columns that follow."""
+    rng = np.random.default_rng(seed)
+    settings_ = MissingSettings(block=7, adwin=AdwinSettings(delta=0.05))
+    fast, plain = MissingMonitor(settings_), MissingMonitor(settings_)
+    row = 0
+    for n, rate in columns:
+        missing = rng.random(n) < rate if rng.random() < 0.5 else np.zeros(n, dtype=bool)
+        rows = list(range(row, row + n))
+        row += n
+        expected = plain.update(missing, rows)
+        got = (fast.update(missing, rows) if missing.any()
+               else fast.update_present(n, rows))
+        assert got == expected
+    assert fast._window(0).tolist() == plain._window(0).tolist()

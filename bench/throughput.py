@@ -104,8 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, metavar="R",
                    help="rounds of a, b, c, x (default 5)")
     p.add_argument("--batch-size", type=int, default=2000, metavar="N",
-                   help="records per consume call, all variants (default 2000, the "
-                        "default kafka.batch_size)")
+                   help="records per consume call of a and b (default 2000)")
+    p.add_argument("--run-batch-size", default="auto", metavar="N|auto",
+                   help="kafka.batch_size of c and x (default auto, run's default: 2,000 "
+                        "records per poll, 250 per model with more than 8 models, up to "
+                        "kafka.max_batch_size)")
     p.add_argument("--fetch-wait-ms", type=int, default=50, metavar="MS",
                    help="librdkafka fetch.wait.max.ms, all variants (default 50; see "
                         "fetch_settings)")
@@ -242,10 +245,18 @@ class Result:
     batches: int
     detections: int  # b: raw river detectors that fired; c: alerts published
     cpu_seconds: float = float("nan")  # process_time over the same span as ``seconds``
+    # process_time from the first batch that ended past half the events to the end, and
+    # the events processed in it: the cost once every model is past its start-up.
+    late_cpu_seconds: float = float("nan")
+    late_events: int = 0
 
     @property
     def cpu_us_per_event(self) -> float:
         return self.cpu_seconds / self.events * 1e6
+
+    @property
+    def late_cpu_us_per_event(self) -> float:
+        return self.late_cpu_seconds / self.late_events * 1e6 if self.late_events else math.nan
 
 
 def peak_rss_mib() -> float:
@@ -290,6 +301,7 @@ class Clock:
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
         self.first: float | None = None
+        self.half: tuple[float, int] | None = None
         self.start()
 
     def start(self) -> None:
@@ -304,6 +316,12 @@ class Clock:
 
     def idle(self) -> bool:
         return time.perf_counter() - self.last_progress > self.idle_timeout
+
+    def mark(self, done: int, target: int) -> None:
+        """After a batch: the first time ``done`` reaches half of ``target``, note the CPU
+        time and the count (the second half's cost, ``Result.late_cpu_seconds``)."""
+        if self.half is None and 2 * done >= target:
+            self.half = (time.process_time(), done)
 
 
 @contextlib.contextmanager
@@ -352,6 +370,7 @@ def run_plain(args: argparse.Namespace) -> Result:
                 loads(msg.value())  # type: ignore[arg-type]
                 n += 1
             batches += 1
+            clock.mark(n, args.events)
         ended, cpu_ended = time.perf_counter(), time.process_time()
         rss = peak_rss_mib()
     return _result("a", n, clock, ended, cpu_ended, rss, batches, 0)
@@ -404,6 +423,7 @@ def run_naive(args: argparse.Namespace) -> Result:
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                             asynchronous=False)
             batches += 1
+            clock.mark(n, args.events)
         ended, cpu_ended = time.perf_counter(), time.process_time()
         rss = peak_rss_mib()
     return _result("b", n, clock, ended, cpu_ended, rss, batches, fired)
@@ -429,7 +449,7 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
         "kafka.alerts_topic": args.alerts_topic,
         "kafka.dlq_topic": args.dlq_topic,
         "kafka.group_id": args.group_id,
-        "kafka.batch_size": args.batch_size,
+        "kafka.batch_size": args.run_batch_size,
         "kafka.consumer": fetch_settings(args),
         "kafka.processing_guarantee": "exactly-once" if exactly_once else "at-least-once",
         "kafka.transactional_id": f"{args.group_id}-tx",
@@ -452,6 +472,7 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
         def process(self, records: RecordBatch) -> None:
             clock.progress()
             super().process(records)
+            clock.mark(self.stats.records, target)
             if self.stats.records >= target and self.ended is None:
                 self.checkpoint()  # the last records' alerts, state and offsets durable
                 self.ended, self.cpu_ended = time.perf_counter(), time.process_time()
@@ -469,8 +490,8 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
 
         def poll(self) -> RecordBatch:
             remaining = target - holder["loop"].stats.records
-            if 0 < remaining < self.conf.batch_size:
-                self.conf = self.conf.model_copy(update={"batch_size": remaining})
+            if 0 < remaining < self.batch_size:
+                self.batch_size = remaining
             return super().poll()
 
     loop = holder["loop"] = live_loop(config, source_class=BoundedSource,
@@ -496,9 +517,11 @@ def _result(variant: str, n: int, clock: Clock, ended: float, cpu_ended: float, 
             batches: int, detections: int) -> Result:
     seconds = ended - clock.started
     first = (clock.first or ended) - clock.started
+    half_cpu, half_n = clock.half or (math.nan, n)
     return Result(variant, n, round(seconds, 4), round(n / seconds, 1), round(rss, 1),
                   round(first, 4), batches, detections,
-                  round(cpu_ended - clock.cpu_started, 4))
+                  round(cpu_ended - clock.cpu_started, 4), round(cpu_ended - half_cpu, 4),
+                  n - half_n)
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], Result]] = {
@@ -541,6 +564,7 @@ def run_child(args: argparse.Namespace, variant: str, topics: dict[str, str], gr
            "--topic", topics["events"], "--alerts-topic", topics["alerts"],
            "--dlq-topic", topics["dlq"], "--events", str(args.events),
            "--bootstrap-servers", args.bootstrap_servers, "--batch-size", str(args.batch_size),
+           "--run-batch-size", str(args.run_batch_size),
            "--idle-timeout", str(args.idle_timeout), "--fetch-wait-ms", str(args.fetch_wait_ms),
            "--fetch-queue-backoff-ms", str(args.fetch_queue_backoff_ms)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -578,8 +602,9 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         "per round; medians (min..max) across rounds.",
         "",
         "| variant | what | events/s | events/s min..max | events/s after join "
-        "| CPU µs/event | CPU µs/event min..max | first record after (s) | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU µs/event | CPU µs/event min..max | CPU µs/event, second half "
+        "| first record after (s) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in VARIANTS:
         eps = median_range([r[v].events_per_s for r in rounds])
@@ -587,9 +612,10 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         join = statistics.median(r[v].first_record_s for r in rounds)
         rss = statistics.median(r[v].peak_rss_mib for r in rounds)
         cpu_us = median_range([r[v].cpu_us_per_event for r in rounds])
+        late = statistics.median(r[v].late_cpu_us_per_event for r in rounds)
         lines.append(f"| {v} | {DESCRIPTIONS[v]} | {eps[0]:,.0f} | "
                      f"{eps[1]:,.0f}..{eps[2]:,.0f} | {steady:,.0f} | {cpu_us[0]:.1f} | "
-                     f"{cpu_us[1]:.1f}..{cpu_us[2]:.1f} | {join:.2f} | {rss:.0f} |")
+                     f"{cpu_us[1]:.1f}..{cpu_us[2]:.1f} | {late:.1f} | {join:.2f} | {rss:.0f} |")
     ca = median_range([r["c"].events_per_s / r["a"].events_per_s for r in rounds])
     cb = median_range([r["c"].events_per_s / r["b"].events_per_s for r in rounds])
     ca_j = median_range([after_join(r["c"]) / after_join(r["a"]) for r in rounds])
@@ -628,13 +654,16 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Result]], command: s
         + ", ".join(f"{p}: {c:,}" for p, c in sorted(partitions.items())),
         f"- Python {sys.version.split()[0]}, confluent-kafka {confluent_kafka.version()} "
         f"(librdkafka {confluent_kafka.libversion()[0]}), river {version('river')}, "
-        f"pydantic {version('pydantic')}; consume batches of {args.batch_size}, "
-        f"fetch.wait.max.ms {args.fetch_wait_ms}, fetch.queue.backoff.ms "
-        f"{args.fetch_queue_backoff_ms} (all variants; see fetch_settings)",
+        f"pydantic {version('pydantic')}; a and b consume batches of {args.batch_size}, c and x "
+        f"kafka.batch_size {args.run_batch_size}; fetch.wait.max.ms {args.fetch_wait_ms}, "
+        f"fetch.queue.backoff.ms {args.fetch_queue_backoff_ms} (all variants; see "
+        "fetch_settings)",
         "- time: first poll to last record processed (b, c: and its batch committed), "
         "in the child process; imports, start-up and closing are not counted. "
         "CPU µs/event: the child's time.process_time (all its threads) over the same span, "
-        "per event. "
+        "per event; \"second half\": from the end of the first batch past half the "
+        "events to the end, over the events in it (every model past its warm-up and "
+        "calibration when each model has at least 6,000 events: --events 6000 x --models). "
         "\"after join\" counts from the first record received instead, leaving out the "
         "consumer group join and first fetch (\"first record after\").",
         "",

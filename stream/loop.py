@@ -251,6 +251,7 @@ class RunLoop:
                     continue
                 started = time.perf_counter()
                 self.process(records)
+                self._resize_polls()
                 if self._checkpoint_due():
                     self.checkpoint()
                 self.metrics.batch_duration.observe(time.perf_counter() - started)
@@ -268,6 +269,13 @@ class RunLoop:
             self.alerts.close()
             self.dead_letters.close()
         return self.stats
+
+    def _resize_polls(self) -> None:
+        """Ask the source for ``kafka.batch_size`` records per poll, which with ``auto``
+        grows with the models monitored (``KafkaConfig.poll_size``)."""
+        resize = getattr(self.source, "resize", None)
+        if resize is not None:
+            resize(self.config.kafka.poll_size(sum(len(b.models) for b in self.banks.values())))
 
     def _checkpoint_due(self) -> bool:
         # Large states take long to snapshot: space checkpoints so that snapshots cost at

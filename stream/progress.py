@@ -97,6 +97,11 @@ class ProgressSource:
     def commit(self, offsets: dict[Partition, int]) -> bool | None:
         return self.source.commit(offsets)
 
+    def resize(self, records: int) -> None:
+        resize = getattr(self.source, "resize", None)
+        if resize is not None:
+            resize(records)
+
     # The run loop sets itself as the partition listener of a source that has one: it
     # must reach the wrapped source, which calls it.
     @property

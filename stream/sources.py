@@ -143,6 +143,10 @@ class FileSource:
                              f"after line {self._line}: {exc}") from None
         return batch if len(batch) else None
 
+    def resize(self, records: int) -> None:
+        """Ask for ``records`` records per poll from now on (``KafkaConfig.poll_size``)."""
+        self.batch_size = records
+
     def _in_range(self, value: bytes) -> bool:
         when = event_seconds(value)
         if when is None:
@@ -197,7 +201,7 @@ def replay_source(conf: KafkaConfig, *, path: str | Path | None = None,
     if (path is None) == (topic is None):
         raise ValueError("give one of path and topic")
     if path is not None:
-        return FileSource(path, conf.batch_size, start, end)
+        return FileSource(path, conf.poll_size(), start, end)
     assert topic is not None
     topics = [topic] + ([conf.labels_topic] if conf.labels_topic else [])
     return KafkaRangeSource(conf, topics, None if start is None else int(start * 1000),
@@ -246,6 +250,7 @@ class KafkaSource:
     def __init__(self, conf: KafkaConfig, topics: list[str],
                  on_stats: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.conf = conf
+        self.batch_size = conf.poll_size()  # records per poll; see ``resize``
         self.listener: PartitionListener | None = None
         settings: dict[str, Any] = {
             **client_settings(conf),
@@ -303,8 +308,12 @@ class KafkaSource:
             self.listener.lost([(tp.topic, tp.partition) for tp in partitions])
 
     def poll(self) -> RecordBatch:
-        messages = self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds)
+        messages = self._consumer.consume(self.batch_size, self.conf.batch_timeout_seconds)
         return _columns([m for m in messages if _check(m)])
+
+    def resize(self, records: int) -> None:
+        """Ask for ``records`` records per poll from now on (``KafkaConfig.poll_size``)."""
+        self.batch_size = records
 
     def commit(self, offsets: dict[Partition, int]) -> bool:
         """Commit processed offsets (synchronously); False if the group refused them
@@ -356,6 +365,7 @@ class KafkaRangeSource:
     def __init__(self, conf: KafkaConfig, topic: str | list[str], start_ms: int | None,
                  end_ms: int | None) -> None:
         self.conf = conf
+        self.batch_size = conf.poll_size()  # records per poll; see ``resize``
         self.listener: PartitionListener | None = None
         self._consumer = Consumer({
             **client_settings(conf),
@@ -387,6 +397,10 @@ class KafkaRangeSource:
             f"{tp.topic}[{tp.partition}] {tp.offset}..{self._ends[(tp.topic, tp.partition)]}"
             for tp in starts) or "nothing in range")
 
+    def resize(self, records: int) -> None:
+        """Ask for ``records`` records per poll from now on (``KafkaConfig.poll_size``)."""
+        self.batch_size = records
+
     def _offset_at(self, topic: str, partition: int, at_ms: int, low: int, high: int) -> int:
         found = self._consumer.offsets_for_times([TopicPartition(topic, partition, at_ms)],
                                                  timeout=self.conf.connect_timeout_seconds)[0]
@@ -395,7 +409,7 @@ class KafkaRangeSource:
     def poll(self) -> RecordBatch | None:
         if not self._ends:
             return None
-        messages = self._consumer.consume(self.conf.batch_size, self.conf.batch_timeout_seconds)
+        messages = self._consumer.consume(self.batch_size, self.conf.batch_timeout_seconds)
         ends = self._ends
         in_range = [m for m in messages  # a finished partition's end is -1: nothing passes
                     if _check(m) and (m.offset() or 0) < ends.get(

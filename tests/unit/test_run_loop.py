@@ -624,3 +624,29 @@ def test_estimated_performance_gauge_before_any_label() -> None:
     band = h.sample("streamdrift_model_estimated_performance", model_id="clf",
                     metric="accuracy_band")
     assert band is not None and 0 < band < 0.1
+
+
+class ResizableSource(ListSource):
+    """A ListSource whose poll size the loop may change, as KafkaSource's."""
+
+    def resize(self, records: int) -> None:
+        self.batch_size = records
+
+
+@pytest.mark.parametrize(("batch_size", "sizes"), [
+    ("auto", [2000, 2000, 3000]),  # 12 models seen in the second batch: 250 each
+    (700, [700, 700, 700]),  # a number is used as it is
+])
+def test_polls_grow_with_the_models_monitored_only_with_auto(
+        batch_size: int | str, sizes: list[int]) -> None:
+    models = [f"m{i}" for i in range(12)]
+    # Two models for 2,000 records, then all twelve.
+    records = one_partition([valid_event(i, models[i % (2 if i < 2000 else 12)])
+                             for i in range(7000)])
+    calls: list[Any] = []
+    source = ResizableSource(records, 2000 if batch_size == "auto" else 700, calls)
+    config = AppConfig(detectors=DetectorConfig(warmup=WARMUP), kafka={"batch_size": batch_size})
+    loop = RunLoop(source, RecordingAlertSink(calls), RecordingDeadLetterSink(calls), config,
+                   Metrics())
+    loop.run()
+    assert [len(b) for b in source.batches][:3] == sizes

@@ -212,11 +212,20 @@ class BlockFeed:
     def blocks(self, values: FloatArray) -> tuple[FloatArray, int]:
         """The blocks ``values`` completes, as rows, and the index in ``values`` of the
         first one's last value (the others end every ``size`` values after it)."""
-        first_end = self.size - self._carry.size - 1
-        data = np.concatenate((self._carry, values))
-        full = data.size // self.size * self.size
-        self._carry = data[full:]
-        return data[:full].reshape(-1, self.size), first_end
+        carry, size = self._carry, self.size
+        first_end = size - carry.size - 1
+        total = carry.size + values.size
+        if total < size:  # no block ends here (often, with many models): no rows to build
+            if values.size:
+                self._carry = np.concatenate((carry, values))
+            return _NO_ROWS, first_end
+        data = np.concatenate((carry, values)) if carry.size else values
+        full = total // size * size
+        self._carry = data[full:].copy()  # not a view that keeps the caller's array alive
+        return data[:full].reshape(-1, size), first_end
+
+
+_NO_ROWS: FloatArray = np.empty((0, 1))
 
 
 class RankCusums:

@@ -102,6 +102,8 @@ class Adwin:
         are passed over (ADWIN has moved on to the kept part). A cut early in a change
         keeps few values, so its bound is wide and it fires.
         """
+        if not values:
+            return None
         core, start = self._core, 0
         while True:
             width, total = core.get_width(), core.get_total()

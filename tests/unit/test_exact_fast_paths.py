@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.anchored import BlockFeed
 from detectors.config import AdwinSettings, MissingSettings
 from detectors.monitors import MissingMonitor
 from detectors.reference import NumericReference
@@ -102,3 +103,20 @@ def test_missing_monitor_present_path_is_the_array_path(columns: list[tuple[int,
                else fast.update_present(n, rows))
         assert got == expected
     assert fast._window(0).tolist() == plain._window(0).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 60), st.lists(st.integers(0, 130), min_size=1, max_size=30))
+def test_blocks_are_the_same_whatever_the_pieces(size: int, pieces: list[int]) -> None:
+    """``BlockFeed`` returns no rows without copying when no block ends in a piece; the
+    blocks, their positions and the carry are those of the whole column at once."""
+    column = np.random.default_rng(size).random(sum(pieces))
+    feed, whole = BlockFeed(size), BlockFeed(size)
+    expected, first = whole.blocks(column)
+    rows, start = [], 0
+    for n in pieces:
+        got, first_end = feed.blocks(column[start:start + n])
+        rows += [(start + first_end + j * size, row.tolist()) for j, row in enumerate(got)]
+        start += n
+    assert rows == [(first + j * size, row.tolist()) for j, row in enumerate(expected)]
+    assert feed._carry.tolist() == whole._carry.tolist()

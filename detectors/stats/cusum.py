@@ -98,11 +98,17 @@ def _threshold_for_mean(x: npt.NDArray[np.float64], p: npt.NDArray[np.float64], 
     if top <= slack:  # the statistic cannot exceed its slack: never alarms
         return math.inf
 
+    z = np.empty_like(centred)
+
     def gap(theta: float) -> float:
-        # size * ln E exp(theta (X - mean) / size) - theta * slack, computed stably.
-        z = theta * centred / size
-        m = float(z.max())
-        return size * (m + math.log(float(np.dot(p, np.exp(z - m))))) - theta * slack
+        # size * ln E exp(theta (X - mean) / size) - theta * slack, computed stably: the
+        # exponents less their largest, theta * top / size (theta > 0 and rounding is
+        # monotone, so it is the largest of theta * centred / size, to the bit).
+        np.multiply(centred, theta, out=z)
+        np.divide(z, size, out=z)
+        m = theta * top / size
+        np.subtract(z, m, out=z)
+        return size * (m + math.log(float(np.dot(p, np.exp(z))))) - theta * slack
 
     lo, hi = 1e-9, 1.0
     while gap(hi) <= 0.0:  # grows like theta * (top - slack) for large theta
@@ -150,13 +156,22 @@ def _law_key(x: npt.NDArray[np.float64], p: npt.NDArray[np.float64], *scalars: f
 
 
 def _bisect(gap: Callable[[float], float], lo: float, hi: float) -> tuple[float, float]:
-    """100 halvings of [lo, hi] around the root of ``gap`` (at most ``lo``, above ``hi``)."""
+    """100 halvings of [lo, hi] around the root of ``gap`` (at most ``lo``, above ``hi``).
+
+    Once ``lo`` and ``hi`` are neighbouring floats the midpoint is one of them, and a
+    bound that a halving has set keeps its side (``gap`` is a pure function): every
+    halving left would change nothing, so they are skipped (about half of the 100, each
+    a pass over the law's support), with the very bounds the 100 halvings give.
+    """
+    lo_set = hi_set = False  # a bound set by a halving: gap's sign there is known
     for _ in range(100):
         mid = 0.5 * (lo + hi)
+        if (mid == lo and lo_set) or (mid == hi and hi_set):
+            break
         if gap(mid) > 0.0:
-            hi = mid
+            hi, hi_set = mid, True
         else:
-            lo = mid
+            lo, lo_set = mid, True
     return lo, hi
 
 

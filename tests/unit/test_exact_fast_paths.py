@@ -4,8 +4,10 @@ a detection never depends on which path computed it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,3 +122,84 @@ def test_blocks_are_the_same_whatever_the_pieces(size: int, pieces: list[int]) -
         start += n
     assert rows == [(first + j * size, row.tolist()) for j, row in enumerate(expected)]
     assert feed._carry.tolist() == whole._carry.tolist()
+
+
+def _bisect_100(gap: Callable[[float], float], lo: float, hi: float) -> tuple[float, float]:
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if gap(mid) > 0.0:
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(1e-12, 1e6), st.floats(1e-12, 1e3), st.floats(1e-9, 1e9),
+       st.integers(1, 4))
+def test_bisection_stops_where_the_100_halvings_end(root: float, below: float, width: float,
+                                                    noise: int) -> None:
+    """Stopping once the bounds are neighbouring floats gives the bounds of all 100
+    halvings, bit for bit, also where ``gap``'s float sign flickers near its root."""
+    def gap(theta: float) -> float:
+        return math.sin(theta * 1e15 * noise) if abs(theta - root) < 1e-13 * root else theta - root
+    lo, hi = max(root - below, 1e-300), root + width
+    assert cusum._bisect(gap, lo, hi) == _bisect_100(gap, lo, hi)
+
+
+def _threshold_for_mean_plain(x: npt.NDArray[np.float64], p: npt.NDArray[np.float64],
+                              size: float, slack: float, arl: float) -> float:
+    """``cusum._threshold_for_mean`` as first written: a fresh array per step, the
+    exponents' largest found by a pass over them, 100 halvings."""
+    p = p / p.sum()
+    mean = float(np.dot(p, x))
+    if float(np.dot(p, (x - mean) ** 2)) <= 0.0:
+        return 0.0
+    centred = x - mean
+    top = float(centred.max())
+    if top <= slack:
+        return math.inf
+
+    def gap(theta: float) -> float:
+        z = theta * centred / size
+        m = float(z.max())
+        return size * (m + math.log(float(np.dot(p, np.exp(z - m))))) - theta * slack
+
+    lo, hi = 1e-9, 1.0
+    while gap(hi) <= 0.0:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e12:
+            return math.inf
+    _, hi = _bisect_100(gap, lo, hi)
+    return math.log(max(arl, math.e)) / hi
+
+
+def test_thresholds_are_the_plain_solves_ones() -> None:
+    """The thresholds of laws like a reference's (ties, a rare value, the unseen mass at
+    0 and 1), solved with the early stop and the reused buffer, equal the plain solve's
+    bit for bit (the memo bypassed)."""
+    rng = np.random.default_rng(3)
+    cases = []
+    for n in (7, 200, 1000, 2500):
+        x = np.sort(np.concatenate((np.round(rng.random(n), 3), [0.0, 1.0])))
+        p = rng.random(n + 2) + 0.1
+        p[-1] = 1e-5
+        for size, slack, arl in ((50.0, 0.02, 4e5), (12.5, 0.05, 1e7), (3.0, 0.1, 2e3),
+                                 (50.0 / 3.7, 0.013, 8e6)):
+            cases.append((x, p / p.sum(), size, slack, arl))
+            cases.append((-x, p / p.sum(), size, slack, arl))
+            cases.append((np.abs(2.0 * x - 1.0), p / p.sum(), size, slack, arl))
+    assert [cusum._threshold_for_mean(*c) for c in cases] == [
+        _threshold_for_mean_plain(*c) for c in cases]
+
+
+def test_chi2_thresholds_are_the_100_halvings_ones() -> None:
+    saved = cusum._bisect
+    try:
+        cusum._bisect = _bisect_100  # type: ignore[assignment]
+        slow = [cusum.threshold_for_chi2(df, scale, 2.0, 1e5) for df in (1, 4, 19, 200)
+                for scale in (1.0, 1.3, 7.5)]
+    finally:
+        cusum._bisect = saved  # type: ignore[assignment]
+    assert [cusum.threshold_for_chi2(df, scale, 2.0, 1e5) for df in (1, 4, 19, 200)
+            for scale in (1.0, 1.3, 7.5)] == slow

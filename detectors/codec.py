@@ -449,21 +449,39 @@ def _slots(cls: type) -> list[str]:
     return names
 
 
-_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str]]] = {}
+_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str], frozenset[str]]] = {}
 
 
-def _plain_class(cls: type) -> tuple[bool, bool, list[str]]:
-    """Own ``__reduce__``?, own ``__getstate__``?, slots: once per class."""
+def _plain_class(cls: type) -> tuple[bool, bool, list[str], frozenset[str]]:
+    """Own ``__reduce__``?, own ``__getstate__``?, slots, and the names of the class's data
+    descriptors (properties: ``getattr`` would not read the instance's dict): once per
+    class."""
     found = _PLAIN_CLASSES.get(cls)
     if found is None:
+        descriptors = frozenset(
+            name for klass in cls.__mro__ for name, attr in vars(klass).items()
+            if hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__"))
         found = _PLAIN_CLASSES[cls] = (_own(cls, "__reduce__") or _own(cls, "__reduce_ex__"),
-                                       _own(cls, "__getstate__"), _slots(cls))
+                                       _own(cls, "__getstate__"), _slots(cls), descriptors)
     return found
 
 
+_VALID_FIELDS: set[str] = set()  # names _valid_field accepted (a bank has a few hundred)
+
+
 def _valid_field(name: object) -> bool:
-    return isinstance(name, str) and name.isidentifier() and not (
+    if name in _VALID_FIELDS:
+        return True
+    ok = isinstance(name, str) and name.isidentifier() and not (
         name.startswith("__") and name.endswith("__"))
+    if ok and len(_VALID_FIELDS) < 100_000:
+        _VALID_FIELDS.add(name)  # type: ignore[arg-type]
+    return ok
+
+
+def _at(where: str | tuple[type, str]) -> str:
+    """Where a value sits, for an error message: built only when one is raised."""
+    return where if isinstance(where, str) else f"{where[0].__qualname__}.{where[1]}"
 
 
 # --- encoding -------------------------------------------------------------------------
@@ -489,19 +507,19 @@ class _Encoder:
         # ExtType's own __new__ only re-checks the two types: a fifth of encoding time.
         return tuple.__new__(msgpack.ExtType, (code, self.pack(value)))
 
-    def mutable(self, value: Any, where: str) -> None:
+    def mutable(self, value: Any, where: str | tuple[type, str]) -> None:
         if id(value) in self.seen:
-            raise CodecError("unsupported", f"{where}: a {type(value).__name__} reached twice "
+            raise CodecError("unsupported", f"{_at(where)}: a {type(value).__name__} reached twice "
                              "(shared mutable containers are not supported)")
         self.seen.add(id(value))
         self.alive.append(value)
 
-    def value(self, v: Any, where: str, depth: int = 0) -> Any:
+    def value(self, v: Any, where: str | tuple[type, str], depth: int = 0) -> Any:
         t = type(v)
         if t in _PLAIN_SET:
             return v
         if depth > MAX_DEPTH:
-            raise CodecError("unsupported", f"{where}: nested deeper than {MAX_DEPTH}")
+            raise CodecError("unsupported", f"{_at(where)}: nested deeper than {MAX_DEPTH}")
         d = depth + 1
         if t is list:
             self.mutable(v, where)
@@ -531,35 +549,38 @@ class _Encoder:
             self.mutable(v, where)
             dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
             if dtype.str not in DTYPES:
-                raise CodecError("unsupported", f"{where}: array of dtype {v.dtype}")
+                raise CodecError("unsupported", f"{_at(where)}: array of dtype {v.dtype}")
             data = np.ascontiguousarray(v, dtype=dtype).tobytes()
             return self.ext(_ARRAY, [dtype.str, list(v.shape), data])
         if isinstance(v, np.generic) and t.__module__ == "numpy":
             dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
             if dtype.str not in DTYPES:
-                raise CodecError("unsupported", f"{where}: numpy scalar of dtype {v.dtype}")
+                raise CodecError("unsupported", f"{_at(where)}: numpy scalar of dtype {v.dtype}")
             return self.ext(_SCALAR, [dtype.str, np.asarray(v, dtype=dtype).tobytes()])
         if t is types.MethodType or t is types.BuiltinMethodType:
             owner = getattr(v, "__self__", None)
             if id(owner) in self.busy:
-                raise CodecError("unsupported", f"{where}: a method of an object being encoded")
+                raise CodecError("unsupported",
+                                 f"{_at(where)}: a method of an object being encoded")
             if type(owner) not in self.allowed:
-                raise CodecError("unsupported", f"{where}: a method of a {type(owner).__name__}")
+                raise CodecError("unsupported",
+                                 f"{_at(where)}: a method of a {type(owner).__name__}")
             index = self.obj(owner, where)
             return self.ext(_METHOD, [index, self.method_name(v, owner, where)])
         if t in self.allowed:
             return self.ext(_REF, self.obj(v, where))
-        raise CodecError("unsupported", f"{where}: a {t.__module__}.{t.__qualname__} is not "
+        raise CodecError("unsupported", f"{_at(where)}: a {t.__module__}.{t.__qualname__} is not "
                          "an allowed class (detectors/codec.py)")
 
     @staticmethod
-    def method_name(method: Any, owner: Any, where: str) -> str:
+    def method_name(method: Any, owner: Any, where: str | tuple[type, str]) -> str:
         name = getattr(method, "__name__", None)
         if not _valid_field(name) or getattr(owner, str(name), None) != method:
-            raise CodecError("unsupported", f"{where}: a method that is not its owner's {name}")
+            raise CodecError("unsupported",
+                             f"{_at(where)}: a method that is not its owner's {name}")
         return str(name)
 
-    def obj(self, o: Any, where: str) -> int:
+    def obj(self, o: Any, where: str | tuple[type, str]) -> int:
         key = id(o)
         found = self.index.get(key)
         if found is not None:
@@ -567,24 +588,28 @@ class _Encoder:
         cls = type(o)
         cls_name = self.allowed[cls]
         if key in self.busy:
-            raise CodecError("unsupported", f"{where}: reference cycle through {cls_name}")
+            raise CodecError("unsupported", f"{_at(where)}: reference cycle through {cls_name}")
         self.busy.add(key)
         self.alive.append(o)
-        adapter = _adapter(cls)
+        adapter = _build_facts(cls)[0]
         if adapter is not None:
             names, raw = adapter.fields(o)
         else:
             names, raw = self.plain_fields(o, cls_name)
         values = []
+        plain = _PLAIN_SET
         for name, v in zip(names, raw, strict=True):
-            at = f"{cls.__qualname__}.{name}"
-            if (type(v) is types.MethodType or type(v) is types.BuiltinMethodType) and (
+            t = type(v)
+            if t in plain:
+                values.append(v)
+            elif (t is types.MethodType or t is types.BuiltinMethodType) and (
                     getattr(v, "__self__", None) is o):
+                at = (cls, name)
                 if adapter is not None:
-                    raise CodecError("unsupported", f"{at}: own method in an adapted class")
+                    raise CodecError("unsupported", f"{_at(at)}: own method in an adapted class")
                 values.append(self.ext(_OWN, self.method_name(v, o, at)))
             else:
-                values.append(self.value(v, at))
+                values.append(self.value(v, (cls, name)))
         shape = self.shapes.setdefault((cls_name, names), len(self.shapes))
         self.busy.discard(key)
         index = self.index[key] = len(self.entries)
@@ -594,7 +619,7 @@ class _Encoder:
     @staticmethod
     def plain_fields(o: Any, cls_name: str) -> tuple[tuple[str, ...], list[Any]]:
         cls = type(o)
-        reduces, getstate, slots = _plain_class(cls)
+        reduces, getstate, slots, descriptors = _plain_class(cls)
         if reduces:
             raise CodecError("unsupported", f"{cls_name} defines __reduce__: register an "
                              "adapter in detectors/codec.py")
@@ -604,12 +629,20 @@ class _Encoder:
                 raise CodecError("unsupported", f"{cls_name}.__getstate__ does not return a "
                                  "dict of fields: register an adapter in detectors/codec.py")
             return tuple(state), list(state.values())
-        names = [s for s in slots if hasattr(o, s)]
-        names += [n for n in getattr(o, "__dict__", ()) if n not in names]
-        for n in names:
+        if not slots:
+            state = getattr(o, "__dict__", None)
+            if state is not None and descriptors.isdisjoint(state):
+                names = tuple(state)  # what getattr reads, in the dict's order
+                for n in names:
+                    if n not in _VALID_FIELDS and not _valid_field(n):
+                        raise CodecError("unsupported", f"{cls_name}: field {n!r}")
+                return names, list(state.values())
+        fields = [s for s in slots if hasattr(o, s)]
+        fields += [n for n in getattr(o, "__dict__", ()) if n not in fields]
+        for n in fields:
             if not _valid_field(n):
                 raise CodecError("unsupported", f"{cls_name}: field {n!r}")
-        return tuple(names), [getattr(o, n) for n in names]
+        return tuple(fields), [getattr(o, n) for n in fields]
 
 
 def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
@@ -698,11 +731,15 @@ def _array(dtype: Any, shape: Any, data: Any) -> Any:
     if not (type(shape) is list and len(shape) <= MAX_NDIM
             and all(type(n) is int and n >= 0 for n in shape) and type(data) is bytes):
         raise CodecError("schema", "bad array shape or data")
-    kind = np.dtype(dtype)
+    kind, native = _DTYPE_OF[dtype]
     if math.prod(shape) * kind.itemsize != len(data):
         raise CodecError("schema", f"array of shape {shape} and dtype {dtype} does not fit "
                          f"{len(data)} bytes")
-    return np.frombuffer(data, dtype=kind).reshape(shape).astype(kind.newbyteorder("="))
+    return np.frombuffer(data, dtype=kind).reshape(shape).astype(native)
+
+
+#: Each allowed dtype (little-endian) and its native-order twin, made once.
+_DTYPE_OF = {name: (np.dtype(name), np.dtype(name).newbyteorder("=")) for name in DTYPES}
 
 
 def _method(owner: Any, name: Any) -> Any:
@@ -760,7 +797,8 @@ def _decode(data: bytes) -> Any:
         if len(entry[1]) != len(fields):
             raise CodecError("schema", f"{_name(cls)}: {len(entry[1])} values for "
                              f"{len(fields)} fields")
-        if dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1]):
+        if dec.own_made != made and (  # markers read, each must be one of the fields
+                dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1])):
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
         dec.objects.append(_build(cls, fields, entry[1]))
     made = dec.own_made
@@ -803,18 +841,31 @@ def _has_dict(cls: type) -> bool:
                               if k is not object else ()) for k in cls.__mro__)
 
 
+_BUILD: dict[type, tuple[_Adapter | None, bool]] = {}
+
+
+def _build_facts(cls: type) -> tuple[_Adapter | None, bool]:
+    """The class's adapter, and whether it sets its own state (``__setstate__``)."""
+    found = _BUILD.get(cls)
+    if found is None:
+        found = _BUILD[cls] = (_adapter(cls),
+                               _own(cls, "__getstate__") and _own(cls, "__setstate__"))
+    return found
+
+
 def _build(cls: type, fields: tuple[str, ...], values: list[Any]) -> Any:
-    adapter = _adapter(cls)
+    adapter, sets_state = _build_facts(cls)
+    has_own = any(type(v) is _Own for v in values)
     if adapter is not None:
-        if any(isinstance(v, _Own) for v in values):
+        if has_own:
             raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")
         return adapter.build(cls, dict(zip(fields, values, strict=True)))
     obj: Any = object.__new__(cls)
     state = dict(zip(fields, values, strict=True))
-    own = {k: v.name for k, v in state.items() if isinstance(v, _Own)}
+    own = {k: v.name for k, v in state.items() if type(v) is _Own} if has_own else {}
     for k in own:
         del state[k]
-    if _own(cls, "__getstate__") and _own(cls, "__setstate__"):
+    if sets_state:
         obj.__setstate__(state)
     else:
         for k, v in state.items():

@@ -54,7 +54,10 @@ code   Python          payload (itself MessagePack)
 5      deque           ``[maxlen or nil, array of values]``
 6      numpy array     ``[dtype, shape, bin]``: dtype one of ``DTYPES`` (little-endian),
                        shape an array of ints whose product times the item size is the
-                       length of bin (C order)
+                       length of bin (C order); or ``[dtype, shape, bin, stored]``, the
+                       items held narrower: ``stored`` a smaller integer dtype of
+                       ``DTYPES`` for an integer array (every value fits it), or ``"bits"``
+                       for a bool array (``numpy.packbits``, little bit order)
 7      numpy scalar    ``[dtype, bin]`` (one item)
 8      reference       uint: the index of an object entry
 9      bound method    ``[uint, name]``: method ``name`` of that object entry
@@ -550,6 +553,10 @@ class _Encoder:
             dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
             if dtype.str not in DTYPES:
                 raise CodecError("unsupported", f"{_at(where)}: array of dtype {v.dtype}")
+            if v.size >= _NARROW_FROM and dtype.kind in "biu":
+                narrowed = _narrow(v)
+                if narrowed is not None:
+                    return self.ext(_ARRAY, [dtype.str, list(v.shape), *narrowed])
             data = np.ascontiguousarray(v, dtype=dtype).tobytes()
             return self.ext(_ARRAY, [dtype.str, list(v.shape), data])
         if isinstance(v, np.generic) and t.__module__ == "numpy":
@@ -709,6 +716,8 @@ class _Decoder:
             return deque(v[1], v[0])
         if code == _ARRAY and type(v) is list and len(v) == 3:
             return _array(*v)
+        if code == _ARRAY and type(v) is list and len(v) == 4:
+            return _widen(*v)
         if code == _SCALAR and type(v) is list and len(v) == 2:
             return _array(v[0], [], v[1])[()]
         if code == _REF and type(v) is int:
@@ -736,6 +745,46 @@ def _array(dtype: Any, shape: Any, data: Any) -> Any:
         raise CodecError("schema", f"array of shape {shape} and dtype {dtype} does not fit "
                          f"{len(data)} bytes")
     return np.frombuffer(data, dtype=kind).reshape(shape).astype(native)
+
+
+def _widen(dtype: Any, shape: Any, data: Any, stored: Any) -> Any:
+    """An array written by ``_narrow``: its items read in ``stored`` and made ``dtype``."""
+    if not (type(dtype) is str and dtype in DTYPES and type(shape) is list
+            and len(shape) <= MAX_NDIM and all(type(n) is int and n >= 0 for n in shape)
+            and type(data) is bytes):
+        raise CodecError("schema", "bad narrowed array")
+    kind, native = _DTYPE_OF[dtype]
+    size = math.prod(shape)
+    if stored == "bits" and kind.kind == "b":
+        if len(data) != (size + 7) // 8:
+            raise CodecError("schema", f"{size} bools do not fit {len(data)} bytes")
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=size, bitorder="little")
+        return bits.astype(native).reshape(shape)
+    if not (type(stored) is str and stored in DTYPES and kind.kind in "iu"
+            and _DTYPE_OF[stored][0].kind in "iu"
+            and _DTYPE_OF[stored][0].itemsize < kind.itemsize):
+        raise CodecError("schema", f"array of {dtype} stored as {stored!r}")
+    return _array(stored, shape, data).astype(native)
+
+
+#: Integer and bool arrays of at least this many items are written narrower when they can
+#: be (a calibration's bins: int64 values under 64; a missing-rate window of bools).
+_NARROW_FROM = 64
+_NARROWER = [np.dtype(t) for t in ("|u1", "|i1", "<u2", "<i2", "<u4", "<i4")]
+
+
+def _narrow(v: Any) -> tuple[bytes, str] | None:
+    """The items of an int or bool array in fewer bytes, and how they are stored."""
+    if v.dtype.kind == "b":
+        return np.packbits(v.reshape(-1), bitorder="little").tobytes(), "bits"
+    low, high = int(v.min()), int(v.max())
+    for t in _NARROWER:
+        if t.itemsize >= v.dtype.itemsize:
+            return None
+        info = np.iinfo(t)
+        if info.min <= low and high <= info.max:
+            return np.ascontiguousarray(v, dtype=t).tobytes(), t.str
+    return None
 
 
 #: Each allowed dtype (little-endian) and its native-order twin, made once.

@@ -167,6 +167,51 @@ def test_a_payload_that_breaks_the_schema_is_refused(payload: bytes, reason: str
     assert exc.value.reason == reason and says in str(exc.value)
 
 
+@pytest.mark.parametrize("array", [
+    np.arange(200, dtype=np.int64) % 7,  # a calibration's bins: one byte each
+    np.arange(-100, 100, dtype=np.int64),
+    np.arange(70_000, dtype=np.int64) - 35_000,
+    np.array([0, 2**40] * 40, dtype=np.int64),  # fits no narrower type: kept as it is
+    np.arange(100, dtype=np.uint32) * 500,
+    np.arange(100, dtype=np.int16).reshape(10, 10),
+    np.random.default_rng(0).random(1001) < 0.05,  # a missing-rate window
+    np.ones((3, 30), dtype=bool),
+    np.array([2, 7, 9], dtype=np.int64),  # too short to narrow
+])
+def test_integer_and_bool_arrays_stored_narrower_come_back_the_same(array: Any) -> None:
+    blocks = BlockMeans(5)
+    blocks._carry = array
+    data = encode(blocks)
+    back = decode(data, BlockMeans)._carry
+    assert back.dtype == array.dtype and back.shape == array.shape
+    assert back.tobytes() == array.tobytes() and back.flags.writeable
+    assert encode(decode(data, BlockMeans)) == data
+    if array.size >= 64 and np.abs(array).max() < 2**31:  # the point: fewer bytes
+        blocks._carry = array[:0]
+        assert len(data) - len(encode(blocks)) < array.nbytes
+
+
+def _narrowed(dtype: str, shape: list[int], data: bytes, stored: Any) -> bytes:
+    return _payload(BLOCKS, [[0, [5, _ext(6, [dtype, shape, data, stored])]]], _ext(8, 0))
+
+
+@pytest.mark.parametrize(("payload", "says"), [
+    (_narrowed("<i8", [4], b"\x01" * 4, "<f4"), "stored as '<f4'"),
+    (_narrowed("<i2", [4], b"\x01" * 16, "<i8"), "stored as '<i8'"),  # wider, not narrower
+    (_narrowed("<f8", [4], b"\x01" * 4, "|u1"), "stored as '|u1'"),
+    (_narrowed("<i8", [4], b"\x01" * 5, "|u1"), "does not fit 5 bytes"),
+    (_narrowed("|b1", [20], b"\x01" * 2, "bits"), "20 bools do not fit 2 bytes"),
+    (_narrowed("<i8", [20], b"\x01" * 3, "bits"), "stored as 'bits'"),
+    (_narrowed("<i8", [-1], b"", "|u1"), "bad narrowed array"),
+    (_narrowed("|O", [1], b"x", "|u1"), "bad narrowed array"),
+])
+def test_a_narrowed_array_that_does_not_fit_its_claims_is_refused(payload: bytes,
+                                                                  says: str) -> None:
+    with pytest.raises(CodecError, match=says) as exc:
+        decode(payload, BlockMeans)
+    assert exc.value.reason == "schema"
+
+
 def test_the_wrong_root_type_and_methods_that_do_not_exist_are_refused() -> None:
     good = _blocks("<f8", [0], b"")
     with pytest.raises(CodecError, match="not a DetectorBank"):

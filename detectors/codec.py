@@ -304,8 +304,9 @@ class _AdaptiveWindowing(_Adapter):
     Its ``__getstate__`` bytes are the bincode of ``AdaptiveWindowing`` (river's
     ``rust_src/adwin.rs``: 13 scalars, then rows of buckets ``[max_size, current_idx,
     totals, variances]``) followed by the constructor arguments. They are parsed into
-    named fields here; on decode every field is checked (types, ranges, and that the
-    rows add up to the window's width) before bytes rebuilt from them go back to
+    named fields here (the rows as the list of their current sizes and two arrays of
+    ``max_buckets + 1`` columns); on decode every field is checked (types, ranges, and
+    that the rows add up to the window's width) before bytes rebuilt from them go back to
     ``__setstate__``, so the compiled code only ever reads a state it could have made.
     """
 
@@ -314,43 +315,41 @@ class _AdaptiveWindowing(_Adapter):
         r = _Layout(raw)
         head = r.read(_ADWIN_HEAD_FMT)
         (rows,) = r.read("Q")
-        if rows > _MAX_BUCKET_ROWS:
+        size = head[_ADWIN_HEAD.index("max_buckets")] + 1
+        if rows > _MAX_BUCKET_ROWS or r.at + rows * _row_dtype(size).itemsize > len(raw):
             raise CodecError("unsupported", "AdaptiveWindowing: unexpected layout")
-        buckets = []
-        for _ in range(rows):
-            max_size, current, n = r.read("QQQ")
-            totals = np.frombuffer(raw, "<f8", n, r.at).copy()
-            r.at += 8 * n
-            (m,) = r.read("Q")
-            variances = np.frombuffer(raw, "<f8", m, r.at).copy()
-            r.at += 8 * m
-            buckets.append([max_size, current, totals, variances])
+        # Every row is [max_size, current, size, totals, size, variances]: read at once.
+        table = np.frombuffer(raw, _row_dtype(size), rows, r.at)
+        r.at += table.nbytes
         args = r.read(_ADWIN_ARGS_FMT)
-        values = [*head, buckets, *args]
-        names = (*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS)
-        if r.at != len(raw) or (not self.verified and self._bytes(
-                dict(zip(names, values, strict=True))) != raw):
+        values = [*head, table["current"].tolist(), table["totals"].copy(),
+                  table["variances"].copy(), *args]
+        if r.at != len(raw) or (table["max_size"] != size - 1).any() or (
+                table["n_totals"] != size).any() or (table["n_variances"] != size).any() or (
+                not self.verified and self._bytes(dict(zip(_ADWIN_FIELDS, values,
+                                                           strict=True))) != raw):
             raise CodecError("unsupported", "AdaptiveWindowing: river's state layout changed "
                              "(detectors/codec.py must follow it)")
         self.verified = True  # the layout is the library's: checking one core is enough
-        return names, values
+        return _ADWIN_FIELDS, values
 
     @staticmethod
     def _bytes(v: dict[str, Any]) -> bytes:
         w = _Layout()
         w.write(_ADWIN_HEAD_FMT, *(v[n] for n in _ADWIN_HEAD))
-        w.write("Q", len(v["buckets"]))
-        for max_size, current, totals, variances in v["buckets"]:
-            w.write("QQQ", max_size, current, len(totals))
-            w.out += totals.astype("<f8").tobytes()
-            w.write("Q", len(variances))
-            w.out += variances.astype("<f8").tobytes()
+        size = v["max_buckets"] + 1
+        table = np.zeros(len(v["currents"]), _row_dtype(size))
+        table["max_size"] = size - 1
+        table["current"] = v["currents"]
+        table["n_totals"] = table["n_variances"] = size
+        table["totals"], table["variances"] = v["totals"], v["variances"]
+        w.write("Q", table.size)
+        w.out += table.tobytes()
         w.write(_ADWIN_ARGS_FMT, *(v[n] for n in _ADWIN_ARGS))
         return bytes(w.out)
 
     def build(self, cls: type, values: dict[str, Any]) -> Any:
-        names = {*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS}
-        if set(values) != names:
+        if set(values) != set(_ADWIN_FIELDS):
             raise CodecError("schema", "AdaptiveWindowing: fields differ")
         v = values
         floats = ("delta", "min_window_length", "grace_period", "total", "variance", "width",
@@ -362,22 +361,16 @@ class _AdaptiveWindowing(_Adapter):
               and 1 <= v["max_buckets"] <= 1000
               and all(-(2**31) <= v[n] < 2**31 for n in ("n_buckets", "max_n_buckets", "tick",
                                                         "n_detections"))  # i32 counters
-              and isinstance(v["buckets"], list) and 1 <= len(v["buckets"]) <= _MAX_BUCKET_ROWS)
+              and type(v["currents"]) is list and 1 <= len(v["currents"]) <= _MAX_BUCKET_ROWS)
         if not ok:
             raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
-        width = 0
-        for row, bucket in enumerate(v["buckets"]):
-            if not (isinstance(bucket, list) and len(bucket) == 4):
-                raise CodecError("schema", "AdaptiveWindowing: bad bucket row")
-            max_size, current, totals, variances = bucket
-            if not (type(max_size) is int and max_size == v["max_buckets"]
-                    and type(current) is int and 0 <= current <= max_size
-                    and all(type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 1
-                            and a.size == max_size + 1 for a in (totals, variances))):
-                raise CodecError("schema", f"AdaptiveWindowing: bad bucket row {row}")
-            width += current << row
-        last = v["buckets"][-1][1]
-        if float(width) != v["width"] or (last == 0 and len(v["buckets"]) > 1):
+        currents, shape = v["currents"], (len(v["currents"]), v["max_buckets"] + 1)
+        if not (all(type(c) is int and 0 <= c <= v["max_buckets"] for c in currents)
+                and all(type(a) is np.ndarray and a.dtype == np.float64 and a.shape == shape
+                        for a in (v["totals"], v["variances"]))):
+            raise CodecError("schema", "AdaptiveWindowing: bad bucket rows")
+        width = sum(current << row for row, current in enumerate(currents))
+        if float(width) != v["width"] or (currents[-1] == 0 and len(currents) > 1):
             raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
         args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
                 v["arg_min_window_length"], v["arg_grace_period"])
@@ -385,6 +378,21 @@ class _AdaptiveWindowing(_Adapter):
         core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
         _rust_call("AdaptiveWindowing", lambda: core.__setstate__(data))
         return core
+
+
+_ADWIN_FIELDS = (*_ADWIN_HEAD, "currents", "totals", "variances", *_ADWIN_ARGS)
+_ROW_DTYPES: dict[int, np.dtype[Any]] = {}
+
+
+def _row_dtype(size: int) -> np.dtype[Any]:
+    """One bucket row of river's AdaptiveWindowing, bincode (little-endian, u64 lengths):
+    ``max_size, current_idx, len, totals[len], len, variances[len]``."""
+    found = _ROW_DTYPES.get(size)
+    if found is None:
+        found = _ROW_DTYPES[size] = np.dtype([
+            ("max_size", "<u8"), ("current", "<u8"), ("n_totals", "<u8"),
+            ("totals", "<f8", (size,)), ("n_variances", "<u8"), ("variances", "<f8", (size,))])
+    return found
 
 
 _EWMEAN = ("mean", "alpha", "one_minus_alpha", "initialized", "arg_alpha")

@@ -241,7 +241,11 @@ def _edit_adwin_core(data: bytes, field: str, value: Any) -> bytes:
     ("clock", 0, "out of range"),  # a modulo by zero in the compiled code
     ("max_buckets", 10**9, "out of range"),
     ("width", 1e9, "do not add up to its width"),
-    ("buckets", [], "out of range"),
+    ("currents", [], "out of range"),
+    ("currents", [1, 99], "bad bucket rows"),  # a row holds at most max_buckets
+    ("currents", [1.0], "bad bucket rows"),
+    ("totals", msgpack.ExtType(6, msgpack.packb(["<f8", [1, 2], bytes(16)])),
+     "bad bucket rows"),  # not one row of max_buckets + 1 per current
     ("delta", "0.1", "out of range"),
 ])
 def test_a_compiled_adwin_core_gets_only_a_state_it_could_have_made(

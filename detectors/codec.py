@@ -857,7 +857,7 @@ def _decode(data: bytes) -> Any:
         if dec.own_made != made and (  # markers read, each must be one of the fields
                 dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1])):
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
-        dec.objects.append(_build(cls, fields, entry[1]))
+        dec.objects.append(_build(cls, fields, entry[1], dec.own_made != made))
     made = dec.own_made
     root = unpacker.unpack()
     if dec.own_made != made:
@@ -910,9 +910,9 @@ def _build_facts(cls: type) -> tuple[_Adapter | None, bool]:
     return found
 
 
-def _build(cls: type, fields: tuple[str, ...], values: list[Any]) -> Any:
+def _build(cls: type, fields: tuple[str, ...], values: list[Any], has_own: bool) -> Any:
+    """The object of one entry; ``has_own``: some of ``values`` are own-method markers."""
     adapter, sets_state = _build_facts(cls)
-    has_own = any(type(v) is _Own for v in values)
     if adapter is not None:
         if has_own:
             raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")

@@ -191,6 +191,19 @@ def test_integer_and_bool_arrays_stored_narrower_come_back_the_same(array: Any) 
         assert len(data) - len(encode(blocks)) < array.nbytes
 
 
+def test_a_decoded_list_of_strings_holds_each_distinct_string_once() -> None:
+    """A categorical window of 1,000 values of a few categories: decoded, equal strings are
+    one object (memory), and the list is equal to the original (detection)."""
+    blocks = BlockMeans(5)
+    window = ["".join(("v", str(i % 3))) for i in range(1000)]  # 1,000 objects
+    blocks._carry = [window, tuple(window), {"w": window[:20]}, ["a", "b"]]
+    copy = decode(encode(blocks), BlockMeans)
+    assert copy._carry == blocks._carry
+    assert len({id(v) for v in copy._carry[0]}) == 3
+    assert len({id(v) for v in copy._carry[1]}) == 3  # a tuple is a list inside its ext
+    assert {id(v) for v in copy._carry[2]["w"]} <= {id(v) for v in copy._carry[0]}
+
+
 def _narrowed(dtype: str, shape: list[int], data: bytes, stored: Any) -> bytes:
     return _payload(BLOCKS, [[0, [5, _ext(6, [dtype, shape, data, stored])]]], _ext(8, 0))
 

@@ -191,6 +191,27 @@ def test_integer_and_bool_arrays_stored_narrower_come_back_the_same(array: Any) 
         assert len(data) - len(encode(blocks)) < array.nbytes
 
 
+def test_the_garbage_collector_is_left_as_it_was_after_encode_and_decode() -> None:
+    """Paused while a bank is walked or built (its full passes would walk every object of
+    the process), on again after, whether the payload decoded or not."""
+    import contextlib
+    import gc
+
+    data = encode(_bank("adwin"))
+    assert gc.isenabled()
+    for payload in (data, data[:-3], b"SDDC" + b"\x00" * 10):
+        with contextlib.suppress(CodecError):
+            decode(payload, DetectorBank)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        decode(data, DetectorBank)
+        encode(DetectorBank())
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
+
+
 def test_a_decoded_list_of_strings_holds_each_distinct_string_once() -> None:
     """A categorical window of 1,000 values of a few categories: decoded, equal strings are
     one object (memory), and the list is equal to the original (detection)."""

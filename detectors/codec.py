@@ -96,6 +96,7 @@ import gc
 import hashlib
 import importlib
 import inspect
+import io
 import math
 import pkgutil
 import struct
@@ -718,10 +719,15 @@ class _Decoder:
         self.own_made = 0  # own-method markers read; each must be an object's field
         self.strings: dict[str, str] = {}
 
-    def unpacker(self, size: int) -> msgpack.Unpacker:
-        return msgpack.Unpacker(None, raw=False, strict_map_key=False, use_list=True,
+    def unpacker(self, data: bytes, start: int) -> msgpack.Unpacker:
+        """Reads ``data`` from ``start`` through a view, a megabyte at a time: a state
+        of hundreds of megabytes is not copied into the unpacker's buffer."""
+        stream = io.BytesIO(data)
+        stream.seek(start)
+        return msgpack.Unpacker(stream, raw=False, strict_map_key=False, use_list=True,
                                 ext_hook=self.ext, list_hook=self.shared,
-                                max_buffer_size=max(size, 1))
+                                read_size=min(1 << 20, max(len(data), 1)),
+                                max_buffer_size=max(len(data), 1))
 
     def shared(self, items: list[Any]) -> list[Any]:
         """A long list of strings with its equal items made one object: a categorical
@@ -865,8 +871,7 @@ def _decode(data: bytes) -> Any:
     if type(data) is not bytes or data[:len(MAGIC)] != MAGIC:
         raise CodecError("format", "not a streamdrift detector-state payload (bad magic)")
     dec = _Decoder()
-    unpacker = dec.unpacker(len(data))
-    unpacker.feed(memoryview(data)[len(MAGIC):])
+    unpacker = dec.unpacker(data, len(MAGIC))
     header = unpacker.unpack()
     if type(header) is not dict or header.get("version") != FORMAT_VERSION:
         version = header.get("version") if type(header) is dict else None

@@ -211,6 +211,7 @@ def decode_state(chunks: list[Chunk]) -> DetectorBank:
         raise SnapshotError("compressed state ends early", "truncated")
     if inflate.unused_data:
         raise SnapshotError("bytes after the compressed state", "corrupt")
+    del payload, inflate  # not held beside the objects decoded from ``data``
     try:
         return codec.decode(data, DetectorBank)
     except codec.CodecError as exc:

@@ -24,13 +24,13 @@ Traceback (most recent call last):
 ...
 detectors.codec.CodecError: truncated: ...
 
-Format (version 1)
+Format (version 2)
 ------------------
 
 ``payload = MAGIC "SDDC" | item*`` where each item is one MessagePack value
 (https://github.com/msgpack/msgpack/blob/master/spec.md), in this order:
 
-1. header, a map: ``{"version": 1, "fingerprint": str, "shapes": [[class, [field, ...]],
+1. header, a map: ``{"version": 2, "fingerprint": str, "shapes": [[class, [field, ...]],
    ...], "objects": n}``. ``fingerprint`` identifies the code that wrote it
    (``fingerprint()``: this format version, river's version, the allowed class names
    and a hash of the source of every ``detectors`` module); a payload written by other
@@ -117,7 +117,7 @@ from river.drift.binary.hddm_w import SampleInfo
 import detectors
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: narrowed integer and bool arrays, ADWIN rows as two arrays
 MAGIC = b"SDDC"
 #: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",

@@ -36,7 +36,7 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,12 +126,21 @@ def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBan
 
     Raises ``detectors.codec.CodecError`` if the state holds what the codec cannot write.
     """
+    return list(iter_chunks(partition, slot, generation, state, offsets, config_hash,
+                            hmac_key))
+
+
+def iter_chunks(partition: int, slot: int, generation: int, state: DetectorBank,
+                offsets: dict[str, int], config_hash: str,
+                hmac_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """``encode_chunks`` one record at a time, so a writer that produces each one holds
+    a single record beside the compressed state. The state is encoded before the first
+    record comes out: ``CodecError`` is raised before any is produced."""
     payload = compress_state(codec.encode(state))
     digest = hashlib.sha256(payload).hexdigest()
     whole = memoryview(payload)  # records are cut from it without a copy of each piece
     pieces = [whole[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)
               ] or [memoryview(b"")]
-    records = []
     for index, piece in enumerate(pieces):
         head: dict[str, Any] = {
             "partition": partition, "slot": slot, "generation": generation, "chunk": index,
@@ -144,8 +153,7 @@ def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBan
         value = _PREFIX.pack(MAGIC, STATE_FORMAT, len(header)) + header + piece
         if hmac_key is not None:
             value += _mac(hmac_key, key, value)
-        records.append((key, value))
-    return records
+        yield key, value
 
 
 def compress_state(data: bytes) -> bytes:
@@ -261,8 +269,8 @@ class Changelog:
         slots.generation += 1
         slots.pending = slot
         size = 0
-        for key, value in encode_chunks(partition, slot, slots.generation, bank, offsets,
-                                        self.config_hash, self.hmac_key):
+        for key, value in iter_chunks(partition, slot, slots.generation, bank, offsets,
+                                      self.config_hash, self.hmac_key):
             produce(self.producer, self.topic, value, key, partition=partition,
                     on_delivery=self.on_delivery)
             size += len(value)

@@ -11,7 +11,7 @@ times. Reports:
 
 - RSS per monitor: the process's resident set (VmRSS, /proc/self/status) after the
   banks are built, less the one before, over the monitors;
-- the snapshot: time to encode (detectors.codec + zlib) and enqueue the records of
+- the snapshot: time to encode (detectors.codec + Zstandard) and enqueue the records of
   all partitions, time until the broker acknowledged them, the process's peak RSS
   while doing so (VmHWM, reset before through /proc/self/clear_refs), and the
   changelog bytes per monitor;
@@ -247,7 +247,7 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         "|---|---:|",
         f"| RSS of the banks | {r['rss_banks_mib']:,.0f} MiB |",
         f"| RSS per monitor | {r['rss_per_monitor_bytes'] / 1024:,.1f} KiB |",
-        f"| changelog (detectors.codec + zlib, all partitions) | "
+        f"| changelog (detectors.codec + Zstandard, all partitions) | "
         f"{r['changelog_bytes'] / 1e6:,.1f} MB |",
         f"| changelog bytes per monitor | {r['changelog_bytes_per_monitor']:,} |",
         f"| snapshot: encode + enqueue (all partitions) | {r['snapshot_encode_s']:.2f} s |",

@@ -24,13 +24,13 @@ Traceback (most recent call last):
 ...
 detectors.codec.CodecError: truncated: ...
 
-Format (version 1)
+Format (version 2)
 ------------------
 
 ``payload = MAGIC "SDDC" | item*`` where each item is one MessagePack value
 (https://github.com/msgpack/msgpack/blob/master/spec.md), in this order:
 
-1. header, a map: ``{"version": 1, "fingerprint": str, "shapes": [[class, [field, ...]],
+1. header, a map: ``{"version": 2, "fingerprint": str, "shapes": [[class, [field, ...]],
    ...], "objects": n}``. ``fingerprint`` identifies the code that wrote it
    (``fingerprint()``: this format version, river's version, the allowed class names
    and a hash of the source of every ``detectors`` module); a payload written by other
@@ -54,7 +54,10 @@ code   Python          payload (itself MessagePack)
 5      deque           ``[maxlen or nil, array of values]``
 6      numpy array     ``[dtype, shape, bin]``: dtype one of ``DTYPES`` (little-endian),
                        shape an array of ints whose product times the item size is the
-                       length of bin (C order)
+                       length of bin (C order); or ``[dtype, shape, bin, stored]``, the
+                       items held narrower: ``stored`` a smaller integer dtype of
+                       ``DTYPES`` for an integer array (every value fits it), or ``"bits"``
+                       for a bool array (``numpy.packbits``, little bit order)
 7      numpy scalar    ``[dtype, bin]`` (one item)
 8      reference       uint: the index of an object entry
 9      bound method    ``[uint, name]``: method ``name`` of that object entry
@@ -89,15 +92,18 @@ range), ``config`` (the reference file changed or cannot be read) and, on encode
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib
 import inspect
+import io
 import math
 import pkgutil
 import struct
 import types
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import msgpack
@@ -111,7 +117,7 @@ from river.drift.binary.hddm_w import SampleInfo
 import detectors
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: narrowed integer and bool arrays, ADWIN rows as two arrays
 MAGIC = b"SDDC"
 #: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",
@@ -301,8 +307,9 @@ class _AdaptiveWindowing(_Adapter):
     Its ``__getstate__`` bytes are the bincode of ``AdaptiveWindowing`` (river's
     ``rust_src/adwin.rs``: 13 scalars, then rows of buckets ``[max_size, current_idx,
     totals, variances]``) followed by the constructor arguments. They are parsed into
-    named fields here; on decode every field is checked (types, ranges, and that the
-    rows add up to the window's width) before bytes rebuilt from them go back to
+    named fields here (the rows as the list of their current sizes and two arrays of
+    ``max_buckets + 1`` columns); on decode every field is checked (types, ranges, and
+    that the rows add up to the window's width) before bytes rebuilt from them go back to
     ``__setstate__``, so the compiled code only ever reads a state it could have made.
     """
 
@@ -311,43 +318,41 @@ class _AdaptiveWindowing(_Adapter):
         r = _Layout(raw)
         head = r.read(_ADWIN_HEAD_FMT)
         (rows,) = r.read("Q")
-        if rows > _MAX_BUCKET_ROWS:
+        size = head[_ADWIN_HEAD.index("max_buckets")] + 1
+        if rows > _MAX_BUCKET_ROWS or r.at + rows * _row_dtype(size).itemsize > len(raw):
             raise CodecError("unsupported", "AdaptiveWindowing: unexpected layout")
-        buckets = []
-        for _ in range(rows):
-            max_size, current, n = r.read("QQQ")
-            totals = np.frombuffer(raw, "<f8", n, r.at).copy()
-            r.at += 8 * n
-            (m,) = r.read("Q")
-            variances = np.frombuffer(raw, "<f8", m, r.at).copy()
-            r.at += 8 * m
-            buckets.append([max_size, current, totals, variances])
+        # Every row is [max_size, current, size, totals, size, variances]: read at once.
+        table = np.frombuffer(raw, _row_dtype(size), rows, r.at)
+        r.at += table.nbytes
         args = r.read(_ADWIN_ARGS_FMT)
-        values = [*head, buckets, *args]
-        names = (*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS)
-        if r.at != len(raw) or (not self.verified and self._bytes(
-                dict(zip(names, values, strict=True))) != raw):
+        values = [*head, table["current"].tolist(), table["totals"].copy(),
+                  table["variances"].copy(), *args]
+        if r.at != len(raw) or (table["max_size"] != size - 1).any() or (
+                table["n_totals"] != size).any() or (table["n_variances"] != size).any() or (
+                not self.verified and self._bytes(dict(zip(_ADWIN_FIELDS, values,
+                                                           strict=True))) != raw):
             raise CodecError("unsupported", "AdaptiveWindowing: river's state layout changed "
                              "(detectors/codec.py must follow it)")
         self.verified = True  # the layout is the library's: checking one core is enough
-        return names, values
+        return _ADWIN_FIELDS, values
 
     @staticmethod
     def _bytes(v: dict[str, Any]) -> bytes:
         w = _Layout()
         w.write(_ADWIN_HEAD_FMT, *(v[n] for n in _ADWIN_HEAD))
-        w.write("Q", len(v["buckets"]))
-        for max_size, current, totals, variances in v["buckets"]:
-            w.write("QQQ", max_size, current, len(totals))
-            w.out += totals.astype("<f8").tobytes()
-            w.write("Q", len(variances))
-            w.out += variances.astype("<f8").tobytes()
+        size = v["max_buckets"] + 1
+        table = np.zeros(len(v["currents"]), _row_dtype(size))
+        table["max_size"] = size - 1
+        table["current"] = v["currents"]
+        table["n_totals"] = table["n_variances"] = size
+        table["totals"], table["variances"] = v["totals"], v["variances"]
+        w.write("Q", table.size)
+        w.out += table.tobytes()
         w.write(_ADWIN_ARGS_FMT, *(v[n] for n in _ADWIN_ARGS))
         return bytes(w.out)
 
     def build(self, cls: type, values: dict[str, Any]) -> Any:
-        names = {*_ADWIN_HEAD, "buckets", *_ADWIN_ARGS}
-        if set(values) != names:
+        if set(values) != set(_ADWIN_FIELDS):
             raise CodecError("schema", "AdaptiveWindowing: fields differ")
         v = values
         floats = ("delta", "min_window_length", "grace_period", "total", "variance", "width",
@@ -359,22 +364,16 @@ class _AdaptiveWindowing(_Adapter):
               and 1 <= v["max_buckets"] <= 1000
               and all(-(2**31) <= v[n] < 2**31 for n in ("n_buckets", "max_n_buckets", "tick",
                                                         "n_detections"))  # i32 counters
-              and isinstance(v["buckets"], list) and 1 <= len(v["buckets"]) <= _MAX_BUCKET_ROWS)
+              and type(v["currents"]) is list and 1 <= len(v["currents"]) <= _MAX_BUCKET_ROWS)
         if not ok:
             raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
-        width = 0
-        for row, bucket in enumerate(v["buckets"]):
-            if not (isinstance(bucket, list) and len(bucket) == 4):
-                raise CodecError("schema", "AdaptiveWindowing: bad bucket row")
-            max_size, current, totals, variances = bucket
-            if not (type(max_size) is int and max_size == v["max_buckets"]
-                    and type(current) is int and 0 <= current <= max_size
-                    and all(type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 1
-                            and a.size == max_size + 1 for a in (totals, variances))):
-                raise CodecError("schema", f"AdaptiveWindowing: bad bucket row {row}")
-            width += current << row
-        last = v["buckets"][-1][1]
-        if float(width) != v["width"] or (last == 0 and len(v["buckets"]) > 1):
+        currents, shape = v["currents"], (len(v["currents"]), v["max_buckets"] + 1)
+        if not (all(type(c) is int and 0 <= c <= v["max_buckets"] for c in currents)
+                and all(type(a) is np.ndarray and a.dtype == np.float64 and a.shape == shape
+                        for a in (v["totals"], v["variances"]))):
+            raise CodecError("schema", "AdaptiveWindowing: bad bucket rows")
+        width = sum(current << row for row, current in enumerate(currents))
+        if float(width) != v["width"] or (currents[-1] == 0 and len(currents) > 1):
             raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
         args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
                 v["arg_min_window_length"], v["arg_grace_period"])
@@ -382,6 +381,21 @@ class _AdaptiveWindowing(_Adapter):
         core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
         _rust_call("AdaptiveWindowing", lambda: core.__setstate__(data))
         return core
+
+
+_ADWIN_FIELDS = (*_ADWIN_HEAD, "currents", "totals", "variances", *_ADWIN_ARGS)
+_ROW_DTYPES: dict[int, np.dtype[Any]] = {}
+
+
+def _row_dtype(size: int) -> np.dtype[Any]:
+    """One bucket row of river's AdaptiveWindowing, bincode (little-endian, u64 lengths):
+    ``max_size, current_idx, len, totals[len], len, variances[len]``."""
+    found = _ROW_DTYPES.get(size)
+    if found is None:
+        found = _ROW_DTYPES[size] = np.dtype([
+            ("max_size", "<u8"), ("current", "<u8"), ("n_totals", "<u8"),
+            ("totals", "<f8", (size,)), ("n_variances", "<u8"), ("variances", "<f8", (size,))])
+    return found
 
 
 _EWMEAN = ("mean", "alpha", "one_minus_alpha", "initialized", "arg_alpha")
@@ -449,21 +463,39 @@ def _slots(cls: type) -> list[str]:
     return names
 
 
-_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str]]] = {}
+_PLAIN_CLASSES: dict[type, tuple[bool, bool, list[str], frozenset[str]]] = {}
 
 
-def _plain_class(cls: type) -> tuple[bool, bool, list[str]]:
-    """Own ``__reduce__``?, own ``__getstate__``?, slots: once per class."""
+def _plain_class(cls: type) -> tuple[bool, bool, list[str], frozenset[str]]:
+    """Own ``__reduce__``?, own ``__getstate__``?, slots, and the names of the class's data
+    descriptors (properties: ``getattr`` would not read the instance's dict): once per
+    class."""
     found = _PLAIN_CLASSES.get(cls)
     if found is None:
+        descriptors = frozenset(
+            name for klass in cls.__mro__ for name, attr in vars(klass).items()
+            if hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__"))
         found = _PLAIN_CLASSES[cls] = (_own(cls, "__reduce__") or _own(cls, "__reduce_ex__"),
-                                       _own(cls, "__getstate__"), _slots(cls))
+                                       _own(cls, "__getstate__"), _slots(cls), descriptors)
     return found
 
 
+_VALID_FIELDS: set[str] = set()  # names _valid_field accepted (a bank has a few hundred)
+
+
 def _valid_field(name: object) -> bool:
-    return isinstance(name, str) and name.isidentifier() and not (
+    if name in _VALID_FIELDS:
+        return True
+    ok = isinstance(name, str) and name.isidentifier() and not (
         name.startswith("__") and name.endswith("__"))
+    if ok and len(_VALID_FIELDS) < 100_000:
+        _VALID_FIELDS.add(name)  # type: ignore[arg-type]
+    return ok
+
+
+def _at(where: str | tuple[type, str]) -> str:
+    """Where a value sits, for an error message: built only when one is raised."""
+    return where if isinstance(where, str) else f"{where[0].__qualname__}.{where[1]}"
 
 
 # --- encoding -------------------------------------------------------------------------
@@ -489,19 +521,19 @@ class _Encoder:
         # ExtType's own __new__ only re-checks the two types: a fifth of encoding time.
         return tuple.__new__(msgpack.ExtType, (code, self.pack(value)))
 
-    def mutable(self, value: Any, where: str) -> None:
+    def mutable(self, value: Any, where: str | tuple[type, str]) -> None:
         if id(value) in self.seen:
-            raise CodecError("unsupported", f"{where}: a {type(value).__name__} reached twice "
+            raise CodecError("unsupported", f"{_at(where)}: a {type(value).__name__} reached twice "
                              "(shared mutable containers are not supported)")
         self.seen.add(id(value))
         self.alive.append(value)
 
-    def value(self, v: Any, where: str, depth: int = 0) -> Any:
+    def value(self, v: Any, where: str | tuple[type, str], depth: int = 0) -> Any:
         t = type(v)
         if t in _PLAIN_SET:
             return v
         if depth > MAX_DEPTH:
-            raise CodecError("unsupported", f"{where}: nested deeper than {MAX_DEPTH}")
+            raise CodecError("unsupported", f"{_at(where)}: nested deeper than {MAX_DEPTH}")
         d = depth + 1
         if t is list:
             self.mutable(v, where)
@@ -531,35 +563,42 @@ class _Encoder:
             self.mutable(v, where)
             dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
             if dtype.str not in DTYPES:
-                raise CodecError("unsupported", f"{where}: array of dtype {v.dtype}")
+                raise CodecError("unsupported", f"{_at(where)}: array of dtype {v.dtype}")
+            if v.size >= _NARROW_FROM and dtype.kind in "biu":
+                narrowed = _narrow(v)
+                if narrowed is not None:
+                    return self.ext(_ARRAY, [dtype.str, list(v.shape), *narrowed])
             data = np.ascontiguousarray(v, dtype=dtype).tobytes()
             return self.ext(_ARRAY, [dtype.str, list(v.shape), data])
         if isinstance(v, np.generic) and t.__module__ == "numpy":
             dtype = v.dtype.newbyteorder("<") if v.dtype.byteorder == ">" else v.dtype
             if dtype.str not in DTYPES:
-                raise CodecError("unsupported", f"{where}: numpy scalar of dtype {v.dtype}")
+                raise CodecError("unsupported", f"{_at(where)}: numpy scalar of dtype {v.dtype}")
             return self.ext(_SCALAR, [dtype.str, np.asarray(v, dtype=dtype).tobytes()])
         if t is types.MethodType or t is types.BuiltinMethodType:
             owner = getattr(v, "__self__", None)
             if id(owner) in self.busy:
-                raise CodecError("unsupported", f"{where}: a method of an object being encoded")
+                raise CodecError("unsupported",
+                                 f"{_at(where)}: a method of an object being encoded")
             if type(owner) not in self.allowed:
-                raise CodecError("unsupported", f"{where}: a method of a {type(owner).__name__}")
+                raise CodecError("unsupported",
+                                 f"{_at(where)}: a method of a {type(owner).__name__}")
             index = self.obj(owner, where)
             return self.ext(_METHOD, [index, self.method_name(v, owner, where)])
         if t in self.allowed:
             return self.ext(_REF, self.obj(v, where))
-        raise CodecError("unsupported", f"{where}: a {t.__module__}.{t.__qualname__} is not "
+        raise CodecError("unsupported", f"{_at(where)}: a {t.__module__}.{t.__qualname__} is not "
                          "an allowed class (detectors/codec.py)")
 
     @staticmethod
-    def method_name(method: Any, owner: Any, where: str) -> str:
+    def method_name(method: Any, owner: Any, where: str | tuple[type, str]) -> str:
         name = getattr(method, "__name__", None)
         if not _valid_field(name) or getattr(owner, str(name), None) != method:
-            raise CodecError("unsupported", f"{where}: a method that is not its owner's {name}")
+            raise CodecError("unsupported",
+                             f"{_at(where)}: a method that is not its owner's {name}")
         return str(name)
 
-    def obj(self, o: Any, where: str) -> int:
+    def obj(self, o: Any, where: str | tuple[type, str]) -> int:
         key = id(o)
         found = self.index.get(key)
         if found is not None:
@@ -567,24 +606,28 @@ class _Encoder:
         cls = type(o)
         cls_name = self.allowed[cls]
         if key in self.busy:
-            raise CodecError("unsupported", f"{where}: reference cycle through {cls_name}")
+            raise CodecError("unsupported", f"{_at(where)}: reference cycle through {cls_name}")
         self.busy.add(key)
         self.alive.append(o)
-        adapter = _adapter(cls)
+        adapter = _build_facts(cls)[0]
         if adapter is not None:
             names, raw = adapter.fields(o)
         else:
             names, raw = self.plain_fields(o, cls_name)
         values = []
+        plain = _PLAIN_SET
         for name, v in zip(names, raw, strict=True):
-            at = f"{cls.__qualname__}.{name}"
-            if (type(v) is types.MethodType or type(v) is types.BuiltinMethodType) and (
+            t = type(v)
+            if t in plain:
+                values.append(v)
+            elif (t is types.MethodType or t is types.BuiltinMethodType) and (
                     getattr(v, "__self__", None) is o):
+                at = (cls, name)
                 if adapter is not None:
-                    raise CodecError("unsupported", f"{at}: own method in an adapted class")
+                    raise CodecError("unsupported", f"{_at(at)}: own method in an adapted class")
                 values.append(self.ext(_OWN, self.method_name(v, o, at)))
             else:
-                values.append(self.value(v, at))
+                values.append(self.value(v, (cls, name)))
         shape = self.shapes.setdefault((cls_name, names), len(self.shapes))
         self.busy.discard(key)
         index = self.index[key] = len(self.entries)
@@ -594,7 +637,7 @@ class _Encoder:
     @staticmethod
     def plain_fields(o: Any, cls_name: str) -> tuple[tuple[str, ...], list[Any]]:
         cls = type(o)
-        reduces, getstate, slots = _plain_class(cls)
+        reduces, getstate, slots, descriptors = _plain_class(cls)
         if reduces:
             raise CodecError("unsupported", f"{cls_name} defines __reduce__: register an "
                              "adapter in detectors/codec.py")
@@ -604,12 +647,20 @@ class _Encoder:
                 raise CodecError("unsupported", f"{cls_name}.__getstate__ does not return a "
                                  "dict of fields: register an adapter in detectors/codec.py")
             return tuple(state), list(state.values())
-        names = [s for s in slots if hasattr(o, s)]
-        names += [n for n in getattr(o, "__dict__", ()) if n not in names]
-        for n in names:
+        if not slots:
+            state = getattr(o, "__dict__", None)
+            if state is not None and descriptors.isdisjoint(state):
+                names = tuple(state)  # what getattr reads, in the dict's order
+                for n in names:
+                    if n not in _VALID_FIELDS and not _valid_field(n):
+                        raise CodecError("unsupported", f"{cls_name}: field {n!r}")
+                return names, list(state.values())
+        fields = [s for s in slots if hasattr(o, s)]
+        fields += [n for n in getattr(o, "__dict__", ()) if n not in fields]
+        for n in fields:
             if not _valid_field(n):
                 raise CodecError("unsupported", f"{cls_name}: field {n!r}")
-        return tuple(names), [getattr(o, n) for n in names]
+        return tuple(fields), [getattr(o, n) for n in fields]
 
 
 def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
@@ -625,11 +676,28 @@ def encode(root: Any) -> bytes:
     Raises ``CodecError`` (reason ``unsupported``) for a value the format cannot hold.
     """
     enc = _Encoder()
-    top = enc.pack(enc.value(root, "root"))
+    with _collector_paused():
+        top = enc.pack(enc.value(root, "root"))
     shapes = [[cls, list(fields)] for (cls, fields) in enc.shapes]
     header = enc.pack({"version": FORMAT_VERSION, "fingerprint": fingerprint(),
                        "shapes": shapes, "objects": len(enc.entries)})
     return b"".join([MAGIC, header, *enc.entries, top])
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a bank is walked or built: the objects
+    made are containers that all live (decode) or short-lived tuples (encode), yet each
+    full collection would walk every object of the process, the other partitions' banks
+    included (a fifth of a restore's time with 50,000 monitors alive). Cycles made
+    meanwhile are collected after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -641,15 +709,35 @@ class _Own:
         self.name = name
 
 
+_SHARE_FROM = 16  # lists shorter than this keep their strings as decoded
+
+
 class _Decoder:
     def __init__(self) -> None:
         self.objects: list[Any] = []
         self.depth = 0
         self.own_made = 0  # own-method markers read; each must be an object's field
+        self.strings: dict[str, str] = {}
 
-    def unpacker(self, size: int) -> msgpack.Unpacker:
-        return msgpack.Unpacker(None, raw=False, strict_map_key=False, use_list=True,
-                                ext_hook=self.ext, max_buffer_size=max(size, 1))
+    def unpacker(self, data: bytes, start: int) -> msgpack.Unpacker:
+        """Reads ``data`` from ``start`` through a view, a megabyte at a time: a state
+        of hundreds of megabytes is not copied into the unpacker's buffer."""
+        stream = io.BytesIO(data)
+        stream.seek(start)
+        return msgpack.Unpacker(stream, raw=False, strict_map_key=False, use_list=True,
+                                ext_hook=self.ext, list_hook=self.shared,
+                                read_size=min(1 << 20, max(len(data), 1)),
+                                max_buffer_size=max(len(data), 1))
+
+    def shared(self, items: list[Any]) -> list[Any]:
+        """A long list of strings with its equal items made one object: a categorical
+        window holds 1,000 values of a few categories (8 bytes each, not ~55)."""
+        if len(items) >= _SHARE_FROM and type(items[0]) is str:
+            strings = self.strings
+            for i, item in enumerate(items):
+                if type(item) is str:
+                    items[i] = strings.setdefault(item, item)
+        return items
 
     def nested(self, data: bytes) -> Any:
         self.depth += 1
@@ -657,7 +745,7 @@ class _Decoder:
             if self.depth > MAX_DEPTH:
                 raise CodecError("schema", f"nested deeper than {MAX_DEPTH}")
             return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
-                                   ext_hook=self.ext)
+                                   ext_hook=self.ext, list_hook=self.shared)
         finally:
             self.depth -= 1
 
@@ -676,6 +764,8 @@ class _Decoder:
             return deque(v[1], v[0])
         if code == _ARRAY and type(v) is list and len(v) == 3:
             return _array(*v)
+        if code == _ARRAY and type(v) is list and len(v) == 4:
+            return _widen(*v)
         if code == _SCALAR and type(v) is list and len(v) == 2:
             return _array(v[0], [], v[1])[()]
         if code == _REF and type(v) is int:
@@ -698,11 +788,55 @@ def _array(dtype: Any, shape: Any, data: Any) -> Any:
     if not (type(shape) is list and len(shape) <= MAX_NDIM
             and all(type(n) is int and n >= 0 for n in shape) and type(data) is bytes):
         raise CodecError("schema", "bad array shape or data")
-    kind = np.dtype(dtype)
+    kind, native = _DTYPE_OF[dtype]
     if math.prod(shape) * kind.itemsize != len(data):
         raise CodecError("schema", f"array of shape {shape} and dtype {dtype} does not fit "
                          f"{len(data)} bytes")
-    return np.frombuffer(data, dtype=kind).reshape(shape).astype(kind.newbyteorder("="))
+    return np.frombuffer(data, dtype=kind).reshape(shape).astype(native)
+
+
+def _widen(dtype: Any, shape: Any, data: Any, stored: Any) -> Any:
+    """An array written by ``_narrow``: its items read in ``stored`` and made ``dtype``."""
+    if not (type(dtype) is str and dtype in DTYPES and type(shape) is list
+            and len(shape) <= MAX_NDIM and all(type(n) is int and n >= 0 for n in shape)
+            and type(data) is bytes):
+        raise CodecError("schema", "bad narrowed array")
+    kind, native = _DTYPE_OF[dtype]
+    size = math.prod(shape)
+    if stored == "bits" and kind.kind == "b":
+        if len(data) != (size + 7) // 8:
+            raise CodecError("schema", f"{size} bools do not fit {len(data)} bytes")
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=size, bitorder="little")
+        return bits.astype(native).reshape(shape)
+    if not (type(stored) is str and stored in DTYPES and kind.kind in "iu"
+            and _DTYPE_OF[stored][0].kind in "iu"
+            and _DTYPE_OF[stored][0].itemsize < kind.itemsize):
+        raise CodecError("schema", f"array of {dtype} stored as {stored!r}")
+    return _array(stored, shape, data).astype(native)
+
+
+#: Integer and bool arrays of at least this many items are written narrower when they can
+#: be (a calibration's bins: int64 values under 64; a missing-rate window of bools).
+_NARROW_FROM = 64
+_NARROWER = [np.dtype(t) for t in ("|u1", "|i1", "<u2", "<i2", "<u4", "<i4")]
+
+
+def _narrow(v: Any) -> tuple[bytes, str] | None:
+    """The items of an int or bool array in fewer bytes, and how they are stored."""
+    if v.dtype.kind == "b":
+        return np.packbits(v.reshape(-1), bitorder="little").tobytes(), "bits"
+    low, high = int(v.min()), int(v.max())
+    for t in _NARROWER:
+        if t.itemsize >= v.dtype.itemsize:
+            return None
+        info = np.iinfo(t)
+        if info.min <= low and high <= info.max:
+            return np.ascontiguousarray(v, dtype=t).tobytes(), t.str
+    return None
+
+
+#: Each allowed dtype (little-endian) and its native-order twin, made once.
+_DTYPE_OF = {name: (np.dtype(name), np.dtype(name).newbyteorder("=")) for name in DTYPES}
 
 
 def _method(owner: Any, name: Any) -> Any:
@@ -720,7 +854,8 @@ def decode(data: bytes, expect: type[T]) -> T:
     Raises ``CodecError`` (never anything else) when the bytes are not such a payload.
     """
     try:
-        root = _decode(data)
+        with _collector_paused():
+            root = _decode(data)
     except CodecError:
         raise
     except msgpack.OutOfData:
@@ -736,8 +871,7 @@ def _decode(data: bytes) -> Any:
     if type(data) is not bytes or data[:len(MAGIC)] != MAGIC:
         raise CodecError("format", "not a streamdrift detector-state payload (bad magic)")
     dec = _Decoder()
-    unpacker = dec.unpacker(len(data))
-    unpacker.feed(memoryview(data)[len(MAGIC):])
+    unpacker = dec.unpacker(data, len(MAGIC))
     header = unpacker.unpack()
     if type(header) is not dict or header.get("version") != FORMAT_VERSION:
         version = header.get("version") if type(header) is dict else None
@@ -760,9 +894,10 @@ def _decode(data: bytes) -> Any:
         if len(entry[1]) != len(fields):
             raise CodecError("schema", f"{_name(cls)}: {len(entry[1])} values for "
                              f"{len(fields)} fields")
-        if dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1]):
+        if dec.own_made != made and (  # markers read, each must be one of the fields
+                dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1])):
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
-        dec.objects.append(_build(cls, fields, entry[1]))
+        dec.objects.append(_build(cls, fields, entry[1], dec.own_made != made))
     made = dec.own_made
     root = unpacker.unpack()
     if dec.own_made != made:
@@ -803,18 +938,31 @@ def _has_dict(cls: type) -> bool:
                               if k is not object else ()) for k in cls.__mro__)
 
 
-def _build(cls: type, fields: tuple[str, ...], values: list[Any]) -> Any:
-    adapter = _adapter(cls)
+_BUILD: dict[type, tuple[_Adapter | None, bool]] = {}
+
+
+def _build_facts(cls: type) -> tuple[_Adapter | None, bool]:
+    """The class's adapter, and whether it sets its own state (``__setstate__``)."""
+    found = _BUILD.get(cls)
+    if found is None:
+        found = _BUILD[cls] = (_adapter(cls),
+                               _own(cls, "__getstate__") and _own(cls, "__setstate__"))
+    return found
+
+
+def _build(cls: type, fields: tuple[str, ...], values: list[Any], has_own: bool) -> Any:
+    """The object of one entry; ``has_own``: some of ``values`` are own-method markers."""
+    adapter, sets_state = _build_facts(cls)
     if adapter is not None:
-        if any(isinstance(v, _Own) for v in values):
+        if has_own:
             raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")
         return adapter.build(cls, dict(zip(fields, values, strict=True)))
     obj: Any = object.__new__(cls)
     state = dict(zip(fields, values, strict=True))
-    own = {k: v.name for k, v in state.items() if isinstance(v, _Own)}
+    own = {k: v.name for k, v in state.items() if type(v) is _Own} if has_own else {}
     for k in own:
         del state[k]
-    if _own(cls, "__getstate__") and _own(cls, "__setstate__"):
+    if sets_state:
         obj.__setstate__(state)
     else:
         for k, v in state.items():

@@ -14,7 +14,7 @@ compaction (which keeps the newest record per key) cannot delete it.
 
 A snapshot is ``MAGIC | format (u16) | header length (u32) | JSON header | chunk
 [| HMAC-SHA256 (32 bytes)]``; large states are cut into chunks under the broker's
-default record size. The chunks joined are zlib-compressed ``detectors.codec``
+default record size. The chunks joined are one Zstandard frame (RFC 8878) of ``detectors.codec``
 bytes: plain data and objects of allowed classes only, never a pickle, so a record
 cannot run code. The header holds each chunk's size and the sha256 of the whole
 compressed state; with ``state.hmac_key_file`` every record is signed (over its key
@@ -33,10 +33,10 @@ import hashlib
 import hmac
 import logging
 import struct
+import sys
 import time
 import uuid
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,13 +58,23 @@ from stream.config import KafkaConfig
 from stream.kafka import client_settings
 from stream.sinks import produce
 
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
+
 log = logging.getLogger("streamdrift.state")
 
 MAGIC = b"SDST"
-#: Bump when the snapshot layout changes incompatibly (2: detectors.codec, no pickle).
-STATE_FORMAT = 2
+#: Bump when the snapshot layout changes incompatibly (2: detectors.codec, no pickle;
+#: 3: Zstandard instead of zlib).
+STATE_FORMAT = 3
+#: Zstandard's default level: on detector state about zlib level 1's size in a quarter
+#: of its time (numeric samples are float64 bits that do not compress much either way).
+ZSTD_LEVEL = 3
 CHUNK_BYTES = 900_000  # under the broker's default max.message.bytes (1 MiB)
-#: A state larger than this once decompressed is refused (a zlib bomb cannot fill memory).
+#: A state larger than this once decompressed is refused (a compression bomb cannot fill
+#: memory).
 MAX_STATE_BYTES = 1 << 30
 MAC_BYTES = 32
 _PREFIX = struct.Struct(">4sHI")
@@ -116,10 +126,21 @@ def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBan
 
     Raises ``detectors.codec.CodecError`` if the state holds what the codec cannot write.
     """
-    payload = zlib.compress(codec.encode(state), 1)
+    return list(iter_chunks(partition, slot, generation, state, offsets, config_hash,
+                            hmac_key))
+
+
+def iter_chunks(partition: int, slot: int, generation: int, state: DetectorBank,
+                offsets: dict[str, int], config_hash: str,
+                hmac_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """``encode_chunks`` one record at a time, so a writer that produces each one holds
+    a single record beside the compressed state. The state is encoded before the first
+    record comes out: ``CodecError`` is raised before any is produced."""
+    payload = compress_state(codec.encode(state))
     digest = hashlib.sha256(payload).hexdigest()
-    pieces = [payload[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [b""]
-    records = []
+    whole = memoryview(payload)  # records are cut from it without a copy of each piece
+    pieces = [whole[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)
+              ] or [memoryview(b"")]
     for index, piece in enumerate(pieces):
         head: dict[str, Any] = {
             "partition": partition, "slot": slot, "generation": generation, "chunk": index,
@@ -132,8 +153,16 @@ def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBan
         value = _PREFIX.pack(MAGIC, STATE_FORMAT, len(header)) + header + piece
         if hmac_key is not None:
             value += _mac(hmac_key, key, value)
-        records.append((key, value))
-    return records
+        yield key, value
+
+
+def compress_state(data: bytes) -> bytes:
+    """``detectors.codec`` bytes as one Zstandard frame (RFC 8878), as a snapshot holds them.
+
+    One call on the whole state: zstd's streaming compressor, fed pieces, made frames 3 %
+    larger and 20 % slower on the bench's banks.
+    """
+    return zstd.compress(data, ZSTD_LEVEL)
 
 
 def decode_chunk(value: bytes, hmac_key: bytes | None = None, key: bytes = b"") -> Chunk:
@@ -179,15 +208,18 @@ def decode_state(chunks: list[Chunk]) -> DetectorBank:
     payload = b"".join(c.data for c in chunks)
     if hashlib.sha256(payload).hexdigest() != chunks[0].digest:
         raise SnapshotError("state does not match its digest", "corrupt")
-    inflate = zlib.decompressobj()
+    inflate = zstd.ZstdDecompressor()
     try:
         data = inflate.decompress(payload, MAX_STATE_BYTES)
-    except zlib.error as exc:
+    except zstd.ZstdError as exc:
         raise SnapshotError(f"state does not decompress: {exc}", "corrupt") from None
-    if inflate.unconsumed_tail:
-        raise SnapshotError(f"state larger than {MAX_STATE_BYTES} bytes", "corrupt")
     if not inflate.eof:
+        if not inflate.needs_input:  # output stopped at the limit, input is left
+            raise SnapshotError(f"state larger than {MAX_STATE_BYTES} bytes", "corrupt")
         raise SnapshotError("compressed state ends early", "truncated")
+    if inflate.unused_data:
+        raise SnapshotError("bytes after the compressed state", "corrupt")
+    del payload, inflate  # not held beside the objects decoded from ``data``
     try:
         return codec.decode(data, DetectorBank)
     except codec.CodecError as exc:
@@ -237,8 +269,8 @@ class Changelog:
         slots.generation += 1
         slots.pending = slot
         size = 0
-        for key, value in encode_chunks(partition, slot, slots.generation, bank, offsets,
-                                        self.config_hash, self.hmac_key):
+        for key, value in iter_chunks(partition, slot, slots.generation, bank, offsets,
+                                      self.config_hash, self.hmac_key):
             produce(self.producer, self.topic, value, key, partition=partition,
                     on_delivery=self.on_delivery)
             size += len(value)

@@ -4,7 +4,7 @@ Issue 11's exploit: a record produced to ``<group>-state`` with a valid-looking 
 and a pickled object whose ``__reduce__`` runs a command ran it when ``streamdrift run``
 restarted and restored. Here one run processes a stream and stops; the changelog then
 gets crafted records (today's format-1 pickle with an empty offsets map, and a
-well-formed format-2 record whose state is that pickle, written as the newest
+well-formed record of the current format whose state is that pickle, written as the newest
 generation); a second run restores. Nothing runs, each crafted snapshot is refused and
 counted in ``streamdrift_state_rejected_total``, a partition whose other slot matches
 the committed offsets keeps its state, one with no valid slot warms up anew, and the
@@ -27,7 +27,7 @@ import pytest
 from confluent_kafka import Producer
 
 from detectors import codec
-from stream.state import decode_chunk
+from stream.state import STATE_FORMAT, compress_state, decode_chunk
 from tests.integration.conftest import (
     Running,
     committed_offsets,
@@ -66,17 +66,17 @@ def _format1(partition: int, slot: int, body: bytes, config_hash: str) -> bytes:
     return struct.pack(">4sHI", b"SDST", 1, len(header)) + header + zlib.compress(body)
 
 
-def _format2(partition: int, slot: int, generation: int, body: bytes, config_hash: str,
+def _current_format(partition: int, slot: int, generation: int, body: bytes, config_hash: str,
              events: str) -> bytes:
-    """A well-formed format-2 record (sizes, digest, offsets behind the committed ones)
+    """A well-formed record of the current format (sizes, digest, offsets behind the committed ones)
     whose state is the pickle behind the codec's magic."""
-    payload = zlib.compress(codec.MAGIC + body)
+    payload = compress_state(codec.MAGIC + body)
     header = orjson.dumps({"partition": partition, "slot": slot, "generation": generation,
                            "chunk": 0, "chunks": 1, "offsets": {events: 0},
                            "config_hash": config_hash, "bytes": len(payload),
                            "digest": hashlib.sha256(payload).hexdigest(),
                            "streamdrift": "0.1.0"})
-    return struct.pack(">4sHI", b"SDST", 2, len(header)) + header + payload
+    return struct.pack(">4sHI", b"SDST", STATE_FORMAT, len(header)) + header + payload
 
 
 def _simulate(bootstrap: str, topic: str, seed: int, events: int) -> None:
@@ -138,12 +138,12 @@ def test_a_pickle_in_the_changelog_is_refused_counted_and_runs_nothing(
         newest = slots[p][committed] + 1
         if p == 0:  # the newest generation, refused: slot `committed` takes over
             crafted.append((p, f"0/{other}/0".encode(),
-                            _format2(p, other, newest, body, config_hash, events)))
+                            _current_format(p, other, newest, body, config_hash, events)))
         elif p == 1:  # today's exploit in the other slot
             crafted.append((p, f"1/{other}/0".encode(), _format1(p, other, body, config_hash)))
         else:  # both slots crafted: nothing valid is left, a new warm-up
             crafted.append((p, f"2/{other}/0".encode(),
-                            _format2(p, other, newest, body, config_hash, events)))
+                            _current_format(p, other, newest, body, config_hash, events)))
             crafted.append((p, f"2/{committed}/0".encode(),
                             _format1(p, committed, body, config_hash)))
     producer = Producer({"bootstrap.servers": bootstrap})

@@ -46,6 +46,32 @@ def test_ranks_in_key_order_equal_ranks_one_by_one(ref: list[float], keys: list[
     assert together.tobytes() == alone.tobytes()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ref_values, min_size=1, max_size=300, unique=True),
+       st.lists(values, min_size=0, max_size=400), st.booleans())
+def test_tie_free_ranks_equal_the_lookup_tables(ref: list[float], keys: list[float],
+                                                 summarized: bool) -> None:
+    """A tie-free reference keeps no below/mid tables (``NumericReference._tables``): the
+    ranks, law and sample it computes from each value's index must be, bit for bit, the
+    ones read from the tables a reference with ties keeps."""
+    r = (NumericReference.summarizing(ref * 3, len(ref)) if summarized
+         else NumericReference(ref))
+    if r._tables is not None:  # 0.0 and -0.0 are one value: a tie
+        return
+    sample = np.sort(np.asarray(ref, dtype=np.float64))
+    distinct, first, counts = np.unique(sample, return_index=True, return_counts=True)
+    below = np.append(first, sample.size) / sample.size
+    mid = ((2.0 * first + counts) / (2.0 * sample.size)).astype(np.float64)
+    k = np.asarray(keys, dtype=np.float64)
+    i = np.searchsorted(distinct, k, side="left")
+    at = np.minimum(i, distinct.size - 1)
+    assert r.ranks(k).tobytes() == np.where(distinct[at] == k, mid[at], below[i]).tobytes()
+    support, shares = r.law()
+    assert support.tobytes() == mid.tobytes()
+    assert shares.tobytes() == np.diff(below).astype(np.float64).tobytes()
+    assert r.sorted_sample().tobytes() == sample.tobytes()
+
+
 def test_sorted_path_is_taken_on_a_batch() -> None:
     r = NumericReference(np.random.default_rng(0).normal(size=5000))
     keys = np.random.default_rng(1).normal(size=SORT_FROM * 4)

@@ -176,6 +176,33 @@ def test_tampered_truncated_and_partial_snapshots_are_refused_with_their_reason(
     assert log._pick(0, moved, {EVENTS: 600}) is None and refused == ["corrupt"]
 
 
+def _chunk_of(payload: bytes) -> state.Chunk:
+    """One chunk whose sizes and digest fit ``payload`` (its content is what is tested)."""
+    return state.Chunk(0, 0, 1, 0, 1, {EVENTS: 1}, "h1",
+                       hashlib.sha256(payload).hexdigest(), payload)
+
+
+def test_a_compressed_state_that_is_cut_padded_or_too_large_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(warm_bank())
+    frame = state.compress_state(data)
+    assert len(frame) < len(data) and encode(decode_state([_chunk_of(frame)])) == data
+    cases = {
+        "compressed state ends early": ("truncated", frame[:-20]),
+        "bytes after the compressed state": ("corrupt", frame + state.compress_state(b"x")),
+        "does not decompress": ("corrupt", b"\x28\xb5\x2f\xfd" + b"\xff" * 40),
+        "does not decompress: ": ("corrupt", zlib.compress(data)),  # the old format's
+    }
+    for says, (reason, payload) in cases.items():
+        with pytest.raises(SnapshotError, match=says) as exc:
+            decode_state([_chunk_of(payload)])
+        assert exc.value.reason == reason, says
+    monkeypatch.setattr(state, "MAX_STATE_BYTES", len(data) - 1)  # a bomb, in small
+    with pytest.raises(SnapshotError, match=f"larger than {len(data) - 1} bytes") as exc:
+        decode_state([_chunk_of(frame)])
+    assert exc.value.reason == "corrupt"
+
+
 def test_a_bank_of_another_config_than_its_header_says_is_refused() -> None:
     bank = warm_bank()  # warmup=200
     log, refused = counting(detectors=DetectorConfig(warmup=300))
@@ -187,17 +214,17 @@ def test_a_bank_of_another_config_than_its_header_says_is_refused() -> None:
 
 def _exploit_records(marker: Path, offsets: dict[str, int]) -> dict[bytes, bytes]:
     """Today's exploit (format 1: header + pickle, empty offsets) in slot 0, and the same
-    pickle in a well-formed format-2 record (right sizes and digest) in slot 1."""
+    pickle in a well-formed record of the current format (right sizes and digest) in slot 1."""
     body = pickle.dumps(_Exploit(marker))
     header = orjson.dumps({"partition": 0, "slot": 0, "generation": 9, "chunk": 0,
                            "chunks": 1, "offsets": {}, "config_hash": "h1"})
     old = struct.pack(">4sHI", b"SDST", 1, len(header)) + header + zlib.compress(body)
-    payload = zlib.compress(codec.MAGIC + body)
+    payload = state.compress_state(codec.MAGIC + body)
     header = orjson.dumps({"partition": 0, "slot": 1, "generation": 9, "chunk": 0,
                            "chunks": 1, "offsets": offsets, "config_hash": "h1",
                            "bytes": len(payload),
                            "digest": hashlib.sha256(payload).hexdigest()})
-    new = struct.pack(">4sHI", b"SDST", 2, len(header)) + header + payload
+    new = struct.pack(">4sHI", b"SDST", state.STATE_FORMAT, len(header)) + header + payload
     return {b"0/0/0": old, b"0/1/0": new}
 
 

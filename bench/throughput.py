@@ -490,8 +490,11 @@ def run_streamdrift(args: argparse.Namespace, exactly_once: bool = False) -> Res
 
         def poll(self) -> RecordBatch:
             remaining = target - holder["loop"].stats.records
-            if 0 < remaining < self.batch_size:
+            if 0 < remaining < getattr(self, "batch_size", self.conf.batch_size):
                 self.batch_size = remaining
+                # Code before kafka.batch_size "auto" (a run against an older checkout)
+                # polls the config's number.
+                self.conf = self.conf.model_copy(update={"batch_size": remaining})
             return super().poll()
 
     loop = holder["loop"] = live_loop(config, source_class=BoundedSource,

@@ -433,7 +433,8 @@ class _SeriesValues:
             alarm = self._feed_anchored(ranks[:take], bins[:take])
             if alarm is not None:
                 return alarm.index, alarm.detector, alarm
-            self._calibration.append((ranks[:take], bins[:take]))
+            # Copies: views of the first values would keep the whole column alive.
+            self._calibration.append((ranks[:take].copy(), bins[:take].copy()))
             self._calibration_left -= take
             if self._calibration_left:
                 return None
@@ -533,7 +534,11 @@ class NumericMonitor(_SeriesValues):
         self._armed = False
 
     def _remember(self, xs: FloatArray) -> None:
-        self._recent = np.concatenate((self._recent, xs))[-self.recent_window :]
+        # The last ``recent_window`` values, in an array of their own (a slice of the
+        # joined arrays would keep all of them alive).
+        w = self.recent_window
+        kept = self._recent[max(self._recent.size + xs.size - w, 0):]
+        self._recent = np.concatenate((kept, xs[-w:]))
 
     def _law(self) -> tuple[FloatArray, FloatArray, int]:
         assert self.reference is not None
@@ -923,7 +928,7 @@ class MissingMonitor:
         total = self._fill + n
         recent = np.concatenate((self._window(0), missing))
         self._present = 0
-        self._recent = recent[-self._recent_window :]
+        self._recent = recent[-self._recent_window :].copy()  # not a view of all of it
         if total < size:
             self._fill, self._count = total, self._count + int(missing.sum())
             return []

@@ -141,7 +141,7 @@ def _no_security_settings(settings: Passthrough) -> Passthrough:
 #: ``kafka.batch_size: auto``: records asked per poll at least, and per monitored model.
 AUTO_BATCH_MIN = 2000
 AUTO_EVENTS_PER_MODEL = 250
-_BATCH_SIZE: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1, le=1_000_000)])
+_BATCH_SIZE: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1, le=100_000)])
 
 
 def _batch_size(value: Any) -> int | str:

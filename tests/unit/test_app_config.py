@@ -51,6 +51,8 @@ def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
     [
         ("kafka:\n  batch_size: many\n", "kafka.batch_size", "valid integer"),
         ("kafka:\n  batch_size: 0\n", "kafka.batch_size", "greater than or equal to 1"),
+        ("kafka:\n  batch_size: 200000\n", "kafka.batch_size",
+         "less than or equal to 100000 (or 'auto')"),
         ("kafka:\n  processing_guarantee: maybe\n", "kafka.processing_guarantee",
          "'at-least-once' or 'exactly-once'"),
         ("metrics:\n  port: 70000\n", "metrics.port", "less than or equal to 65535"),
@@ -58,8 +60,8 @@ def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
         ("detectors:\n  features:\n    income:\n      enabled: nope\n",
          "detectors.features.income.enabled", "valid boolean"),
     ],
-    ids=["not_an_int", "below_minimum", "not_a_choice", "port_range", "warmup_minimum",
-         "feature_override"],
+    ids=["not_an_int", "below_minimum", "above_maximum", "not_a_choice", "port_range",
+         "warmup_minimum", "feature_override"],
 )
 def test_bad_value_names_the_path_and_what_was_expected(
         tmp_path: Path, yaml_text: str, path: str, expected: str) -> None:
@@ -205,3 +207,11 @@ def test_check_config_names_the_file_in_a_yaml_error(
     err = capsys.readouterr().err
     assert f'in "{path}", line' in err
     assert "<unicode string>" not in err
+
+
+def test_batch_size_is_auto_by_default_or_a_number(tmp_path: Path) -> None:
+    auto = load_config(write(tmp_path, "kafka:\n  batch_size: auto\n"), env={}).kafka
+    assert auto.batch_size == "auto" == load_config(env={}).kafka.batch_size
+    assert auto.poll_size(400) == 50_000  # max_batch_size bounds auto
+    fixed = load_config(write(tmp_path, "kafka:\n  batch_size: '700'\n"), env={}).kafka
+    assert fixed.poll_size(400) == 700

@@ -12,11 +12,37 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 TIMEOUT_SECONDS = 60.0
+
+
+#: The group coordinator is not there yet (a broker that just started has not loaded
+#: its offsets topic): asking again shortly after succeeds.
+COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR,
+                                   KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS})
+
+
+def delete_group(admin: Any, group: str, timeout: float = TIMEOUT_SECONDS) -> bool:
+    """Delete consumer group ``group``; False if it does not exist. Asks again while the
+    coordinator is not ready (``COORDINATOR_NOT_READY``), up to ``timeout`` seconds;
+    raises ``KafkaException`` for any other error, or the last one at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=timeout)[group].result()
+            return True
+        except KafkaException as exc:
+            code = exc.args[0].code()
+            if code == KafkaError.GROUP_ID_NOT_FOUND:
+                return False
+            if code not in COORDINATOR_NOT_READY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def reset(bootstrap: str, group: str, topics: list[str]) -> list[str]:
@@ -25,12 +51,9 @@ def reset(bootstrap: str, group: str, topics: list[str]) -> list[str]:
     existing = set(admin.list_topics(timeout=TIMEOUT_SECONDS).topics)
     present = [t for t in topics if t in existing]
     deleted = []
-    try:  # the group first: a group holding offsets of a deleted topic is harmless anyway
-        admin.delete_consumer_groups([group], request_timeout=TIMEOUT_SECONDS)[group].result()
+    # The group first: a group holding offsets of a deleted topic is harmless anyway.
+    if delete_group(admin, group):
         deleted.append(f"group {group}")
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-            raise
     if present:
         for future in admin.delete_topics(present, operation_timeout=TIMEOUT_SECONDS).values():
             try:

@@ -4,6 +4,7 @@ detector state or offset of a previous run is restored."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +14,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.integration.conftest import committed_offsets, retry_transient, wait_until
+from tests.integration.conftest import (
+    committed_offsets,
+    free_port,
+    retry_transient,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -58,3 +64,22 @@ def test_reset_deletes_the_demo_topics_and_group(bootstrap: str,
     wait_until(lambda: all(f.exception() is None for f in
                            admin.create_topics([NewTopic(events, 1, 1)]).values()),
                60, "the deleted topic made again")
+
+
+def test_reset_on_a_broker_that_just_started(tmp_path: Path) -> None:
+    """`make demo` on a fresh machine starts its broker and resets at once: the group
+    coordinator is not ready yet (NOT_COORDINATOR), and the reset asks again instead of
+    failing the demo (it did, found by running `make demo`)."""
+    port, controller = free_port(), free_port()
+    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller),
+           "KAFKA_STATE_DIR": str(tmp_path / "kafka"), "KAFKA_START_TIMEOUT": "600"}
+    launcher = [str(REPO / "deploy" / "local-kafka.sh")]
+    subprocess.run([*launcher, "start"], env=env, check=True, timeout=660, cwd=REPO,
+                   capture_output=True)
+    try:
+        done = reset(f"localhost:{port}", "streamdrift-demo", "demo-events", "demo-alerts")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "nothing to delete"
+    finally:
+        subprocess.run([*launcher, "stop"], env=env, check=False, timeout=120, cwd=REPO,
+                       capture_output=True)

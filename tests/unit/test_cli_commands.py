@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from stream.cli import main
-
-
-@pytest.fixture(autouse=True)
-def isolated_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No STREAMDRIFT_* variables from the caller; the signal handlers replay installs are
-    put back, so Ctrl-C still stops pytest."""
-    for name in list(os.environ):
-        if name.startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+from tests.processes import isolated_process_state  # noqa: F401 (autouse)
 
 
 def simulate(path: Path, *args: str) -> bytes:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import fcntl
 import gzip
 import os
-import signal
 import struct
 import subprocess
 import sys
 import termios
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -21,23 +19,13 @@ import pytest
 
 from stream.cli import EXIT_ALL_REJECTED, main
 from stream.simulate import DEFAULT_START
+from tests.processes import isolated_process_state  # noqa: F401 (autouse)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "kafka:\n  batch_size: 500\ndetectors:\n  warmup: 200\n"
 DRIFTING = ["--events", "4000", "--seed", "5", "--drift-at", "2000", "--drift-feature",
             "balance", "--shift", "1.5", "--invalid-rate", "0.01"]
 EVENTS_PER_SECOND = 100  # simulate's event-time spacing in a file
-
-
-@pytest.fixture(autouse=True)
-def isolated_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
 
 
 @pytest.fixture

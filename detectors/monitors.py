@@ -876,8 +876,8 @@ class MissingMonitor:
         self._recent_window = 1000
 
     def _window(self, present: int) -> npt.NDArray[np.bool_]:
-        """The last ``_recent_window`` flags, with ``present`` more present values."""
-        tail = np.zeros(min(self._present + present, self._recent_window), dtype=bool)
+        """The last ``_recent_window`` flags: ``_recent`` then ``present`` present values."""
+        tail = np.zeros(min(present, self._recent_window), dtype=bool)
         return np.concatenate((self._recent, tail))[-self._recent_window :]
 
     def update_present(self, n: int, positions: Sequence[int], split: Split | None = None
@@ -906,9 +906,7 @@ class MissingMonitor:
         j = 0
         while (k := first_true(map(self._adwin.update, shares[j:]))) is not None:
             end = first_end + (j + k) * size
-            saved, self._present = self._present, before
-            seen = self._window(end + 1)
-            self._present = saved
+            seen = self._window(before + end + 1)
             detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
             self._adwin = Adwin(self.settings.adwin, split(positions[end]) if split else 1.0)
             j += k + 1
@@ -926,7 +924,7 @@ class MissingMonitor:
         size = self.settings.block
         n = len(missing)
         total = self._fill + n
-        recent = np.concatenate((self._window(0), missing))
+        recent = np.concatenate((self._window(self._present), missing))
         self._present = 0
         self._recent = recent[-self._recent_window :].copy()  # not a view of all of it
         if total < size:

@@ -130,7 +130,7 @@ def test_missing_monitor_present_path_is_the_array_path(columns: list[tuple[int,
         got = (fast.update(missing, rows) if missing.any()
                else fast.update_present(n, rows))
         assert got == expected
-    assert fast._window(0).tolist() == plain._window(0).tolist()
+    assert fast._window(fast._present).tolist() == plain._window(plain._present).tolist()
 
 
 @settings(max_examples=150, deadline=None)

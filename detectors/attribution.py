@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from detectors.figures import significant
-from detectors.monitors import NumericMonitor
+from detectors.monitors import NumericMonitor, compact_window
 from detectors.stats.scores import bin_shares, jensen_shannon, psi
 from detectors.values import category, is_missing, is_number
 
@@ -110,12 +110,21 @@ def values_until(before: Any, batch_column: Sequence[Any], row: int, numeric: bo
                  keep: int) -> Any:
     """A series' last ``keep`` values up to and including batch row ``row``: its recent
     values when the batch began (``before``, the newest last) and the batch's own column
-    up to ``row``. The same values wherever the input was cut into batches."""
+    up to ``row``. The same values wherever the input was cut into batches: numeric ones
+    at float32 precision (``float32_values``), as a monitor may keep its recent values."""
     upto = present_values(batch_column[:row + 1], numeric)
     if numeric:
-        return np.concatenate((np.asarray(before, dtype=np.float64),
-                               np.asarray(upto, dtype=np.float64)))[-keep:]
+        return float32_values(np.concatenate((np.asarray(before, dtype=np.float64),
+                                              np.asarray(upto, dtype=np.float64)))[-keep:])
     return [*before, *upto][-keep:]
+
+
+def float32_values(values: Any) -> Any:
+    """Numeric values each rounded to its nearest float32 (past its range: as they are),
+    as float64 (``monitors.compact_window``): the precision a monitor's recent values
+    may have, so attribution does not depend on whether they were read from a monitor or
+    from a batch."""
+    return compact_window(np.zeros(0), np.asarray(values, dtype=np.float64)).astype(np.float64)
 
 
 def recent_values(models: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
@@ -160,10 +169,11 @@ def attribute(signals: list[Any], models: Mapping[str, Any], batch: Any = None,
             if series.kind != "data_drift" or not series.enabled or values is None:
                 continue
             window = window or values.recent_window // 2
-            if row is None:
-                recent[series.name] = values._recent  # read only
-                continue
             numeric = isinstance(values, NumericMonitor)
+            if row is None:
+                recent[series.name] = (float32_values(values._recent) if numeric
+                                       else values._recent)  # read only
+                continue
             column = [batch.features[r].get(series.name)
                       for r in model_rows[:bisect.bisect_right(model_rows, row)]]
             earlier = (before or {}).get((signal.model_id, series.name), ())

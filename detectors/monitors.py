@@ -157,6 +157,30 @@ class BlockMeans(BlockFeed):
         return means, first_end
 
 
+def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray
+                   ) -> npt.NDArray[np.floating[Any]]:
+    """``kept`` then ``new``, every value rounded to its nearest float32: a float32 array,
+    or a float64 one that keeps the values past float32's range as they are.
+
+    A numeric monitor keeps its recent values this way while its reference is compact
+    (``reference.compact_sorted``: float32 resolves the feature), for half the memory
+    and changelog bytes. Each value is stored the same whatever the batches (the
+    rounding of a value does not depend on the others), so alerts stay byte for byte.
+
+    >>> compact_window(np.zeros(0), np.array([0.1, 2.0])).dtype
+    dtype('float32')
+    >>> compact_window(np.zeros(0), np.array([0.1, 1e39])).tolist()
+    [0.10000000149011612, 1e+39]
+    """
+    with np.errstate(over="ignore"):
+        joined = np.concatenate((kept, new), dtype=np.float32)
+    if np.isfinite(joined).all():
+        return joined
+    wide = np.concatenate((kept, new), dtype=np.float64)
+    out: FloatArray = np.where(np.isfinite(joined), joined, wide)
+    return out
+
+
 def first_true(flags: Iterator[bool]) -> int | None:
     """Index of the first true flag, or None; the loop runs in C, not in bytecode.
 
@@ -511,7 +535,7 @@ class NumericMonitor(_SeriesValues):
                  policy: Policy | None = None) -> None:
         super().__init__(warmup, warmup_after_alert, recent_window, policy)
         self.settings = settings
-        self._recent: FloatArray = np.empty(0)
+        self._recent: npt.NDArray[np.floating[Any]] = np.empty(0)
         self._sample: list[FloatArray] = []
         self._sampled = 0
         self._seasonal: SeasonalSample | None = None
@@ -538,7 +562,15 @@ class NumericMonitor(_SeriesValues):
         # joined arrays would keep all of them alive).
         w = self.recent_window
         kept = self._recent[max(self._recent.size + xs.size - w, 0):]
-        self._recent = np.concatenate((kept, xs[-w:]))
+        ref = self.reference
+        if isinstance(ref, NumericReference) and ref.compact:
+            self._recent = compact_window(kept, xs[-w:])
+        else:
+            self._recent = np.concatenate((kept, xs[-w:]))
+
+    def _window(self) -> FloatArray:
+        """The recent values as float64 (``compact_window``)."""
+        return self._recent.astype(np.float64)
 
     def _law(self) -> tuple[FloatArray, FloatArray, int]:
         assert self.reference is not None
@@ -660,12 +692,12 @@ class NumericMonitor(_SeriesValues):
         until the window is full (on a few values the scores are mostly noise)."""
         if self.reference is None or len(self._recent) < self.recent_window:
             return None
-        return numeric_scores(self.reference, self._recent)
+        return numeric_scores(self.reference, self._window())
 
     def _stats(self, detector: str, alarm: AnchoredAlarm | None = None) -> dict[str, Any]:
         ref = self.reference
         assert ref is not None
-        after = self._after(detector, alarm, self._recent)
+        after = self._after(detector, alarm, self._window())
         mean, std = mean_std(after, exact_mean=True)  # finite for any finite values
         return {
             "before": {"mean": _round(ref.mean), "std": _round(ref.std), "n": ref.n},

@@ -53,23 +53,26 @@ def test_tie_free_ranks_equal_the_lookup_tables(ref: list[float], keys: list[flo
                                                  summarized: bool) -> None:
     """A tie-free reference keeps no below/mid tables (``NumericReference._tables``): the
     ranks, law and sample it computes from each value's index must be, bit for bit, the
-    ones read from the tables a reference with ties keeps."""
+    ones read from the tables a reference with ties keeps; values and keys in the type
+    the reference keeps (float32 when compact: ``reference.compact_sorted``)."""
     r = (NumericReference.summarizing(ref * 3, len(ref)) if summarized
          else NumericReference(ref))
     if r._tables is not None:  # 0.0 and -0.0 are one value: a tie
         return
-    sample = np.sort(np.asarray(ref, dtype=np.float64))
+    kept = r._distinct.dtype
+    with np.errstate(over="ignore"):
+        sample = np.sort(np.asarray(ref, dtype=np.float64)).astype(kept)
+        k = np.asarray(keys, dtype=np.float64).astype(kept)
     distinct, first, counts = np.unique(sample, return_index=True, return_counts=True)
     below = np.append(first, sample.size) / sample.size
     mid = ((2.0 * first + counts) / (2.0 * sample.size)).astype(np.float64)
-    k = np.asarray(keys, dtype=np.float64)
     i = np.searchsorted(distinct, k, side="left")
     at = np.minimum(i, distinct.size - 1)
     assert r.ranks(k).tobytes() == np.where(distinct[at] == k, mid[at], below[i]).tobytes()
     support, shares = r.law()
     assert support.tobytes() == mid.tobytes()
     assert shares.tobytes() == np.diff(below).astype(np.float64).tobytes()
-    assert r.sorted_sample().tobytes() == sample.tobytes()
+    assert r.sorted_sample().tobytes() == sample.astype(np.float64).tobytes()
 
 
 def test_sorted_path_is_taken_on_a_batch() -> None:

@@ -1,0 +1,152 @@
+"""Compact numeric state: references and recent windows held as float32 where that
+resolves the feature (``reference.compact_sorted``, ``monitors.compact_window``).
+
+What must hold: the law of a reference (hence every threshold) is float64's; a rank
+differs from float64's only for a value whose nearest float32 is a reference value's, and
+then by at most 1 / 2n; values past float32's range are kept as they are; detections do
+not depend on batches; a snapshot round trip keeps the compact arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import codec
+from detectors.attribution import float32_values, values_until
+from detectors.bank import DetectorBank, EventBatch
+from detectors.config import DetectorConfig, NumericSettings
+from detectors.monitors import NumericMonitor, Policy, compact_window
+from detectors.reference import COMPACT_GAPS, FLOAT32_TINY, NumericReference, compact_sorted
+
+samples = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=400)
+keys = st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                          st.sampled_from([0.0, -0.0, 1e39, -1e39, 3.4028235e38])),
+                max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(samples, keys)
+def test_compact_ranks_differ_only_at_a_float32_tie_and_by_at_most_half_a_step(
+        sample: list[float], xs: list[float]) -> None:
+    ref = NumericReference(sample)
+    exact = np.unique(np.asarray(sample, dtype=np.float64))
+    with np.errstate(over="ignore"):
+        narrow = exact.astype(np.float32)
+    nonzero = np.abs(exact[exact != 0.0])
+    largest = float(np.abs(exact).max())
+    lossy = (exact.size < 2 or np.unique(narrow).size < exact.size
+             or not np.isfinite(narrow).all()
+             or bool(nonzero.size and nonzero.min() < FLOAT32_TINY)
+             or float(np.spacing(np.float32(largest))) * COMPACT_GAPS
+             > (exact[-1] - exact[0]) / (exact.size - 1))
+    assert ref.compact is not lossy
+    if not ref.compact:  # values would merge or lose relative precision: float64 is kept
+        assert ref._distinct.dtype == np.float64
+        return
+    # The exact ranks: of the float64 values the compact ones came from.
+    wide = NumericReference(sample)
+    wide._distinct = exact
+    k = np.asarray(xs, dtype=np.float64)
+    got, want = ref.ranks(k), wide.ranks(k)
+    with np.errstate(over="ignore"):
+        k32 = k.astype(np.float32)
+    tie = np.isin(k32, ref._distinct) & ~np.isin(k, exact)
+    assert (got[~tie] == want[~tie]).all()
+    # At a float32 tie: the tied value's mid-rank, half its share from the exact rank.
+    share = ref.law()[1][np.searchsorted(ref._distinct, k32[tie])]
+    assert (np.abs(got[tie] - want[tie]) <= share / 2 + 1e-12).all()
+    assert (got[tie] == ref.ranks(ref._distinct[np.searchsorted(ref._distinct, k32[tie])]
+                                  .astype(np.float64))).all()
+    # The law, hence every threshold, is float64's.
+    for a, b in zip(ref.law(), wide.law(), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_references_that_float32_would_merge_or_overflow_stay_float64() -> None:
+    assert compact_sorted(np.array([0.5, 1.5])).dtype == np.float32
+    assert compact_sorted(np.array([1.7e9, 1.7e9 + 1.0])).dtype == np.float64  # epoch secs
+    assert compact_sorted(np.array([-1e39, 0.0])).dtype == np.float64
+    assert compact_sorted(np.array([0.0, 1e-46])).dtype == np.float64  # underflows to 0
+    timestamps = NumericReference(1.7e9 + np.arange(1000.0))
+    assert not timestamps.compact
+    assert timestamps.ranks([1.7e9 + 499.0]).tolist() == [999 / 2000]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=60),
+       st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=60))
+def test_a_compact_window_rounds_each_value_on_its_own(kept: list[float],
+                                                       new: list[float]) -> None:
+    """Each value is its nearest float32 (or itself past float32's range) whatever came
+    before it, so a window's values do not depend on how the input was cut."""
+    joined = compact_window(np.asarray(kept), np.asarray(new))
+    one_by_one = np.zeros(0)
+    for x in [*kept, *new]:
+        one_by_one = compact_window(one_by_one, np.asarray([x]))
+    assert joined.astype(np.float64).tobytes() == one_by_one.astype(np.float64).tobytes()
+    for x, y in zip([*kept, *new], joined.tolist(), strict=True):
+        assert y == (x if abs(x) > 3.4028235677973366e38 else float(np.float32(x)))
+    assert joined.dtype == (np.float64 if any(abs(x) > 3.4028235677973366e38
+                                              for x in [*kept, *new]) else np.float32)
+
+
+def _warmed(values: list[float]) -> NumericMonitor:
+    m = NumericMonitor(NumericSettings(), warmup=200, policy=Policy())
+    m.update(values, range(len(values)))
+    return m
+
+
+def test_a_warmed_monitor_holds_float32_and_reports_float64_stats() -> None:
+    rng = np.random.default_rng(3)
+    m = _warmed(rng.normal(50.0, 5.0, 1500).tolist())
+    assert m.reference is not None and m.reference.compact
+    assert m._recent.dtype == np.float32 and m._recent.size == 1000
+    scores = m.scores()
+    assert scores is not None and all(math.isfinite(v) for v in scores.values())
+    # A value past float32's range is kept as it is, not as infinity.
+    hits = m.update([1e39] * 400, range(1500, 1900))
+    assert hits and m._recent.dtype == np.float64
+    assert hits[0].stats["after"]["mean"] == 1e39
+    assert math.isfinite(hits[0].stats["scores"]["wasserstein"])
+
+
+def test_a_feature_float32_cannot_resolve_keeps_float64_windows() -> None:
+    rng = np.random.default_rng(4)
+    m = _warmed((1.7e9 + rng.integers(0, 10**6, 1500)).astype(np.float64).tolist())
+    assert m.reference is not None and not m.reference.compact
+    assert m._recent.dtype == np.float64
+
+
+def test_snapshots_keep_compact_arrays_and_their_ranks() -> None:
+    rng = np.random.default_rng(5)
+    bank = DetectorBank(DetectorConfig(warmup=300))
+    batch = EventBatch()
+    for i in range(2000):
+        big = 1e39 if i == 1990 else float(rng.normal())
+        batch.append("m", None, {"x": float(rng.normal()), "big": big}, None, i)
+    bank.update(batch)
+    again = codec.decode(codec.encode(bank), DetectorBank)
+    for name in ("x", "big"):
+        before = bank.models["m"].series[name].values
+        after = again.models["m"].series[name].values
+        assert isinstance(before, NumericMonitor) and isinstance(after, NumericMonitor)
+        assert after._recent.dtype == before._recent.dtype
+        assert after._recent.tobytes() == before._recent.tobytes()
+        assert before.reference is not None and after.reference is not None
+        assert after.reference.compact == before.reference.compact
+        probe = rng.normal(size=500) * 1000
+        assert after.reference.ranks(probe).tobytes() == before.reference.ranks(probe).tobytes()
+    assert bank.models["m"].series["x"].values._recent.dtype == np.float32
+    assert bank.models["m"].series["big"].values._recent.dtype == np.float64  # holds 1e39
+
+
+def test_attribution_reads_values_at_the_precision_a_monitor_keeps() -> None:
+    before = compact_window(np.zeros(0), np.array([0.1, 0.2, 1e39]))
+    got = values_until(before, [0.3, None, 0.4], 2, numeric=True, keep=10)
+    assert got.tolist() == float32_values([0.1, 0.2, 1e39, 0.3, 0.4]).tolist()
+    # Cut elsewhere: the same values.
+    assert values_until(np.zeros(0), [0.1, 0.2, 1e39, 0.3, None, 0.4], 5, numeric=True,
+                        keep=10).tolist() == got.tolist()

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from detectors.attribution import attribute, recent_values
 from detectors.capacity import Capacity
 from detectors.concept_drift import LabelBatch, LabelJoin, OutcomeMonitor
-from detectors.config import DetectorConfig
+from detectors.config import DetectorConfig, FeatureSettings
 from detectors.estimated import EstimatedPerformance
 from detectors.frames import as_events, warn_warming_up
 from detectors.monitors import (
@@ -102,6 +102,30 @@ class DriftSignal:
 TYPE_VOTES = 20
 
 
+class BankSettings:
+    """The settings objects that every series of a bank shares: one ``Policy`` and one
+    ``FeatureSettings`` per feature override (one for all the others). A series then
+    holds references, not copies: less memory per series, fewer objects per snapshot."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.policy = Policy(config.anchored, config.calibration, config.min_effect,
+                             config.seasonality)
+        self._features: dict[str, FeatureSettings] = {}  # those with an override
+        self._default: FeatureSettings | None = None  # every other feature's
+
+    def feature(self, name: str) -> FeatureSettings:
+        """``DetectorConfig.for_feature(name)``, made once."""
+        if name not in self.config.features:
+            if self._default is None:
+                self._default = self.config.for_feature(name)
+            return self._default
+        found = self._features.get(name)
+        if found is None:
+            found = self._features[name] = self.config.for_feature(name)
+        return found
+
+
 class SeriesMonitor:
     """One (model, feature) series: its value monitor (numeric or categorical) and its
     missing-rate monitor.
@@ -116,13 +140,13 @@ class SeriesMonitor:
     """
 
     def __init__(self, name: str, kind: str, config: DetectorConfig,
-                 seed: Seed | None = None) -> None:
+                 seed: Seed | None = None, shared: BankSettings | None = None) -> None:
         self.name = name
         self.kind = kind
         self.config = config
-        self.settings = config.for_feature(name)
-        self.policy = Policy(config.anchored, config.calibration, config.min_effect,
-                             config.seasonality)
+        shared = shared or BankSettings(config)
+        self.settings = shared.feature(name)
+        self.policy = shared.policy
         # With a seed from the reference file: its type and reference, no warm-up.
         self.values: NumericMonitor | CategoricalMonitor | None = (
             None if seed is None else self._create(isinstance(seed, NumericSeed), seed))
@@ -297,8 +321,10 @@ class ModelMonitors:
     """All series of one model, bounded in number."""
 
     def __init__(self, model_id: str, config: DetectorConfig,
-                 references: ReferenceFile | None = None, joint: bool = True) -> None:
+                 references: ReferenceFile | None = None, joint: bool = True,
+                 shared: BankSettings | None = None) -> None:
         self.model_id = model_id
+        self.shared = shared or BankSettings(config)
         # The false-alarm budget is shared by the whole traffic and every segment.
         self.budget_series = config.false_alarm_budget.series / budget_groups(config)
         self.config = config
@@ -316,7 +342,8 @@ class ModelMonitors:
     def _new_series(self, name: str, kind: str) -> SeriesMonitor:
         refs = self.references
         return SeriesMonitor(name, kind, self.config,
-                             refs.seed(self.model_id, kind, name) if refs else None)
+                             refs.seed(self.model_id, kind, name) if refs else None,
+                             self.shared)
 
     def _columns(self, features: Sequence[Mapping[str, FeatureValue]]
                  ) -> list[tuple[str, int]]:
@@ -454,6 +481,7 @@ class DetectorBank:
 
     def __init__(self, config: DetectorConfig | None = None, join_labels: bool = False) -> None:
         self.config = config or DetectorConfig()
+        self.shared = BankSettings(self.config)
         self.models: dict[str, ModelMonitors] = {}
         self.references: ReferenceFile | None = None
         if self.config.reference_file:
@@ -522,7 +550,8 @@ class DetectorBank:
             for value, picked in router.route(features, rows).items():
                 monitor = monitors.get(value)
                 if monitor is None:
-                    monitor = monitors[value] = ModelMonitors(model_id, self.config, joint=False)
+                    monitor = monitors[value] = ModelMonitors(model_id, self.config, joint=False,
+                                                               shared=self.shared)
                 for feature, kind, d in monitor.update(picked, batch):
                     kind = "data_quality" if d.detector == "adwin_missing" else kind
                     out.append(DriftSignal(batch.positions[d.position], model_id,
@@ -533,7 +562,7 @@ class DetectorBank:
     def add_model(self, model_id: str) -> ModelMonitors:
         """Starts monitoring a model (``capacity.Capacity.admit`` checks the bound)."""
         monitors = self.models[model_id] = ModelMonitors(model_id, self.config,
-                                                         self.references)
+                                                         self.references, shared=self.shared)
         return monitors
 
     def drop_model(self, model_id: str) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from detectors import codec
 from detectors.attribution import float32_values, values_until
 from detectors.bank import DetectorBank, EventBatch
-from detectors.config import DetectorConfig, NumericSettings
+from detectors.config import DetectorConfig, FeatureSettings, NumericSettings
 from detectors.monitors import NumericMonitor, Policy, compact_window
 from detectors.reference import COMPACT_GAPS, FLOAT32_TINY, NumericReference, compact_sorted
 
@@ -150,3 +150,21 @@ def test_attribution_reads_values_at_the_precision_a_monitor_keeps() -> None:
     # Cut elsewhere: the same values.
     assert values_until(np.zeros(0), [0.1, 0.2, 1e39, 0.3, None, 0.4], 5, numeric=True,
                         keep=10).tolist() == got.tolist()
+
+
+def test_series_share_their_settings_and_keep_sharing_them_after_a_restore() -> None:
+    """One Policy and one FeatureSettings per bank (one more per feature override), not a
+    copy per series: the memory and the snapshot objects of a series do not hold them."""
+    config = DetectorConfig(warmup=100, features={"y": FeatureSettings(enabled=False)})
+    bank = DetectorBank(config)
+    batch = EventBatch()
+    for i in range(300):
+        batch.append(f"m{i % 3}", None, {"x": float(i % 7), "z": float(i % 5), "y": 1.0},
+                     None, i)
+    bank.update(batch)
+    for b in (bank, codec.decode(codec.encode(bank), DetectorBank)):
+        series = [s for m in b.models.values() for s in m.series.values()]
+        assert len({id(s.policy) for s in series}) == 1
+        assert len({id(s.settings) for s in series if s.name != "y"}) == 1
+        assert [s.enabled for s in series if s.name == "y"] == [False] * 3
+        assert all(s.enabled for s in series if s.name != "y")

@@ -43,6 +43,7 @@ from detectors.config import (
 )
 from detectors.figures import mean_std, significant
 from detectors.reference import (
+    FLOAT32_MAX,
     CategoricalReference,
     CategoryCounter,
     NumericReference,
@@ -172,6 +173,8 @@ def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray
     >>> compact_window(np.zeros(0), np.array([0.1, 1e39])).tolist()
     [0.10000000149011612, 1e+39]
     """
+    if kept.dtype == np.float32 and (not new.size or np.abs(new).max() <= FLOAT32_MAX):
+        return np.concatenate((kept, new), dtype=np.float32)  # the usual case, no overflow
     with np.errstate(over="ignore"):
         joined = np.concatenate((kept, new), dtype=np.float32)
     if np.isfinite(joined).all():

@@ -134,18 +134,20 @@ class NumericReference:
         """Mid-rank of each value in the reference, scaled to [0, 1]. A compact reference
         ranks each value's nearest float32 (``compact_sorted``)."""
         xs = np.asarray(values, dtype=np.float64)
-        if self._distinct.dtype == np.float32:
-            with np.errstate(over="ignore"):  # past float32's range: +-inf, still in order
-                xs = xs.astype(np.float32)
+        compact = self._distinct.dtype == np.float32
         order = sorted_order(xs)
         if order is None:
-            return self._sorted_ranks(xs)
+            return self._sorted_ranks(_float32(xs) if compact else xs)
         # Searched and looked up in key order (``stats.search``): the same ranks.
+        keys: npt.NDArray[np.floating[Any]] = xs[order]
+        if compact:  # in order, the extremes say whether any key is past float32's range
+            keys = (keys.astype(np.float32) if keys[0] >= -FLOAT32_MAX and
+                    keys[-1] <= FLOAT32_MAX else _float32(keys))
         out = np.empty(xs.size, dtype=np.float64)
-        out[order] = self._sorted_ranks(xs[order])
+        out[order] = self._sorted_ranks(keys)
         return out
 
-    def _sorted_ranks(self, xs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def _sorted_ranks(self, xs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
         distinct = self._distinct
         i = np.searchsorted(distinct, xs, side="left")
         at = np.minimum(i, distinct.size - 1)
@@ -204,6 +206,12 @@ def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating
     if not bool((narrow[1:] > narrow[:-1]).all()):
         return distinct
     return narrow
+
+
+def _float32(xs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    """Each value's nearest float32; past float32's range +-inf (in the same order)."""
+    with np.errstate(over="ignore"):
+        return xs.astype(np.float32)
 
 
 #: float32's spacing must be this many times finer than the mean gap of a reference's

@@ -117,7 +117,7 @@ from river.drift.binary.hddm_w import SampleInfo
 import detectors
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
-FORMAT_VERSION = 2  # 2: narrowed integer and bool arrays, ADWIN rows as two arrays
+FORMAT_VERSION = 3  # 2: narrowed integer and bool arrays; 3: ADWIN cores as their bytes
 MAGIC = b"SDDC"
 #: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",
@@ -266,123 +266,16 @@ def _rust_call(what: str, call: Callable[[], Any]) -> Any:
         raise CodecError("schema", f"{what}: refused by river: {type(exc).__name__}") from None
 
 
-class _Layout:
-    """Reads and writes a little-endian, fixed-int bincode layout (what river's Rust
-    ``__getstate__`` produces)."""
-
-    def __init__(self, data: bytes = b"") -> None:
-        self.data, self.at, self.out = data, 0, bytearray()
-
-    def read(self, fmt: str) -> tuple[Any, ...]:
-        size = struct.calcsize("<" + fmt)
-        if self.at + size > len(self.data):
-            raise CodecError("unsupported", "river state shorter than its layout")
-        values = struct.unpack_from("<" + fmt, self.data, self.at)
-        self.at += size
-        return values
-
-    def write(self, fmt: str, *values: Any) -> None:
-        try:
-            self.out += struct.pack("<" + fmt, *values)
-        except struct.error as exc:
-            raise CodecError("schema", f"river state field out of range: {exc}") from None
-
-
 # AdaptiveWindowing (river rust_src/adwin.rs) then the binding's constructor arguments.
 _ADWIN_HEAD = ("delta", "clock", "max_buckets", "min_window_length", "grace_period", "total",
                "variance", "width", "total_width", "n_buckets", "max_n_buckets", "tick",
                "n_detections")
-_ADWIN_HEAD_FMT = "diQddddddiiii"
+_ADWIN_HEAD_FMT = struct.Struct("<diQddddddiiiiQ")  # the head, then the number of rows
 _ADWIN_ARGS = ("arg_delta", "arg_clock", "arg_max_buckets", "arg_min_window_length",
                "arg_grace_period")
-_ADWIN_ARGS_FMT = "diQii"
+_ADWIN_ARGS_FMT = struct.Struct("<diQii")
 _MAX_BUCKET_ROWS = 64  # a bucket row holds 2^row values: row 64 would overflow the core
-
-
-class _AdaptiveWindowing(_Adapter):
-    verified = False
-
-    """river's compiled ADWIN core (``drift.ADWIN(...)._helper``, Rust, river 0.26).
-
-    Its ``__getstate__`` bytes are the bincode of ``AdaptiveWindowing`` (river's
-    ``rust_src/adwin.rs``: 13 scalars, then rows of buckets ``[max_size, current_idx,
-    totals, variances]``) followed by the constructor arguments. They are parsed into
-    named fields here (the rows as the list of their current sizes and two arrays of
-    ``max_buckets + 1`` columns); on decode every field is checked (types, ranges, and
-    that the rows add up to the window's width) before bytes rebuilt from them go back to
-    ``__setstate__``, so the compiled code only ever reads a state it could have made.
-    """
-
-    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
-        raw = obj.__getstate__()
-        r = _Layout(raw)
-        head = r.read(_ADWIN_HEAD_FMT)
-        (rows,) = r.read("Q")
-        size = head[_ADWIN_HEAD.index("max_buckets")] + 1
-        if rows > _MAX_BUCKET_ROWS or r.at + rows * _row_dtype(size).itemsize > len(raw):
-            raise CodecError("unsupported", "AdaptiveWindowing: unexpected layout")
-        # Every row is [max_size, current, size, totals, size, variances]: read at once.
-        table = np.frombuffer(raw, _row_dtype(size), rows, r.at)
-        r.at += table.nbytes
-        args = r.read(_ADWIN_ARGS_FMT)
-        values = [*head, table["current"].tolist(), table["totals"].copy(),
-                  table["variances"].copy(), *args]
-        if r.at != len(raw) or (table["max_size"] != size - 1).any() or (
-                table["n_totals"] != size).any() or (table["n_variances"] != size).any() or (
-                not self.verified and self._bytes(dict(zip(_ADWIN_FIELDS, values,
-                                                           strict=True))) != raw):
-            raise CodecError("unsupported", "AdaptiveWindowing: river's state layout changed "
-                             "(detectors/codec.py must follow it)")
-        self.verified = True  # the layout is the library's: checking one core is enough
-        return _ADWIN_FIELDS, values
-
-    @staticmethod
-    def _bytes(v: dict[str, Any]) -> bytes:
-        w = _Layout()
-        w.write(_ADWIN_HEAD_FMT, *(v[n] for n in _ADWIN_HEAD))
-        size = v["max_buckets"] + 1
-        table = np.zeros(len(v["currents"]), _row_dtype(size))
-        table["max_size"] = size - 1
-        table["current"] = v["currents"]
-        table["n_totals"] = table["n_variances"] = size
-        table["totals"], table["variances"] = v["totals"], v["variances"]
-        w.write("Q", table.size)
-        w.out += table.tobytes()
-        w.write(_ADWIN_ARGS_FMT, *(v[n] for n in _ADWIN_ARGS))
-        return bytes(w.out)
-
-    def build(self, cls: type, values: dict[str, Any]) -> Any:
-        if set(values) != set(_ADWIN_FIELDS):
-            raise CodecError("schema", "AdaptiveWindowing: fields differ")
-        v = values
-        floats = ("delta", "min_window_length", "grace_period", "total", "variance", "width",
-                  "total_width", "arg_delta")
-        ints = ("clock", "max_buckets", "n_buckets", "max_n_buckets", "tick", "n_detections",
-                "arg_clock", "arg_max_buckets", "arg_min_window_length", "arg_grace_period")
-        ok = (all(type(v[n]) is float for n in floats) and all(type(v[n]) is int for n in ints)
-              and 0.0 < v["delta"] < 1.0 and 0 < v["clock"] < 2**31
-              and 1 <= v["max_buckets"] <= 1000
-              and all(-(2**31) <= v[n] < 2**31 for n in ("n_buckets", "max_n_buckets", "tick",
-                                                        "n_detections"))  # i32 counters
-              and type(v["currents"]) is list and 1 <= len(v["currents"]) <= _MAX_BUCKET_ROWS)
-        if not ok:
-            raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
-        currents, shape = v["currents"], (len(v["currents"]), v["max_buckets"] + 1)
-        if not (all(type(c) is int and 0 <= c <= v["max_buckets"] for c in currents)
-                and all(type(a) is np.ndarray and a.dtype == np.float64 and a.shape == shape
-                        for a in (v["totals"], v["variances"]))):
-            raise CodecError("schema", "AdaptiveWindowing: bad bucket rows")
-        width = sum(current << row for row, current in enumerate(currents))
-        if float(width) != v["width"] or (currents[-1] == 0 and len(currents) > 1):
-            raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
-        args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
-                v["arg_min_window_length"], v["arg_grace_period"])
-        data = self._bytes(v)
-        core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
-        _rust_call("AdaptiveWindowing", lambda: core.__setstate__(data))
-        return core
-
-
+_MAX_BUCKETS = 1000  # river's default is 5
 _ADWIN_FIELDS = (*_ADWIN_HEAD, "currents", "totals", "variances", *_ADWIN_ARGS)
 _ROW_DTYPES: dict[int, np.dtype[Any]] = {}
 
@@ -396,6 +289,100 @@ def _row_dtype(size: int) -> np.dtype[Any]:
             ("max_size", "<u8"), ("current", "<u8"), ("n_totals", "<u8"),
             ("totals", "<f8", (size,)), ("n_variances", "<u8"), ("variances", "<f8", (size,))])
     return found
+
+
+def adwin_fields(raw: bytes, reason: str = "schema") -> dict[str, Any]:
+    """The named fields of river's compiled ADWIN core from its ``__getstate__`` bytes: the
+    bincode of ``AdaptiveWindowing`` (river 0.26 ``rust_src/adwin.rs``: 13 scalars, then
+    rows of buckets ``[max_size, current_idx, totals, variances]``) and the constructor's
+    arguments. The rows come as the list of their current sizes and two arrays of
+    ``max_buckets + 1`` columns. Every byte is accounted for: ``CodecError`` (``reason``)
+    for bytes of any other length or row layout, or more than 1,000 buckets a row."""
+    if type(raw) is not bytes or len(raw) < _ADWIN_HEAD_FMT.size + _ADWIN_ARGS_FMT.size:
+        raise CodecError(reason, "AdaptiveWindowing: state shorter than its layout")
+    *head, rows = _ADWIN_HEAD_FMT.unpack_from(raw)
+    v = dict(zip(_ADWIN_HEAD, head, strict=True))
+    buckets = v["max_buckets"]
+    if not 1 <= buckets <= _MAX_BUCKETS or rows > _MAX_BUCKET_ROWS:
+        raise CodecError(reason, "AdaptiveWindowing: a field is out of range")
+    size = buckets + 1
+    row = _row_dtype(size)
+    start = _ADWIN_HEAD_FMT.size
+    if start + rows * row.itemsize + _ADWIN_ARGS_FMT.size != len(raw):
+        raise CodecError(reason, "AdaptiveWindowing: state of another layout (river's "
+                         "state layout changed?)")
+    # Every row is [max_size, current, size, totals, size, variances]: read at once.
+    table = np.frombuffer(raw, row, rows, start)
+    if rows and not ((table["max_size"] == buckets).all() and (table["n_totals"] == size).all()
+                     and (table["n_variances"] == size).all()):
+        raise CodecError(reason, "AdaptiveWindowing: bad bucket rows")
+    v["currents"] = table["current"].tolist()
+    v["totals"], v["variances"] = table["totals"].copy(), table["variances"].copy()
+    v.update(zip(_ADWIN_ARGS, _ADWIN_ARGS_FMT.unpack_from(raw, start + table.nbytes),
+                 strict=True))
+    return v
+
+
+def adwin_bytes(v: dict[str, Any]) -> bytes:
+    """``adwin_fields`` the other way round: the bytes ``__setstate__`` reads.
+    ``CodecError`` (``schema``) for a value its layout cannot hold."""
+    size = v["max_buckets"] + 1
+    table = np.zeros(len(v["currents"]), _row_dtype(size))
+    table["max_size"] = size - 1
+    table["current"] = v["currents"]
+    table["n_totals"] = table["n_variances"] = size
+    table["totals"], table["variances"] = v["totals"], v["variances"]
+    try:
+        return b"".join((_ADWIN_HEAD_FMT.pack(*(v[n] for n in _ADWIN_HEAD), table.size),
+                         table.tobytes(), _ADWIN_ARGS_FMT.pack(*(v[n] for n in _ADWIN_ARGS))))
+    except struct.error as exc:
+        raise CodecError("schema", f"river state field out of range: {exc}") from None
+
+
+class _AdaptiveWindowing(_Adapter):
+    """river's compiled ADWIN core (``drift.ADWIN(...)._helper``, Rust, river 0.26).
+
+    Stored as its ``__getstate__`` bytes (one field, ``state``): a snapshot takes them as
+    they are. On decode they are parsed into named fields (``adwin_fields``, every byte
+    accounted for) and every field is checked (types, ranges, and that the rows add up to
+    the window's width) before the bytes go to ``__setstate__``, so the compiled code only
+    ever reads a state it could have made. The first core a process encodes is parsed
+    too: a river whose layout changed is refused before a snapshot is written.
+    """
+
+    verified = False
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        raw = obj.__getstate__()
+        if not self.verified:  # the layout is the library's: checking one core is enough
+            if adwin_bytes(adwin_fields(raw, "unsupported")) != raw:
+                raise CodecError("unsupported", "AdaptiveWindowing: river's state layout "
+                                 "changed (detectors/codec.py must follow it)")
+            self.verified = True
+        return ("state",), [raw]
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        if set(values) != {"state"}:
+            raise CodecError("schema", "AdaptiveWindowing: fields differ")
+        raw = values["state"]
+        v = adwin_fields(raw)
+        ints = ("clock", "n_buckets", "max_n_buckets", "tick", "n_detections", "arg_clock",
+                "arg_max_buckets", "arg_min_window_length", "arg_grace_period")
+        currents = v["currents"]
+        ok = (0.0 < v["delta"] < 1.0 and 0 < v["clock"] < 2**31 and len(currents) >= 1
+              and all(-(2**31) <= v[n] < 2**31 for n in ints))  # i32 counters
+        if not ok:
+            raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
+        if not all(0 <= c <= v["max_buckets"] for c in currents):
+            raise CodecError("schema", "AdaptiveWindowing: bad bucket rows")
+        width = sum(current << row for row, current in enumerate(currents))
+        if float(width) != v["width"] or (currents[-1] == 0 and len(currents) > 1):
+            raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
+        args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
+                v["arg_min_window_length"], v["arg_grace_period"])
+        core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
+        _rust_call("AdaptiveWindowing", lambda: core.__setstate__(raw))
+        return core
 
 
 _EWMEAN = ("mean", "alpha", "one_minus_alpha", "initialized", "arg_alpha")

@@ -9,9 +9,12 @@ what the format cannot hold, at decode time for whatever the bytes are.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
 import random
+import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,8 @@ from detectors import codec
 from detectors.bank import DetectorBank, DriftSignal, EventBatch
 from detectors.codec import CodecError, allowed_classes, decode, encode
 from detectors.concept_drift import LabelBatch
-from detectors.config import ConceptSettings, DetectorConfig, EstimateSettings
-from detectors.monitors import BlockMeans
+from detectors.config import AdwinSettings, ConceptSettings, DetectorConfig, EstimateSettings
+from detectors.monitors import Adwin, BlockMeans
 
 DETECTORS = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w")
 
@@ -260,37 +263,71 @@ def test_the_wrong_root_type_and_methods_that_do_not_exist_are_refused() -> None
                         _ext(8, 1)), BlockMeans)
 
 
-def _edit_adwin_core(data: bytes, field: str, value: Any) -> bytes:
-    """The payload with one field of the first compiled ADWIN core set to ``value``."""
+def _edit_adwin_core(data: bytes, edit: Callable[[dict[str, Any]], Any]) -> bytes:
+    """The payload with the state bytes of the first compiled ADWIN core changed: ``edit``
+    gets its fields (``codec.adwin_fields``) and returns new bytes, or None to have the
+    edited fields written back (``codec.adwin_bytes``)."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     unpacker.feed(data[len(codec.MAGIC):])
     items = list(unpacker)
     shapes = items[0]["shapes"]
     core = next(i for i, (name, _) in enumerate(shapes) if name.endswith("AdaptiveWindowing"))
-    position = shapes[core][1].index(field)
+    assert shapes[core][1] == ["state"]
     entry = next(e for e in items[1:-1] if e[0] == core)
-    entry[1][position] = value
+    fields = codec.adwin_fields(entry[1][0])
+    made = edit(fields)
+    entry[1][0] = codec.adwin_bytes(fields) if made is None else made
     return codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items)
 
 
-@pytest.mark.parametrize(("field", "value", "says"), [
-    ("clock", 0, "out of range"),  # a modulo by zero in the compiled code
-    ("max_buckets", 10**9, "out of range"),
-    ("width", 1e9, "do not add up to its width"),
-    ("currents", [], "out of range"),
-    ("currents", [1, 99], "bad bucket rows"),  # a row holds at most max_buckets
-    ("currents", [1.0], "bad bucket rows"),
-    ("totals", msgpack.ExtType(6, msgpack.packb(["<f8", [1, 2], bytes(16)])),
-     "bad bucket rows"),  # not one row of max_buckets + 1 per current
-    ("delta", "0.1", "out of range"),
+def _set(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda fields: fields.__setitem__(field, value)
+
+
+def _rows_of_another_size(fields: dict[str, Any]) -> bytes:
+    """Rows of max_buckets + 2 columns: bytes of another layout than the head says."""
+    wider = dict(fields, max_buckets=fields["max_buckets"] + 1,
+                 totals=np.pad(fields["totals"], ((0, 0), (0, 1))),
+                 variances=np.pad(fields["variances"], ((0, 0), (0, 1))))
+    raw = bytearray(codec.adwin_bytes(wider))
+    raw[8 + 4:8 + 4 + 8] = struct.pack("<Q", fields["max_buckets"])  # the head's own value
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (_set("clock", 0), "out of range"),  # a modulo by zero in the compiled code
+    (_set("delta", 1.5), "out of range"),
+    (_set("delta", math.nan), "out of range"),
+    (_set("width", 1e9), "do not add up to its width"),
+    (lambda f: f.update(currents=[], totals=f["totals"][:0], variances=f["variances"][:0]),
+     "out of range"),
+    (lambda f: f["currents"].__setitem__(0, 99), "bad bucket rows"),  # at most max_buckets
+    (_rows_of_another_size, "bad bucket rows|another layout"),
+    (lambda f: codec.adwin_bytes(f)[:-1], "another layout"),  # truncated
+    (lambda f: codec.adwin_bytes(f) + b"\x00", "another layout"),  # bytes after it
+    (lambda f: b"\x00" * 40, "shorter than its layout"),
+    (lambda f: "not bytes", "shorter than its layout"),
 ])
 def test_a_compiled_adwin_core_gets_only_a_state_it_could_have_made(
-        field: str, value: Any, says: str) -> None:
+        edit: Callable[[dict[str, Any]], Any], says: str) -> None:
     data = encode(_bank("adwin"))
-    assert decode(_edit_adwin_core(data, "tick", 5), DetectorBank)  # in range: accepted
+    assert decode(_edit_adwin_core(data, _set("tick", 5)), DetectorBank)  # in range: accepted
     with pytest.raises(CodecError, match=says) as exc:
-        decode(_edit_adwin_core(data, field, value), DetectorBank)
+        decode(_edit_adwin_core(data, edit), DetectorBank)
     assert exc.value.reason == "schema"
+
+
+def _huge_buckets(fields: dict[str, Any]) -> bytes:
+    raw = bytearray(codec.adwin_bytes(fields))
+    raw[12:20] = struct.pack("<Q", 10**9)  # max_buckets, after delta (f64) and clock (i32)
+    return bytes(raw)
+
+
+def test_a_core_with_more_buckets_than_allowed_is_refused_before_its_rows_are_read() -> None:
+    with pytest.raises(CodecError, match="out of range") as exc:
+        decode(_edit_adwin_core(encode(_bank("adwin")), _huge_buckets), DetectorBank)
+    assert exc.value.reason == "schema"
+    assert max(codec._ROW_DTYPES) <= 1001  # no row layout of 10^9 columns was made
 
 
 class _Exploit:
@@ -408,3 +445,22 @@ def test_a_bank_mid_seasonal_warm_up_or_calibration_round_trips(cut: int) -> Non
     expected = bank.update(going_on)
     assert [s.feature for s in expected] == ["load"]
     assert _wire(copy.update(going_on)) == _wire(expected)
+
+
+def test_a_river_whose_adwin_layout_changed_is_refused_before_a_snapshot_is_written() -> None:
+    """A snapshot stores the core's bytes as they are; the first core a process encodes
+    is parsed, so bytes of another layout (a river that changed it) are refused then."""
+    adwin = Adwin(AdwinSettings())
+    for i in range(500):
+        adwin.update(float(i % 2))
+    core = adwin._core
+    data = encode(adwin)  # this river's layout: accepted
+
+    class Changed:
+        def __getstate__(self) -> bytes:
+            return bytes(core.__getstate__()) + b"\x00"  # one field more
+
+    with pytest.raises(CodecError, match="layout") as exc:
+        codec._AdaptiveWindowing().fields(Changed())
+    assert exc.value.reason == "unsupported"
+    assert decode(data, Adwin).width == adwin.width

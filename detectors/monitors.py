@@ -70,6 +70,10 @@ class Detection:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+#: river's compiled ADWIN core (``drift.ADWIN()._helper``), the state of an ``Adwin``.
+_ADWIN_CORE = type(drift.ADWIN()._helper)  # type: ignore[no-untyped-call]
+
+
 class Adwin:
     """river's ADWIN, updated through its compiled core.
 
@@ -122,6 +126,17 @@ class Adwin:
             if change + 2.0 * math.sqrt(spread / kept_width + spread / dropped) >= floor:
                 return start + k
             start += k + 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A snapshot holds the core alone; ``update`` is its method, bound again on decode.
+        return {"_core": self._core}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        core = state.get("_core")
+        if set(state) != {"_core"} or type(core) is not _ADWIN_CORE:
+            raise ValueError("Adwin: its state is not one river ADWIN core")
+        self._core = core
+        self.update = core.update
 
     @property
     def width(self) -> int:

@@ -464,3 +464,18 @@ def test_a_river_whose_adwin_layout_changed_is_refused_before_a_snapshot_is_writ
         codec._AdaptiveWindowing().fields(Changed())
     assert exc.value.reason == "unsupported"
     assert decode(data, Adwin).width == adwin.width
+
+
+@pytest.mark.parametrize("core", [None, 5, "x", [1.0]])
+def test_an_adwin_whose_core_is_not_a_river_core_is_refused(core: Any) -> None:
+    adwin = Adwin(AdwinSettings())
+    adwin.update(1.0)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    data = encode(adwin)
+    unpacker.feed(data[len(codec.MAGIC):])
+    items = list(unpacker)
+    assert items[-1] == msgpack.ExtType(8, msgpack.packb(1))  # the root: the Adwin, entry 1
+    assert items[0]["shapes"][1] == ["detectors.monitors.Adwin", ["_core"]]
+    items[2][1][0] = core
+    with pytest.raises(CodecError, match="not one river ADWIN core"):
+        decode(codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items), Adwin)

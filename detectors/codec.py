@@ -71,10 +71,12 @@ Objects are encoded by their class's kind:
   decoded through its own ``__setstate__``, if it has one); a class with its own
   ``__reduce__`` and no adapter is refused.
 - adapters (``_ADAPTERS``): pydantic models (fields validated again on decode with
-  ``model_validate``), river's compiled ADWIN core and exponentially weighted mean
-  (their state bytes parsed into named fields and checked before they are handed back
-  to the compiled code), and ``ReferenceFile`` (its path and digest: the file is read
-  again and must not have changed).
+  ``model_validate``), river's compiled ADWIN core (one field, ``state``: its
+  ``__getstate__`` bytes as they are, parsed on decode by ``adwin_fields`` and every
+  field checked before they are handed back to the compiled code) and exponentially
+  weighted mean (its state bytes as named fields, checked on decode), and
+  ``ReferenceFile`` (its path and digest: the file is read again and must not have
+  changed).
 
 Allowed classes (``allowed_classes()``): those defined in the ``detectors`` modules
 (found by walking the package, exceptions excepted), and the river classes a bank

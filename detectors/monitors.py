@@ -49,6 +49,7 @@ from detectors.reference import (
     NumericReference,
     SeenCategories,
     change_point,
+    nearest_float32,
 )
 from detectors.seasonal import SeasonalReference, SeasonalSample
 from detectors.stats.lrv import variance_inflation
@@ -190,11 +191,10 @@ def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray
     """
     if kept.dtype == np.float32 and (not new.size or np.abs(new).max() <= FLOAT32_MAX):
         return np.concatenate((kept, new), dtype=np.float32)  # the usual case, no overflow
-    with np.errstate(over="ignore"):
-        joined = np.concatenate((kept, new), dtype=np.float32)
+    wide = np.concatenate((kept, new), dtype=np.float64)
+    joined = nearest_float32(wide)
     if np.isfinite(joined).all():
         return joined
-    wide = np.concatenate((kept, new), dtype=np.float64)
     out: FloatArray = np.where(np.isfinite(joined), joined, wide)
     return out
 

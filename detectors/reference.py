@@ -134,15 +134,15 @@ class NumericReference:
         """Mid-rank of each value in the reference, scaled to [0, 1]. A compact reference
         ranks each value's nearest float32 (``compact_sorted``)."""
         xs = np.asarray(values, dtype=np.float64)
-        compact = self._distinct.dtype == np.float32
+        compact = self.compact
         order = sorted_order(xs)
         if order is None:
-            return self._sorted_ranks(_float32(xs) if compact else xs)
+            return self._sorted_ranks(nearest_float32(xs) if compact else xs)
         # Searched and looked up in key order (``stats.search``): the same ranks.
         keys: npt.NDArray[np.floating[Any]] = xs[order]
         if compact:  # in order, the extremes say whether any key is past float32's range
             keys = (keys.astype(np.float32) if keys[0] >= -FLOAT32_MAX and
-                    keys[-1] <= FLOAT32_MAX else _float32(keys))
+                    keys[-1] <= FLOAT32_MAX else nearest_float32(keys))
         out = np.empty(xs.size, dtype=np.float64)
         out[order] = self._sorted_ranks(keys)
         return out
@@ -208,7 +208,7 @@ def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating
     return narrow
 
 
-def _float32(xs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+def nearest_float32(xs: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
     """Each value's nearest float32; past float32's range +-inf (in the same order)."""
     with np.errstate(over="ignore"):
         return xs.astype(np.float32)

@@ -46,8 +46,9 @@ REGIMES = {
 regimes = st.lists(st.tuples(st.sampled_from(sorted(REGIMES)), st.integers(150, 1000)),
                    min_size=1, max_size=5)
 
-#: Short warm-ups and windows: many re-baselines within a short stream.
-CONFIG = DetectorConfig(warmup=50, rebaseline_warmup=50, recent_window=60,
+#: Short warm-ups: many re-baselines within a short stream; windows long enough for
+#: attribution (``attribution.MIN_WINDOW``).
+CONFIG = DetectorConfig(warmup=50, rebaseline_warmup=50, recent_window=200,
                         calibration={"events": 200, "batch": 20})
 
 
@@ -116,7 +117,7 @@ def test_a_feature_that_leaves_and_reenters_float32_gives_the_same_alerts_anywhe
     events = _events(11, [plan, [("normal", 3600)]])
     whole = detect(events, CONFIG, batch_size=len(events))
     assert len({s.feature for s in whole}) >= 2 and len(whole) >= 8
-    assert any(s.kind == "prediction_drift" for s in whole)
+    assert any(s.kind == "prediction_drift" and s.stats["attribution"] for s in whole)
     _assert_json_able(whole)
     for size in (1, 61, 500):
         assert detect(events, CONFIG, batch_size=size) == whole, size

@@ -8,6 +8,7 @@ holds and one default setting fits every feature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import nlargest
@@ -129,6 +130,22 @@ class NumericReference:
     def compact(self) -> bool:
         """Are the reference's values held as float32 (``compact_sorted``)?"""
         return self._distinct.dtype == np.float32
+
+    def float32_bound(self) -> float:
+        """For a compact reference: the magnitude up to which float32's spacing is at
+        most ``1 / COMPACT_GAPS`` of the mean gap between the reference's values (as
+        ``compact_sorted`` asks at their largest magnitude), a power of two; past it a
+        value is not resolved as the reference is (``monitors.compact_window`` keeps it
+        as it is). ``inf`` for a reference that is not compact.
+
+        >>> NumericReference(np.arange(1001.0) / 1000).float32_bound()  # gap 1e-3
+        16.0
+        """
+        distinct = self._distinct
+        if distinct.dtype != np.float32:
+            return math.inf
+        gap = (float(distinct[-1]) - float(distinct[0])) / (distinct.size - 1)
+        return math.ldexp(1.0, 24 + math.floor(math.log2(gap / COMPACT_GAPS)))
 
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]. A compact reference

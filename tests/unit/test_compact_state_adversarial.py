@@ -23,7 +23,7 @@ from detectors import DetectorBank, DetectorConfig, EventBatch, detect
 from detectors.bank import DriftSignal
 from detectors.codec import decode, encode
 from detectors.config import NumericSettings, SeasonalitySettings
-from detectors.monitors import NumericMonitor, Policy
+from detectors.monitors import NumericMonitor, Policy, compact_window
 
 #: Regimes of a numeric feature; each draws ``n`` values from ``rng``.
 REGIMES = {
@@ -180,3 +180,46 @@ def test_scores_of_values_far_past_a_narrow_reference_stay_finite() -> None:
     _assert_json_able([DriftSignal(h.position, "m", None, "x", "data_drift", h.detector,
                                    h.stats) for h in hits])
     assert 1e308 < hits[0].stats["scores"]["wasserstein"] < math.inf
+
+
+@pytest.mark.parametrize("after", [
+    pytest.param(lambda rng: rng.normal(1e6, 0.01, 2000), id="1e6+N(0,0.01)"),
+    pytest.param(lambda rng: 1.7e9 + rng.uniform(0.0, 100.0, 2000), id="epoch-seconds"),
+])
+def test_an_alert_reports_the_spread_of_values_the_compact_reference_cannot_resolve(
+        after: Any) -> None:
+    """A compact reference (N(0, 1)), then values far past it with a small spread: they
+    are not rounded to float32 (whose spacing there is 0.0625 and 128), so the alert's
+    ``after`` figures are those of the values themselves (float32 gave std 0.0 and 56.1
+    for 0.0116 and 25.8)."""
+    rng = np.random.default_rng(0)
+    m = NumericMonitor(NumericSettings(), warmup=500, policy=Policy())
+    assert m.update(rng.normal(0.0, 1.0, 3000), range(3000)) == []
+    assert m.reference is not None and m.reference.compact
+    xs = after(rng)
+    hits = m.update(xs, range(3000, 5000))
+    assert hits
+    got = hits[0].stats["after"]
+    end = hits[0].position - 3000 + 1
+    values = xs[end - got["n"]:end]
+    assert got["std"] == pytest.approx(float(np.std(values)), rel=1e-5)
+    assert got["mean"] == pytest.approx(float(np.mean(values)), rel=1e-5)  # 6 digits
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=40),
+       st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=40),
+       st.floats(1e-30, 1e30))
+def test_a_compact_window_keeps_each_value_past_the_bound_as_it_is(
+        kept: list[float], new: list[float], bound: float) -> None:
+    """Each value is its nearest float32 up to ``bound`` (and within float32's range),
+    else itself: decided value by value, so the same whatever the cuts."""
+    joined = compact_window(np.asarray(kept), np.asarray(new), bound)
+    one_by_one = np.zeros(0)
+    for x in [*kept, *new]:
+        one_by_one = compact_window(one_by_one, np.asarray([x]), bound)
+    assert joined.astype(np.float64).tobytes() == one_by_one.astype(np.float64).tobytes()
+    for x, y in zip([*kept, *new], joined.tolist(), strict=True):
+        with np.errstate(over="ignore"):
+            narrow = float(np.float32(x))
+        assert y == (narrow if abs(x) <= bound and math.isfinite(narrow) else x)

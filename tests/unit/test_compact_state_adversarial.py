@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -223,3 +225,31 @@ def test_a_compact_window_keeps_each_value_past_the_bound_as_it_is(
         with np.errstate(over="ignore"):
             narrow = float(np.float32(x))
         assert y == (narrow if abs(x) <= bound and math.isfinite(narrow) else x)
+
+
+def test_references_from_a_file_compact_or_not_give_the_same_alerts_anywhere(
+        tmp_path: Path) -> None:
+    """Series seeded from a reference file (``NumericReference.summarizing``): one that
+    compacts, one float32 cannot resolve, one at float32's edge; the live values then
+    move into the other regimes, so the re-baselined references swap kinds."""
+    rng = np.random.default_rng(9)
+    reference = _events(1, [[("normal", 3000)], [("offset", 3000)], [("float32_edge", 3000)]])
+    path = tmp_path / "reference.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({**e, "event_id": f"r{i}"}) + b"\n"
+                              for i, e in enumerate(reference)))
+    config = CONFIG.model_copy(update={"reference_file": str(path)})
+    seeded = DetectorBank(config)
+    seeded.update(_as_batches(reference[:1], 1)[0])
+    kinds = {name: s.values.reference.compact for name, s in seeded.models["m"].series.items()
+             if isinstance(s.values, NumericMonitor) and s.values.reference is not None}
+    assert kinds["x0"] and not kinds["x1"], kinds
+    live = _events(int(rng.integers(1000)),
+                   [[("normal", 500), ("offset", 600), ("past_float32", 500)],
+                    [("offset", 500), ("normal", 600), ("epoch", 500)],
+                    [("float32_edge", 500), ("subnormal", 600), ("shifted", 500)]])
+    whole = detect(live, config, batch_size=len(live))
+    assert {s.feature for s in whole} >= {"x0", "x1", "x2"}
+    _assert_json_able(whole)
+    for size, cuts in ((1, set()), (83, {3, 9}), (700, {1})):
+        assert detect(live, config, batch_size=size) == whole, size
+        assert _with_restore(live, config, size, cuts) == whole, (size, cuts)

@@ -174,28 +174,36 @@ class BlockMeans(BlockFeed):
         return means, first_end
 
 
-def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray
-                   ) -> npt.NDArray[np.floating[Any]]:
-    """``kept`` then ``new``, every value rounded to its nearest float32: a float32 array,
-    or a float64 one that keeps the values past float32's range as they are.
+def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray,
+                   bound: float = math.inf) -> npt.NDArray[np.floating[Any]]:
+    """``kept`` then ``new``, every value of magnitude up to ``bound`` rounded to its
+    nearest float32: a float32 array, or a float64 one that keeps the values past
+    ``bound`` or past float32's range as they are.
 
     A numeric monitor keeps its recent values this way while its reference is compact
     (``reference.compact_sorted``: float32 resolves the feature), for half the memory
-    and changelog bytes. Each value is stored the same whatever the batches (the
-    rounding of a value does not depend on the others), so alerts stay byte for byte.
+    and changelog bytes, with ``bound`` the reference's ``float32_bound`` (past it,
+    float32's spacing is coarser than the reference resolves: 1e6 + N(0, 0.01) after a
+    reference of N(0, 1) would become one value). Each value is stored the same whatever
+    the batches (the rounding of a value does not depend on the others), so alerts stay
+    byte for byte.
 
     >>> compact_window(np.zeros(0), np.array([0.1, 2.0])).dtype
     dtype('float32')
     >>> compact_window(np.zeros(0), np.array([0.1, 1e39])).tolist()
     [0.10000000149011612, 1e+39]
+    >>> compact_window(np.zeros(0), np.array([0.1, 1e6 + 0.01]), bound=64.0).tolist()
+    [0.10000000149011612, 1000000.01]
     """
-    if kept.dtype == np.float32 and (not new.size or np.abs(new).max() <= FLOAT32_MAX):
+    limit = min(bound, FLOAT32_MAX)
+    if kept.dtype == np.float32 and (not new.size or np.abs(new).max() <= limit):
         return np.concatenate((kept, new), dtype=np.float32)  # the usual case, no overflow
     wide = np.concatenate((kept, new), dtype=np.float64)
     joined = nearest_float32(wide)
-    if np.isfinite(joined).all():
+    exact = ~np.isfinite(joined) | (np.abs(wide) > bound)
+    if not exact.any():
         return joined
-    out: FloatArray = np.where(np.isfinite(joined), joined, wide)
+    out: FloatArray = np.where(exact, wide, joined)
     return out
 
 
@@ -582,7 +590,7 @@ class NumericMonitor(_SeriesValues):
         kept = self._recent[max(self._recent.size + xs.size - w, 0):]
         ref = self.reference
         if isinstance(ref, NumericReference) and ref.compact:
-            self._recent = compact_window(kept, xs[-w:])
+            self._recent = compact_window(kept, xs[-w:], ref.float32_bound())
         else:
             self._recent = np.concatenate((kept, xs[-w:]))
 

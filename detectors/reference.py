@@ -8,6 +8,7 @@ holds and one default setting fits every feature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from heapq import nlargest
@@ -52,7 +53,7 @@ class NumericReference:
         # a tie-free reference keeps only its values: 8 bytes each, in memory and in a
         # snapshot, instead of 24.
         distinct, first, counts = np.unique(ordered, return_index=True, return_counts=True)
-        self._distinct = compact_sorted(distinct)
+        self._distinct = compact_sorted(distinct, ties=distinct.size < self.n)
         self._tables: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         if self._distinct.size < self.n:
             below = np.append(first, self.n) / self.n
@@ -130,6 +131,22 @@ class NumericReference:
         """Are the reference's values held as float32 (``compact_sorted``)?"""
         return self._distinct.dtype == np.float32
 
+    def float32_bound(self) -> float:
+        """For a compact reference: the magnitude up to which float32's spacing is at
+        most ``1 / COMPACT_GAPS`` of the mean gap between the reference's values (as
+        ``compact_sorted`` asks at their largest magnitude), a power of two; past it a
+        value is not resolved as the reference is (``monitors.compact_window`` keeps it
+        as it is). ``inf`` for a reference that is not compact.
+
+        >>> NumericReference(np.arange(1001.0) / 1000).float32_bound()  # gap 1e-3
+        16.0
+        """
+        distinct = self._distinct
+        if distinct.dtype != np.float32:
+            return math.inf
+        gap = (float(distinct[-1]) - float(distinct[0])) / (distinct.size - 1)
+        return math.ldexp(1.0, 24 + math.floor(math.log2(gap / COMPACT_GAPS)))
+
     def ranks(self, values: Sequence[float] | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Mid-rank of each value in the reference, scaled to [0, 1]. A compact reference
         ranks each value's nearest float32 (``compact_sorted``)."""
@@ -161,7 +178,8 @@ class NumericReference:
         return ranks
 
 
-def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating[Any]]:
+def compact_sorted(distinct: npt.NDArray[np.float64], ties: bool = False
+                   ) -> npt.NDArray[np.floating[Any]]:
     """Strictly increasing reference values as float32 when float32 resolves them (half
     the memory and changelog bytes), else as they are.
 
@@ -179,6 +197,11 @@ def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating
     their shares), hence every threshold, is float64's. Features with a large offset
     against their spread (epoch seconds, values like 1000 +- 10) keep float64.
 
+    With ``ties`` (values of the sample repeated: a share each of more than ``1 / n``)
+    a tie moves a rank by half that share; integer values past ``2 ** 24``, where
+    float32 skips integers, keep float64 then (amounts in cents at a few price points
+    that all go up by one would each round onto their old point, and not move).
+
     >>> compact_sorted(np.array([0.1, 0.2, 0.3])).dtype
     dtype('float32')
     >>> compact_sorted(np.array([1000.0, 1000.05, 1000.1])).dtype  # e = 6e-5: too coarse
@@ -188,6 +211,8 @@ def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating
     >>> compact_sorted(np.array([1e-300, 1.0])).dtype  # 1e-300 would become 0.0
     dtype('float64')
     >>> compact_sorted(np.array([5.0])).dtype  # a constant: a near value must not tie
+    dtype('float64')
+    >>> compact_sorted(np.array([2e7, 5e7]), ties=True).dtype  # 2e7 + 1: no float32
     dtype('float64')
     """
     if distinct.size < 2:
@@ -201,6 +226,8 @@ def compact_sorted(distinct: npt.NDArray[np.float64]) -> npt.NDArray[np.floating
         return distinct
     magnitudes = np.abs(distinct)
     if magnitudes[magnitudes > 0.0].min() < FLOAT32_TINY:
+        return distinct
+    if ties and largest > FLOAT32_INTEGERS and bool((distinct == np.rint(distinct)).all()):
         return distinct
     narrow = distinct.astype(np.float32)
     if not bool((narrow[1:] > narrow[:-1]).all()):
@@ -221,6 +248,8 @@ COMPACT_GAPS = 1024
 #: largest finite one.
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Past it float32 does not hold every integer.
+FLOAT32_INTEGERS = float(2 ** 24)
 
 
 class CategoryCounter:

@@ -204,7 +204,9 @@ def wasserstein1_sd(reference_sorted: npt.ArrayLike, values: npt.ArrayLike,
     ``reference_sorted`` (computed without overflow); pass the reference's own when the
     sample is a summary of a larger one. A constant reference (sd 0) has no scale: the
     raw ``wasserstein1`` distance, in data units, is returned then. Errors as for
-    ``wasserstein1``.
+    ``wasserstein1``. A result past the largest float (values of 1e308 against a
+    reference of sd 0.01) is the largest float, not ``inf``: alert figures stay finite,
+    as ``figures.mean_std``'s.
 
     >>> wasserstein1_sd([-1.0, 1.0], [0.0, 2.0])
     1.0
@@ -220,7 +222,11 @@ def wasserstein1_sd(reference_sorted: npt.ArrayLike, values: npt.ArrayLike,
     # A constant reference's computed sd is rounding noise (1,000 x 0.9 gives ~1e-16):
     # an sd within float rounding of the values' magnitude counts as 0.
     magnitude = float(np.max(np.abs(ref))) if ref.size else 0.0
-    return distance / reference_sd if reference_sd > _ROUNDING * magnitude else distance
+    scaled = distance / reference_sd if reference_sd > _ROUNDING * magnitude else distance
+    return min(scaled, _LARGEST)
+
+
+_LARGEST = float(np.finfo(np.float64).max)
 
 
 _ROUNDING = 1e-12

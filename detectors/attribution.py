@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from detectors.figures import significant
-from detectors.monitors import NumericMonitor, compact_window
+from detectors.monitors import NumericMonitor
 from detectors.stats.scores import bin_shares, jensen_shannon, psi
 from detectors.values import category, is_missing, is_number
 
@@ -106,25 +106,24 @@ def present_values(column: Sequence[Any], numeric: bool) -> list[Any]:
     return [category(v) for v in column if not is_missing(v) and not is_number(v)]
 
 
-def values_until(before: Any, batch_column: Sequence[Any], row: int, numeric: bool,
-                 keep: int) -> Any:
-    """A series' last ``keep`` values up to and including batch row ``row``: its recent
-    values when the batch began (``before``, the newest last) and the batch's own column
-    up to ``row``. The same values wherever the input was cut into batches: numeric ones
-    at float32 precision (``float32_values``), as a monitor may keep its recent values."""
-    upto = present_values(batch_column[:row + 1], numeric)
-    if numeric:
-        return float32_values(np.concatenate((np.asarray(before, dtype=np.float64),
-                                              np.asarray(upto, dtype=np.float64)))[-keep:])
-    return [*before, *upto][-keep:]
-
-
-def float32_values(values: Any) -> Any:
-    """Numeric values each rounded to its nearest float32 (past its range: as they are),
-    as float64 (``monitors.compact_window``): the precision a monitor's recent values
-    may have, so attribution does not depend on whether they were read from a monitor or
-    from a batch."""
-    return compact_window(np.zeros(0), np.asarray(values, dtype=np.float64)).astype(np.float64)
+def values_until(before: Any, batch_column: Sequence[Any], row: int, keep: int,
+                 monitor: NumericMonitor | None = None,
+                 positions: Sequence[int] = ()) -> Any:
+    """A series' last ``keep`` values up to and including row ``row`` of its column in the
+    batch (``batch_column``, at ``positions``: the ``EventBatch``'s rows): its recent
+    values when the batch began (``before``, the newest last), then the column's present
+    values up to ``row``.
+    The same values wherever the input was cut into batches: for a numeric series
+    (``monitor`` given) as the monitor stored them (``NumericMonitor.stored_values``: at
+    float32 where its reference is compact)."""
+    if monitor is None:
+        return [*before, *present_values(batch_column[:row + 1], False)][-keep:]
+    kept = [(p, float(v)) for p, v in zip(positions[:row + 1], batch_column[:row + 1],
+                                          strict=True)
+            if is_number(v) and np.isfinite(float(v))]
+    values = np.array([v for _, v in kept], dtype=np.float64)
+    until = positions[row] if row >= 0 else -1
+    return monitor.stored_values(before, values, [p for p, _ in kept], until)[-keep:]
 
 
 def recent_values(models: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
@@ -171,14 +170,15 @@ def attribute(signals: list[Any], models: Mapping[str, Any], batch: Any = None,
             window = window or values.recent_window // 2
             numeric = isinstance(values, NumericMonitor)
             if row is None:
-                recent[series.name] = (float32_values(values._recent) if numeric
+                recent[series.name] = (values._window() if numeric
                                        else values._recent)  # read only
                 continue
-            column = [batch.features[r].get(series.name)
-                      for r in model_rows[:bisect.bisect_right(model_rows, row)]]
+            upto = model_rows[:bisect.bisect_right(model_rows, row)]
+            column = [batch.features[r].get(series.name) for r in upto]
             earlier = (before or {}).get((signal.model_id, series.name), ())
-            recent[series.name] = values_until(earlier, column, len(column) - 1, numeric,
-                                               values.recent_window)
+            recent[series.name] = values_until(earlier, column, len(column) - 1,
+                                               values.recent_window,
+                                               values if numeric else None, upto)
         after = signal.stats.get("after", {})
         window = int(after.get("n") or window)
         stats = {**signal.stats, "attribution": rank_features(recent, window)}

@@ -199,11 +199,33 @@ def compact_window(kept: npt.NDArray[np.floating[Any]], new: FloatArray,
     if kept.dtype == np.float32 and (not new.size or np.abs(new).max() <= limit):
         return np.concatenate((kept, new), dtype=np.float32)  # the usual case, no overflow
     wide = np.concatenate((kept, new), dtype=np.float64)
-    joined = nearest_float32(wide)
-    exact = ~np.isfinite(joined) | (np.abs(wide) > bound)
+    joined, exact = _rounded(wide, bound)
     if not exact.any():
         return joined
     out: FloatArray = np.where(exact, wide, joined)
+    return out
+
+
+def _rounded(xs: FloatArray, bound: float
+             ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Each value's nearest float32, and where the value stays as it is instead (past
+    ``bound`` or past float32's range): ``compact_window``'s one rule."""
+    joined = nearest_float32(xs)
+    return joined, ~np.isfinite(joined) | (np.abs(xs) > bound)
+
+
+def round_within(values: FloatArray, bound: float) -> FloatArray:
+    """``values`` (float64) as ``compact_window`` stores them with ``bound``: those of
+    magnitude up to ``bound`` at their nearest float32, the others as they are; float64.
+    A ``bound`` of 0.0 changes nothing. Rounding twice with one bound is rounding once.
+
+    >>> round_within(np.array([0.1, 1e6 + 0.01]), 64.0).tolist()
+    [0.10000000149011612, 1000000.01]
+    """
+    if not values.size or bound <= 0.0:
+        return values
+    joined, exact = _rounded(values, bound)
+    out: FloatArray = np.where(exact, values, joined)
     return out
 
 
@@ -566,6 +588,10 @@ class NumericMonitor(_SeriesValues):
         self._sampled = 0
         self._seasonal: SeasonalSample | None = None
         self.reference = reference
+        # How the last update stored its values (``stored_values``): (batch position,
+        # float32 bound from that value on, False) and (position, bound, True) where a
+        # new reference rounded the whole window after the value at that position.
+        self._rounding: list[tuple[int, float, bool]] = []
 
     @property
     def seasonality(self) -> SeasonalitySettings | None:
@@ -588,15 +614,50 @@ class NumericMonitor(_SeriesValues):
         # joined arrays would keep all of them alive).
         w = self.recent_window
         kept = self._recent[max(self._recent.size + xs.size - w, 0):]
-        ref = self.reference
-        if isinstance(ref, NumericReference) and ref.compact:
-            self._recent = compact_window(kept, xs[-w:], ref.float32_bound())
+        bound = self._bound()
+        if bound:
+            self._recent = compact_window(kept, xs[-w:], bound)
         else:
             self._recent = np.concatenate((kept, xs[-w:]))
+
+    def _bound(self) -> float:
+        """Values up to this magnitude are stored at float32 (``compact_window``): the
+        reference's ``float32_bound`` while it is compact, else 0.0 (none)."""
+        ref = self.reference
+        return ref.float32_bound() if isinstance(ref, NumericReference) and ref.compact else 0.0
 
     def _window(self) -> FloatArray:
         """The recent values as float64 (``compact_window``)."""
         return self._recent.astype(np.float64)
+
+    def stored_values(self, before: Any, values: FloatArray, positions: Sequence[int],
+                      until: int) -> FloatArray:
+        """``before`` then ``values`` as this monitor held them right after batch position
+        ``until``: ``before`` is its recent values when the batch began; ``values`` are
+        the batch's present values it took, at ``positions`` (increasing, at most
+        ``until``), in the last update. Each value is rounded as the monitor rounded it
+        (``round_within`` with the bound in force when it came, then with the bound of
+        any reference built after it up to ``until``): float64, whatever the batches.
+        Raises nothing; with no ``values`` the log is not read (it may be an older
+        batch's)."""
+        old = np.asarray(before, dtype=np.float64)
+        xs = np.asarray(values, dtype=np.float64)
+        if not xs.size:
+            return old
+        at = np.asarray(positions)
+        log = self._rounding
+        own = [(p, b) for p, b, retro in log if not retro]
+        for j, (start, bound) in enumerate(own):
+            if not bound:
+                continue
+            end = own[j + 1][0] if j + 1 < len(own) else None
+            part = (at >= start) if end is None else (at >= start) & (at < end)
+            xs = np.where(part, round_within(xs, bound), xs)
+        for p, bound, retro in log:
+            if retro and p <= until:  # the window was rounded as a whole after p
+                old = round_within(old, bound)
+                xs = np.where(at <= p, round_within(xs, bound), xs)
+        return np.concatenate((old, xs))
 
     def _law(self) -> tuple[FloatArray, FloatArray, int]:
         assert self.reference is not None
@@ -631,6 +692,9 @@ class NumericMonitor(_SeriesValues):
         if self._sampled >= self._target:
             self.reference = NumericReference(np.concatenate(self._sample))
             self._sample, self._sampled = [], 0
+            bound = self._bound()
+            if bound:  # the window as the new reference stores it, now (not at a batch's cut)
+                self._recent = compact_window(np.zeros(0), self._window(), bound)
         return take
 
     def _ranks(self, xs: FloatArray, ts: FloatArray | None) -> FloatArray:
@@ -659,9 +723,15 @@ class NumericMonitor(_SeriesValues):
                 positions = np.asarray(positions)[timed].tolist()
         detections: list[Detection] = []
         i, n = 0, len(xs)
+        log = self._rounding = [(positions[0], self._bound(), False)] if n else []
         while i < n:
             if self.reference is None:
                 i += self._warm(xs[i:], None if ts is None else ts[i:])
+                bound = self._bound()
+                if bound:  # a compact reference was built at value i - 1
+                    log.append((positions[i - 1], bound, True))
+                    if i < n:
+                        log.append((positions[i], bound, False))
                 continue
             if not self._armed:
                 self._arm(split(positions[i]) if split else 1.0)
@@ -676,6 +746,8 @@ class NumericMonitor(_SeriesValues):
             detections.append(Detection(positions[i + k], name, self._stats(name, alarm)))
             i += k + 1
             self._rebaseline()
+            if i < n and log[-1][1]:
+                log.append((positions[i], 0.0, False))  # warming up: values as they are
         return detections
 
     def _change_scan(self, ranks: FloatArray, values: Any) -> Hit | None:

@@ -241,29 +241,22 @@ class BacktestLoop(RunLoop):
 
     def _values_at(self, number: int, signal: DriftSignal) -> Any:
         """The series' values up to the alert's own row: its recent values when the batch
-        began and the batch's values of its partition and model up to that row (decoded
-        again: the loop keeps no decoded copy)."""
+        began and the batch's values of its partition and model up to that row."""
         bank = self.banks.get(number)
         model = None if bank is None else bank.models.get(signal.model_id)
         series = None if model is None else model.series.get(signal.feature)
-        if series is None or series.values is None:
+        events = self.batch_events.get((self._events.topics[signal.position], number))
+        if series is None or series.values is None or events is None:
             return ()
-        records = self._events
-        column = []
-        for row in range(signal.position + 1):
-            if records.partitions[row] != number:
-                continue
-            try:
-                event = orjson.loads(records.values[row] or b"")
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and event.get("model_id") == signal.model_id \
-                    and isinstance(event.get("features"), dict):
-                column.append(event["features"].get(signal.feature))
+        # The bank's rows are the partition's events, in order (``EventBatch.positions``
+        # are the records' rows).
+        last = bisect.bisect_right(events.positions, signal.position)
+        rows = [r for r in range(last) if events.model_ids[r] == signal.model_id]
+        column = [events.features[r].get(signal.feature) for r in rows]
         before = self._before.get(number, {}).get((signal.model_id, signal.feature), ())
-        return values_until(before, column, len(column) - 1,
-                            isinstance(series.values, NumericMonitor),
-                            series.values.recent_window)
+        values = series.values
+        return values_until(before, column, len(column) - 1, values.recent_window,
+                            values if isinstance(values, NumericMonitor) else None, rows)
 
     def process(self, records: RecordBatch) -> None:
         # Each bank's recent values as the batch begins, to look back from an alert's row.

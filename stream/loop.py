@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.bank import DetectorBank, DriftSignal
+from detectors.bank import DetectorBank, DriftSignal, EventBatch
 from detectors.capacity import REASONS as CAPACITY_REASONS
 from detectors.capacity import Report
 from detectors.concept_drift import LabelBatch
@@ -130,6 +130,8 @@ class RunLoop:
         self._next_offset: dict[Partition, int] = {}  # where each bank's input stands
         self._pending: dict[Partition, int] = {}  # processed, not yet committed
         self._dirty: set[int] = set()  # banks changed since their last snapshot
+        #: The decoded events of the batch being processed, per (topic, partition).
+        self.batch_events: dict[tuple[str, int], EventBatch] = {}
         self._parked: set[int] = set()
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
@@ -476,6 +478,7 @@ class RunLoop:
                                max_name_bytes=limits.max_name_bytes,
                                max_category_bytes=limits.max_category_bytes)
         self._screen(decoded, records)
+        self.batch_events = decoded.events  # the backtest looks back from an alert's row
         metrics = self.metrics
         fired = False
         for (_topic, number), events in decoded.events.items():

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import codec
-from detectors.attribution import float32_values, values_until
+from detectors.attribution import values_until
 from detectors.bank import DetectorBank, EventBatch
 from detectors.config import DetectorConfig, FeatureSettings, NumericSettings
 from detectors.monitors import NumericMonitor, Policy, compact_window
@@ -143,13 +143,24 @@ def test_snapshots_keep_compact_arrays_and_their_ranks() -> None:
     assert bank.models["m"].series["big"].values._recent.dtype == np.float64  # holds 1e39
 
 
-def test_attribution_reads_values_at_the_precision_a_monitor_keeps() -> None:
-    before = compact_window(np.zeros(0), np.array([0.1, 0.2, 1e39]))
-    got = values_until(before, [0.3, None, 0.4], 2, numeric=True, keep=10)
-    assert got.tolist() == float32_values([0.1, 0.2, 1e39, 0.3, 0.4]).tolist()
-    # Cut elsewhere: the same values.
-    assert values_until(np.zeros(0), [0.1, 0.2, 1e39, 0.3, None, 0.4], 5, numeric=True,
-                        keep=10).tolist() == got.tolist()
+def test_attribution_reads_values_as_the_monitor_stored_them() -> None:
+    """A compact monitor's window: its values at float32 up to the reference's bound
+    (past float32's range as they are); the batch's values up to the alert's row read the
+    same way, wherever the input was cut."""
+    rng = np.random.default_rng(3)
+    m = NumericMonitor(NumericSettings(), warmup=200, recent_window=10, policy=Policy())
+    m.update(rng.normal(size=300), range(300))
+    before = m._recent
+    assert before.dtype == np.float32
+    m.update(np.array([0.3, 1e39, 0.4]), [5, 7, 9])
+    got = values_until(before, [0.3, None, 1e39, 0.4], 3, keep=10, monitor=m,
+                       positions=[5, 6, 7, 9])
+    assert got.tolist() == m._window().tolist()
+    assert got[-3:].tolist() == [float(np.float32(0.3)), 1e39, float(np.float32(0.4))]
+    # Up to an earlier row: the values up to it only.
+    upto = np.concatenate((before.astype(np.float64), [float(np.float32(0.3))]))[-10:]
+    assert values_until(before, [0.3, None, 1e39, 0.4], 1, keep=10, monitor=m,
+                        positions=[5, 6, 7, 9]).tolist() == upto.tolist()
 
 
 def test_series_share_their_settings_and_keep_sharing_them_after_a_restore() -> None:

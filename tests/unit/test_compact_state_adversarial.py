@@ -1,5 +1,5 @@
 """Compact numeric state under adversarial values (``reference.compact_sorted``,
-``monitors.compact_window``, ``attribution.float32_values``).
+``monitors.compact_window``, ``NumericMonitor.stored_values``).
 
 What must hold whatever the values: the same alerts for any batch cuts and any snapshot
 point, byte for byte; every alert JSON-able (no inf or nan in its stats); and a feature
@@ -152,9 +152,6 @@ def test_seasonal_references_with_compact_and_wide_buckets_give_the_same_alerts(
         assert _with_restore(events, config, size, {2, 4}) == whole, size
 
 
-@pytest.mark.xfail(strict=True, reason="attribution rounds every numeric value to float32 "
-                   "(attribution.float32_values), also those of a feature whose monitor "
-                   "keeps float64 because float32 cannot resolve it")
 def test_attribution_sees_a_moved_feature_that_float32_cannot_resolve() -> None:
     """1e6 + N(0, 0.01) (float32's spacing there: 0.0625) moves by 3 sd with the
     prediction; its own monitor (float64: not compact) alerts on it, and the prediction

@@ -179,3 +179,33 @@ def test_series_share_their_settings_and_keep_sharing_them_after_a_restore() -> 
         assert len({id(s.settings) for s in series if s.name != "y"}) == 1
         assert [s.enabled for s in series if s.name == "y"] == [False] * 3
         assert all(s.enabled for s in series if s.name != "y")
+
+
+class _BinsKept(NumericMonitor):
+    """The calibration stretch's bins kept, as before ``_bins_from_ranks``."""
+
+    _bins_from_ranks = False
+
+
+def test_calibration_keeps_ranks_only_and_detects_the_same() -> None:
+    """A numeric monitor's calibration stretch holds its ranks, not its chi-square bins
+    (they follow from the ranks): the same detections, stats included, as when the bins
+    are kept, for changes inside the calibration stretch (re-tested at its end) and
+    after it."""
+    found = []
+    for seed, (at, shift) in enumerate([(1400, 0.6), (2500, 0.4), (4000, 0.5), (9999, 0.0)]):
+        rng = np.random.default_rng(seed)
+        xs = rng.normal(size=6000)
+        xs[at:] += shift
+        runs = []
+        for cls in (NumericMonitor, _BinsKept):
+            m = cls(NumericSettings(), warmup=1000, policy=Policy())
+            hits = m.update(xs[:1500], range(1500))
+            if not hits:  # mid-calibration: ranks only
+                assert m._calibration and all(
+                    (b is None) == (cls is NumericMonitor) for _, b in m._calibration)
+            hits += m.update(xs[1500:], range(1500, 6000))
+            runs.append([(h.position, h.detector, h.stats) for h in hits])
+        assert runs[0] == runs[1], seed
+        found.append(bool(runs[0]))
+    assert found == [True, True, True, False]

@@ -316,7 +316,7 @@ class BinCusum:
     'chi2'
     """
 
-    __slots__ = ("_carry", "_cusum", "_expected", "bins", "window")
+    __slots__ = ("_cusum", "_expected", "_filled", "_partial", "bins", "window")
 
     def __init__(self, shares: FloatArray, n: int, inflation: float,
                  settings: AnchoredSettings, min_effect: float, split: float = 1.0) -> None:
@@ -334,21 +334,31 @@ class BinCusum:
         arl = split * STATISTICS * 1e6 / settings.false_alarms_per_million / w
         self._cusum = Cusum(mean0, bias + margin,
                             threshold_for_chi2(k - 1, factor, margin, arl), two_sided=False)
-        self._carry: IntArray = np.empty(0, dtype=np.int64)
+        # The window under way: how many of its values have come, and their count per bin
+        # (the statistic needs the counts only, so the values themselves are not kept).
+        self._filled = 0
+        self._partial: IntArray = np.zeros(max(k, 1), dtype=np.int64)
 
     def feed(self, bins: IntArray) -> AnchoredAlarm | None:
         """Bin index of each value, in order; the first alarm, or None."""
         if self.bins < 2:
             return None
-        w, k = self.window, self.bins
-        first_end = w - self._carry.size - 1
-        data = np.concatenate((self._carry, bins))
-        windows = data.size // w
-        self._carry = data[windows * w:]
+        w, k, filled = self.window, self.bins, self._filled
+        first_end = w - filled - 1
+        windows, rest = divmod(filled + bins.size, w)
         if not windows:
+            self._partial += np.bincount(bins, minlength=k)
+            self._filled += bins.size
             return None
-        ids = np.repeat(np.arange(windows, dtype=np.int64) * k, w) + data[:windows * w]
+        # Rows: the window under way completed by the first values, then whole windows.
+        head = bins[:w - filled]
+        ids = np.concatenate((head, bins[w - filled:windows * w - filled]
+                              + np.repeat(np.arange(1, windows, dtype=np.int64) * k, w)))
         counts = np.bincount(ids, minlength=windows * k).reshape(windows, k)
+        counts[0] += self._partial
+        tail = bins[bins.size - rest:] if rest else bins[:0]
+        self._partial = np.bincount(tail, minlength=k)
+        self._filled = rest
         chi2 = ((counts - self._expected) ** 2 / self._expected).sum(axis=1)
         alarm = self._cusum.update(chi2.tolist())
         if alarm is None:

@@ -11,8 +11,8 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.anchored import BlockFeed
-from detectors.config import AdwinSettings, MissingSettings
+from detectors.anchored import BinCusum, BlockFeed
+from detectors.config import AdwinSettings, AnchoredSettings, MissingSettings
 from detectors.monitors import MissingMonitor
 from detectors.reference import NumericReference
 from detectors.stats import cusum
@@ -151,6 +151,45 @@ def test_blocks_are_the_same_whatever_the_pieces(size: int, pieces: list[int]) -
         start += n
     assert rows == [(first + j * size, row.tolist()) for j, row in enumerate(expected)]
     assert feed._carry.tolist() == whole._carry.tolist()
+
+
+@settings(deadline=None)
+@given(st.integers(20, 60), st.lists(st.integers(0, 400), min_size=1, max_size=25))
+def test_the_chi_square_cusum_is_the_same_whatever_the_pieces(
+        window: int, pieces: list[int]) -> None:
+    """``BinCusum`` keeps the counts of the window under way, not its values: pieces of
+    a column give the alarm of the whole column, which is that of each whole window's
+    Pearson statistic in order."""
+    rng = np.random.default_rng(window)
+    shares = np.array([0.4, 0.3, 0.2, 0.1])
+    n = sum(pieces)
+    column = np.concatenate((rng.choice(4, size=n // 2, p=shares),
+                             rng.choice(4, size=n - n // 2, p=[0.1, 0.2, 0.3, 0.4])))
+    made = AnchoredSettings(window=window)
+    whole, fed = (BinCusum(shares, 10_000, 1.0, made, 0.1) for _ in range(2))
+    want = whole.feed(column)
+    got, start = None, 0
+    for size in pieces:
+        alarm = fed.feed(column[start:start + size])
+        if alarm is not None:
+            got = (start + alarm.index, alarm.detector, alarm.run_values, alarm.departure)
+            break
+        start += size
+    assert got == (None if want is None else
+                   (want.index, want.detector, want.run_values, want.departure))
+    # The statistic by hand: Pearson's chi-square of every whole window, in order.
+    counts = np.array([np.bincount(column[i:i + window], minlength=4)
+                       for i in range(0, n - window + 1, window)]).reshape(-1, 4)
+    expected = shares * window
+    by_hand = BinCusum(shares, 10_000, 1.0, made, 0.1)._cusum.update(
+        ((counts - expected) ** 2 / expected).sum(axis=1).tolist())
+    assert (want is None) is (by_hand is None)
+    if want is not None and by_hand is not None:
+        assert want.index == window - 1 + by_hand.index * window
+    if got is None:
+        assert fed._filled == n % window
+        assert fed._partial.tolist() == np.bincount(column[n - n % window:],
+                                                    minlength=4).tolist()
 
 
 def _bisect_100(gap: Callable[[float], float], lo: float, hi: float) -> tuple[float, float]:

@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,10 @@ def main() -> int:
                    help="models per partition fed their own events; the rest are copies "
                         "of them (default: all up to 10,000 monitors, else 40)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--compare-rounds", type=int, default=0, metavar="K",
+                   help="then write the snapshot 2K times more, interleaved: pipelined as "
+                        "a checkpoint does (Changelog.write_all) and one partition at a "
+                        "time (Changelog.write each), and report both medians")
     p.add_argument("--output", type=Path, metavar="FILE.md",
                    help="default bench/results/state.md, or state-N-monitors.md with "
                         f"--monitors N other than {DEFAULT_MONITORS:,}")
@@ -170,12 +175,14 @@ def main() -> int:
     log = Changelog(conf, topic, producer, "bench", on_delivery=tracker)
     peak_tracked = reset_peak()
     write = time.perf_counter()
-    size = sum(log.write(n, bank, {"events": 1}) for n, bank in banks.items())
+    size = sum(log.write_all([(n, bank, {"events": 1}) for n, bank in banks.items()]
+                             ).values())
     encode_s = time.perf_counter() - write
     tracker.flush(producer, 600)
     write_s = time.perf_counter() - write
     snapshot_peak = memory_mib("VmHWM")
     print(f"[state] snapshot: {size / 1e6:,.1f} MB in {write_s:.1f} s", file=sys.stderr)
+    compared = compare_snapshots(log, banks, producer, tracker, args.compare_rounds)
     del banks  # a restoring process holds only what it restores
 
     restores: list[float] = []
@@ -214,6 +221,7 @@ def main() -> int:
         "restore_s": [round(s, 2) for s in restores], "restored_partitions": restored,
         "restore_peak_rss_growth_mib": [round(m, 1) for m in restore_peaks],
         "restore_failure": failure or None,
+        "snapshot_compared_s": compared,
     }
     text = report(result, args.rounds, parts)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -221,6 +229,26 @@ def main() -> int:
     args.output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
     return 0
+
+
+def compare_snapshots(log: Changelog, banks: dict[int, DetectorBank], producer: Producer,
+                      tracker: DeliveryTracker, rounds: int) -> dict[str, list[float]]:
+    """Seconds until acknowledged of ``rounds`` snapshots of all ``banks`` written
+    pipelined (``write_all``: the next partition encoded while the last is compressed)
+    and as many written one partition after the other (``write``), interleaved."""
+    snapshots = [(n, bank, {"events": 1}) for n, bank in banks.items()]
+    ways: dict[str, Callable[[], object]] = {
+        "pipelined": lambda: log.write_all(snapshots),
+        "one at a time": lambda: [log.write(*snapshot) for snapshot in snapshots]}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    for i in range(rounds):
+        for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+            began = time.perf_counter()
+            ways[way]()
+            tracker.flush(producer, 600)
+            seconds[way].append(round(time.perf_counter() - began, 2))
+            log.committed()
+    return seconds if rounds else {}
 
 
 def report(r: dict[str, Any], rounds: int, parts: int) -> str:
@@ -256,12 +284,25 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         f"| restore on assignment (median of {rounds}) | {restore} |",
         f"| peak RSS growth while restoring (the built banks freed before) | "
         f"{restore_peak} |",
+        *compared_rows(r.get("snapshot_compared_s") or {}),
         "",
         f"- command: `{r['command'].strip()}`",
         f"- date: {r['date'][:16].replace('T', ' ')} UTC; CPUs: {r['cpus']}; building "
         f"the banks took {r['build_s']:.0f} s (not counted)",
         "",
     ])
+
+
+
+def compared_rows(compared: dict[str, list[float]]) -> list[str]:
+    if not compared:
+        return []
+    medians = {way: statistics.median(times) for way, times in compared.items()}
+    rows = [f"| snapshot until acknowledged, {way} (median of {len(times)}) | "
+            f"{medians[way]:.2f} s ({min(times):.2f}..{max(times):.2f}) |"
+            for way, times in compared.items()]
+    return [*rows, "| pipelined / one at a time | "
+            f"{medians['pipelined'] / medians['one at a time']:.2f} |"]
 
 
 if __name__ == "__main__":

@@ -309,11 +309,10 @@ class RunLoop:
             self.dead_letters.flush(within)
         if self.state is not None:
             snapshot = time.perf_counter()
-            for number in sorted(self._dirty):
-                bank = self.banks.get(number)
-                if bank is not None:
-                    size = self.state.write(number, bank, self._positions(number))
-                    self.metrics.state_bytes.labels(str(number)).set(size)
+            dirty = [(number, self.banks[number], self._positions(number))
+                     for number in sorted(self._dirty) if number in self.banks]
+            for number, size in self.state.write_all(dirty).items():
+                self.metrics.state_bytes.labels(str(number)).set(size)
             # Only the snapshots' own time spaces checkpoints: waiting for a broker that
             # is away must not push the next commit minutes later.
             self._checkpoint_cost = time.perf_counter() - snapshot

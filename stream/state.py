@@ -36,7 +36,8 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +138,14 @@ def iter_chunks(partition: int, slot: int, generation: int, state: DetectorBank,
     a single record beside the compressed state. The state is encoded before the first
     record comes out: ``CodecError`` is raised before any is produced."""
     payload = compress_state(codec.encode(state))
+    return chunk_records(partition, slot, generation, payload, offsets, config_hash, hmac_key)
+
+
+def chunk_records(partition: int, slot: int, generation: int, payload: bytes,
+                  offsets: dict[str, int], config_hash: str,
+                  hmac_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) records of one snapshot whose state is already ``payload``
+    (``compress_state`` of ``detectors.codec`` bytes), one at a time."""
     digest = hashlib.sha256(payload).hexdigest()
     whole = memoryview(payload)  # records are cut from it without a copy of each piece
     pieces = [whole[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)
@@ -264,13 +273,42 @@ class Changelog:
 
     def write(self, partition: int, bank: DetectorBank, offsets: dict[str, int]) -> int:
         """Produce a snapshot into the slot that is not the committed one; bytes written."""
+        return self.write_all([(partition, bank, offsets)])[partition]
+
+    def write_all(self, snapshots: Iterable[tuple[int, DetectorBank, dict[str, int]]]
+                  ) -> dict[int, int]:
+        """``write`` each (partition, bank, offsets) in turn; the bytes written of each.
+
+        Pipelined: while one partition's state is compressed (Zstandard releases the GIL)
+        the next one's is encoded, so on two cores a checkpoint of many partitions takes
+        about its encoding time alone. A partition's records are produced in order once
+        its state is compressed. ``CodecError`` (a state the codec cannot write) is raised
+        before any record of that partition is produced; the partitions before it may
+        have been produced, which is harmless: a slot only counts once its offsets commit.
+        """
+        sizes: dict[int, int] = {}
+        with ThreadPoolExecutor(1, thread_name_prefix="streamdrift-zstd") as pool:
+            waiting: tuple[int, dict[str, int], Future[bytes]] | None = None
+            for partition, bank, offsets in snapshots:
+                encoded = codec.encode(bank)
+                queued = (partition, offsets, pool.submit(compress_state, encoded))
+                del encoded  # the worker holds it until compressed
+                if waiting is not None:
+                    sizes[waiting[0]] = self._produce(waiting[0], waiting[1],
+                                                      waiting[2].result())
+                waiting = queued
+            if waiting is not None:
+                sizes[waiting[0]] = self._produce(waiting[0], waiting[1], waiting[2].result())
+        return sizes
+
+    def _produce(self, partition: int, offsets: dict[str, int], payload: bytes) -> int:
         slots = self._slots.setdefault(partition, _Slots())
         slot = 1 - slots.committed if slots.committed is not None else 0
         slots.generation += 1
         slots.pending = slot
         size = 0
-        for key, value in iter_chunks(partition, slot, slots.generation, bank, offsets,
-                                      self.config_hash, self.hmac_key):
+        for key, value in chunk_records(partition, slot, slots.generation, payload, offsets,
+                                        self.config_hash, self.hmac_key):
             produce(self.producer, self.topic, value, key, partition=partition,
                     on_delivery=self.on_delivery)
             size += len(value)

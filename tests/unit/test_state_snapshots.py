@@ -265,3 +265,51 @@ def test_the_hmac_key_comes_from_a_file_of_at_least_32_bytes(tmp_path: Path) -> 
     key.write_bytes(b"short\n")
     with pytest.raises(ConfigError, match=r"state.hmac_key_file: .*at least 32 bytes"):
         load_config(overrides={"state.hmac_key_file": str(key)})
+
+
+class _Recording:
+    """A producer that keeps what is produced, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, bytes, bytes]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes, partition: int,
+                on_delivery: Any = None) -> None:
+        self.records.append((partition, key, value))
+
+
+def test_a_pipelined_checkpoint_writes_what_one_write_per_partition_would(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # write_all encodes the next partition while the last one is compressed: the records,
+    # their order within a partition, slots and generations must be those of plain writes.
+    monkeypatch.setattr(state, "CHUNK_BYTES", 5000)  # several chunks a partition
+    banks = {p: warm_bank(300 + 100 * p, seed=p) for p in (3, 0, 5)}
+    producer = _Recording()
+    log = Changelog(KafkaConfig(), "g-state", producer=producer,  # type: ignore[arg-type]
+                    config_hash="h1")
+    for generation, slot in ((1, 0), (2, 1), (3, 0)):
+        producer.records.clear()
+        sizes = log.write_all([(p, bank, {EVENTS: 10 * p + generation})
+                               for p, bank in banks.items()])
+        log.committed()
+        for p, bank in banks.items():
+            mine = [(k, v) for q, k, v in producer.records if q == p]
+            assert mine == encode_chunks(p, slot, generation, bank,
+                                         {EVENTS: 10 * p + generation}, "h1")
+            assert len(mine) > 1 and sizes[p] == sum(len(v) for _, v in mine)
+        assert [q for q, _, _ in producer.records] == sorted(
+            (q for q, _, _ in producer.records), key=list(banks).index)  # one at a time
+    assert log.write(0, banks[0], {EVENTS: 9}) == sum(
+        len(v) for _, v in encode_chunks(0, 1, 4, banks[0], {EVENTS: 9}, "h1"))
+
+
+def test_a_state_the_codec_cannot_write_stops_the_checkpoint_before_its_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    good, bad = warm_bank(300, seed=1), warm_bank(300, seed=2)
+    bad.models["m"].model_id = object()  # type: ignore[assignment]
+    producer = _Recording()
+    log = Changelog(KafkaConfig(), "g-state", producer=producer,  # type: ignore[arg-type]
+                    config_hash="h1")
+    with pytest.raises(codec.CodecError, match="unsupported"):
+        log.write_all([(0, good, {EVENTS: 1}), (1, bad, {EVENTS: 1})])
+    assert {p for p, _, _ in producer.records} <= {0}

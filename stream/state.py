@@ -127,25 +127,17 @@ def encode_chunks(partition: int, slot: int, generation: int, state: DetectorBan
 
     Raises ``detectors.codec.CodecError`` if the state holds what the codec cannot write.
     """
-    return list(iter_chunks(partition, slot, generation, state, offsets, config_hash,
-                            hmac_key))
-
-
-def iter_chunks(partition: int, slot: int, generation: int, state: DetectorBank,
-                offsets: dict[str, int], config_hash: str,
-                hmac_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """``encode_chunks`` one record at a time, so a writer that produces each one holds
-    a single record beside the compressed state. The state is encoded before the first
-    record comes out: ``CodecError`` is raised before any is produced."""
     payload = compress_state(codec.encode(state))
-    return chunk_records(partition, slot, generation, payload, offsets, config_hash, hmac_key)
+    return list(chunk_records(partition, slot, generation, payload, offsets, config_hash,
+                              hmac_key))
 
 
 def chunk_records(partition: int, slot: int, generation: int, payload: bytes,
                   offsets: dict[str, int], config_hash: str,
                   hmac_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
     """The (key, value) records of one snapshot whose state is already ``payload``
-    (``compress_state`` of ``detectors.codec`` bytes), one at a time."""
+    (``compress_state`` of ``detectors.codec`` bytes), one at a time: a writer that
+    produces each one holds a single record beside the compressed state."""
     digest = hashlib.sha256(payload).hexdigest()
     whole = memoryview(payload)  # records are cut from it without a copy of each piece
     pieces = [whole[i:i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)

@@ -53,7 +53,7 @@ from detectors import codec
 from detectors.bank import DetectorBank, EventBatch
 from detectors.config import DetectorConfig
 from stream.config import KafkaConfig
-from stream.sinks import DeliveryTracker
+from stream.sinks import CLIENT_DEFAULT_MESSAGE_BYTES, DeliveryTracker, producer_queue_kbytes
 from stream.state import Changelog
 
 FEATURES = 20
@@ -131,6 +131,10 @@ def main() -> int:
                    help="models per partition fed their own events; the rest are copies "
                         "of them (default: all up to 10,000 monitors, else 40)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--producer-queue-kbytes", type=int, metavar="KIB",
+                   default=producer_queue_kbytes(CLIENT_DEFAULT_MESSAGE_BYTES),
+                   help="the producer's queue.buffering.max.kbytes (default: what "
+                        "streamdrift run uses, %(default)s)")
     p.add_argument("--compare-rounds", type=int, default=0, metavar="K",
                    help="then write the snapshot 2K times more, interleaved: pipelined as "
                         "a checkpoint does (Changelog.write_all) and one partition at a "
@@ -170,7 +174,8 @@ def main() -> int:
                         )[topic].result(30)
     conf = KafkaConfig(bootstrap_servers=args.bootstrap_servers)
     producer = Producer({"bootstrap.servers": args.bootstrap_servers, "acks": "all",
-                         "enable.idempotence": True, "linger.ms": 5})
+                         "enable.idempotence": True, "linger.ms": 5,
+                         "queue.buffering.max.kbytes": args.producer_queue_kbytes})
     tracker = DeliveryTracker()
     log = Changelog(conf, topic, producer, "bench", on_delivery=tracker)
     peak_tracked = reset_peak()
@@ -222,6 +227,7 @@ def main() -> int:
         "restore_peak_rss_growth_mib": [round(m, 1) for m in restore_peaks],
         "restore_failure": failure or None,
         "snapshot_compared_s": compared,
+        "producer_queue_kbytes": args.producer_queue_kbytes,
     }
     text = report(result, args.rounds, parts)
     args.output.parent.mkdir(parents=True, exist_ok=True)

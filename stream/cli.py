@@ -308,15 +308,19 @@ def _stop_on_signals() -> threading.Event:
 
 def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
     from stream.kafka import client_settings
-    from stream.sinks import producer_message_bytes
+    from stream.sinks import producer_message_bytes, producer_queue_kbytes
 
     # message.max.bytes: a record the events topic may hold fits in the DLQ with headers
     # (librdkafka's default, 1,000,000, is below a broker's default record size).
+    # queue.buffering.max.kbytes: a snapshot's records are produced as the broker takes
+    # them, not all copied into librdkafka's queue at once.
     settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.max.bytes": producer_message_bytes(config.limits.max_record_bytes),
                 **extra}
     settings.update(config.kafka.producer)
+    settings.setdefault("queue.buffering.max.kbytes",
+                        producer_queue_kbytes(int(settings["message.max.bytes"])))
     return settings
 
 

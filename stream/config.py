@@ -331,6 +331,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     check_client_settings(config.kafka)
+    check_producer_queue(config)
     return config
 
 
@@ -356,6 +357,25 @@ def check_client_settings(conf: KafkaConfig) -> None:
         problems += bad or [f"kafka.{section}: {message}"]
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def check_producer_queue(config: AppConfig) -> None:
+    """ConfigError if ``kafka.producer.queue.buffering.max.kbytes`` cannot hold one record
+    of the producer's ``message.max.bytes``: librdkafka would refuse such a record for
+    ever (QUEUE_FULL) while ``produce`` waits for room. Settings already checked by
+    ``check_client_settings``."""
+    from stream.sinks import producer_message_bytes
+
+    producer = config.kafka.producer
+    if "queue.buffering.max.kbytes" not in producer:
+        return  # streamdrift's default holds two of its largest records
+    largest = int(producer.get("message.max.bytes",
+                               producer_message_bytes(config.limits.max_record_bytes)))
+    kbytes = int(producer["queue.buffering.max.kbytes"])
+    if kbytes * 1024 < largest:
+        raise ConfigError(
+            f"kafka.producer.queue.buffering.max.kbytes: {kbytes} KiB cannot hold one record "
+            f"of message.max.bytes ({largest:,} bytes); give at least {-(-largest // 1024)}")
 
 
 def _refused(section: str, settings: dict[str, Any]) -> str | None:

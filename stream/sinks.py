@@ -35,6 +35,20 @@ _FRAMING = 512
 _MAX_DETAIL = 1000  # bytes of streamdrift.error
 
 
+#: KiB of records a producer holds before the broker acknowledges them
+#: (``queue.buffering.max.kbytes``). librdkafka's default, 1 GiB, let a checkpoint's
+#: whole snapshot (833 MB at 100,000 monitors) wait there as a copy beside the state.
+PRODUCER_QUEUE_KBYTES = 64 * 1024
+
+
+def producer_queue_kbytes(message_bytes: int) -> int:
+    """``queue.buffering.max.kbytes`` for a producer of ``message.max.bytes`` =
+    ``message_bytes``: ``PRODUCER_QUEUE_KBYTES``, or room for two of its largest records
+    (librdkafka refuses a record larger than the whole queue for ever, and ``produce``
+    would wait for room without end)."""
+    return max(PRODUCER_QUEUE_KBYTES, -(-2 * message_bytes // 1024))
+
+
 def producer_message_bytes(max_record_bytes: int) -> int:
     """``message.max.bytes`` for the producer that writes dead letters: a record the
     events topic could hold (``limits.max_record_bytes``) fits with its headers."""

@@ -209,6 +209,53 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_with_size_and_digest() -> 
     assert producer_message_bytes(2_000_000_000) == 1_000_000_000  # librdkafka's maximum
 
 
+@pytest.mark.parametrize("max_record_bytes", [1000, 50_000_000])
+def test_the_producer_queue_is_bounded_and_still_takes_its_largest_record(
+        max_record_bytes: int) -> None:
+    # librdkafka itself, no broker: what is produced waits in its queue. A snapshot's
+    # records must not all be copied there at once, yet a record of message.max.bytes
+    # must always fit (one larger than the whole queue is refused for ever).
+    from confluent_kafka import Producer
+
+    from stream.cli import _producer_settings
+    from stream.config import load_config
+
+    config = load_config(overrides={"kafka.bootstrap_servers": "127.0.0.1:9",
+                                    "limits.max_record_bytes": max_record_bytes})
+    settings = _producer_settings(config)
+    bound = settings["queue.buffering.max.kbytes"] * 1024
+    largest = settings["message.max.bytes"] - 1000
+    assert 64 << 20 <= bound < 1 << 30 and bound >= 2 * largest
+    producer = Producer({**settings, "message.timeout.ms": 1000})
+    producer.produce("t", b"x" * largest, partition=0)  # the largest record fits
+    queued = largest
+    with pytest.raises(BufferError):
+        for _ in range(bound // 900_000 + 2):
+            producer.produce("t", b"x" * 900_000, partition=0)
+            queued += 900_000
+    assert bound - 900_000 < queued <= bound  # librdkafka stopped at the bound
+    producer.purge()
+    producer.flush(5)
+
+
+def test_a_producer_queue_too_small_for_its_largest_record_is_refused() -> None:
+    from stream.cli import _producer_settings
+    from stream.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"^kafka.producer.queue.buffering.max.kbytes: 1000 "
+                       r"KiB cannot hold one record of message.max.bytes \(1,114,112 bytes\); "
+                       r"give at least 1088$"):
+        load_config(overrides={"kafka.producer": {"queue.buffering.max.kbytes": 1000}})
+    with pytest.raises(ConfigError, match=r"queue.buffering.max.kbytes: 2000 KiB .*4,000,000"):
+        load_config(overrides={"kafka.producer": {"queue.buffering.max.kbytes": "2000",
+                                                  "message.max.bytes": 4_000_000}})
+    # The user's own message.max.bytes gets a queue that holds it too.
+    config = load_config(overrides={"kafka.producer": {"message.max.bytes": 200_000_000}})
+    assert _producer_settings(config)["queue.buffering.max.kbytes"] * 1024 >= 400_000_000
+    config = load_config(overrides={"kafka.producer": {"queue.buffering.max.kbytes": 1088}})
+    assert _producer_settings(config)["queue.buffering.max.kbytes"] == 1088  # theirs wins
+
+
 @pytest.mark.parametrize(("section", "settings", "path"), [
     ("producer", "{foo.bar: 1, linger.ms: 3}", "kafka.producer.foo.bar"),
     ("consumer", "{session.timeout.ms: soon}", "kafka.consumer.session.timeout.ms"),

@@ -308,19 +308,16 @@ def _stop_on_signals() -> threading.Event:
 
 def _producer_settings(config: AppConfig, **extra: Any) -> dict[str, Any]:
     from stream.kafka import client_settings
-    from stream.sinks import producer_message_bytes, producer_queue_kbytes
+    from stream.sinks import producer_limits
 
     # message.max.bytes: a record the events topic may hold fits in the DLQ with headers
     # (librdkafka's default, 1,000,000, is below a broker's default record size).
     # queue.buffering.max.kbytes: a snapshot's records are produced as the broker takes
     # them, not all copied into librdkafka's queue at once.
     settings = {**client_settings(config.kafka), "acks": "all", "enable.idempotence": True,
-                "linger.ms": 5,
-                "message.max.bytes": producer_message_bytes(config.limits.max_record_bytes),
-                **extra}
+                "linger.ms": 5, **extra}
     settings.update(config.kafka.producer)
-    settings.setdefault("queue.buffering.max.kbytes",
-                        producer_queue_kbytes(int(settings["message.max.bytes"])))
+    settings.update(producer_limits(config.kafka.producer, config.limits.max_record_bytes))
     return settings
 
 

@@ -364,14 +364,13 @@ def check_producer_queue(config: AppConfig) -> None:
     of the producer's ``message.max.bytes``: librdkafka would refuse such a record for
     ever (QUEUE_FULL) while ``produce`` waits for room. Settings already checked by
     ``check_client_settings``."""
-    from stream.sinks import producer_message_bytes
+    from stream.sinks import producer_limits
 
     producer = config.kafka.producer
     if "queue.buffering.max.kbytes" not in producer:
         return  # streamdrift's default holds two of its largest records
-    largest = int(producer.get("message.max.bytes",
-                               producer_message_bytes(config.limits.max_record_bytes)))
-    kbytes = int(producer["queue.buffering.max.kbytes"])
+    limits = producer_limits(producer, config.limits.max_record_bytes)
+    largest, kbytes = limits["message.max.bytes"], limits["queue.buffering.max.kbytes"]
     if kbytes * 1024 < largest:
         raise ConfigError(
             f"kafka.producer.queue.buffering.max.kbytes: {kbytes} KiB cannot hold one record "

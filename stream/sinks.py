@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -54,6 +55,22 @@ def producer_message_bytes(max_record_bytes: int) -> int:
     events topic could hold (``limits.max_record_bytes``) fits with its headers."""
     return min(max(CLIENT_DEFAULT_MESSAGE_BYTES, max_record_bytes + DLQ_HEADER_ROOM),
                CLIENT_MAX_MESSAGE_BYTES)
+
+
+def producer_limits(producer: Mapping[str, Any], max_record_bytes: int) -> dict[str, int]:
+    """The producer's ``message.max.bytes`` and ``queue.buffering.max.kbytes``: each as
+    ``kafka.producer`` (``producer``) sets it, else streamdrift's default
+    (``producer_message_bytes`` of ``limits.max_record_bytes``, ``producer_queue_kbytes``
+    of the message size). Raises ValueError for a setting that is not an integer.
+
+    >>> producer_limits({}, 1_000_000)
+    {'message.max.bytes': 1065536, 'queue.buffering.max.kbytes': 65536}
+    >>> producer_limits({"message.max.bytes": "50000000"}, 1_000_000)["queue.buffering.max.kbytes"]
+    97657
+    """
+    message = int(producer.get("message.max.bytes", producer_message_bytes(max_record_bytes)))
+    queue = int(producer.get("queue.buffering.max.kbytes", producer_queue_kbytes(message)))
+    return {"message.max.bytes": message, "queue.buffering.max.kbytes": queue}
 
 
 class SinkError(Exception):

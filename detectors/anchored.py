@@ -352,10 +352,13 @@ class BinCusum:
             return None
         # Rows: the window under way completed by the first values, then whole windows.
         head = bins[:w - filled]
-        ids = np.concatenate((head, bins[w - filled:windows * w - filled]
-                              + np.repeat(np.arange(1, windows, dtype=np.int64) * k, w)))
-        counts = np.bincount(ids, minlength=windows * k).reshape(windows, k)
-        counts[0] += self._partial
+        if windows == 1:  # the usual column (a few hundred values): one count, no layout
+            counts = (np.bincount(head, minlength=k) + self._partial).reshape(1, k)
+        else:
+            ids = np.concatenate((head, bins[w - filled:windows * w - filled]
+                                  + np.repeat(np.arange(1, windows, dtype=np.int64) * k, w)))
+            counts = np.bincount(ids, minlength=windows * k).reshape(windows, k)
+            counts[0] += self._partial
         tail = bins[bins.size - rest:] if rest else bins[:0]
         self._partial = np.bincount(tail, minlength=k)
         self._filled = rest

@@ -8,6 +8,7 @@ gives the same detections: batch boundaries never change what fires.
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -875,7 +876,16 @@ class CategoricalMonitor(_SeriesValues):
         self._armed = False
 
     def _remember(self, values: Sequence[str]) -> None:
-        self._recent = (self._recent + list(values))[-self.recent_window :]
+        # Equal categories as one str object (``sys.intern``): each decoded event brings
+        # its own copy of "DE", and a window of 1,000 of them held 1,000 strings of ~50
+        # bytes (a restored window shares them already: ``codec``); now 1,000 pointers.
+        w = self.recent_window
+        tail = values[-w:]
+        try:
+            kept = list(map(sys.intern, tail))
+        except TypeError:  # a str subclass (numpy.str_) cannot be interned: as it is
+            kept = list(tail)
+        self._recent = (self._recent + kept)[-w:]
 
     def _law(self) -> tuple[FloatArray, FloatArray, int]:
         assert self.reference is not None

@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import codec
 from detectors.attribution import values_until
 from detectors.bank import DetectorBank, EventBatch
-from detectors.config import DetectorConfig, FeatureSettings, NumericSettings
-from detectors.monitors import NumericMonitor, Policy, compact_window
+from detectors.config import (
+    CategoricalSettings,
+    DetectorConfig,
+    FeatureSettings,
+    NumericSettings,
+)
+from detectors.monitors import CategoricalMonitor, NumericMonitor, Policy, compact_window
 from detectors.reference import COMPACT_GAPS, FLOAT32_TINY, NumericReference, compact_sorted
 
 samples = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=400)
@@ -253,3 +259,32 @@ def test_no_detector_state_keeps_a_batch_alive() -> None:
     found: list[tuple[str, int, int]] = []
     _views(bank, "bank", set(), found)
     assert found == []
+
+
+def test_a_categorical_window_holds_each_category_once() -> None:
+    """Every decoded event brings its own str object for "DE": the recent window keeps
+    one object per category, not one per value (a window of 1,000 values held 1,000
+    strings of ~50 bytes; a restored one shared them already)."""
+    rng = np.random.default_rng(2)
+    names = ["DE", "FR", "US", "a category name longer than a few bytes"]
+    bank = DetectorBank(DetectorConfig(warmup=500))
+    for start in (0, 3000):
+        rows = [{"c": names[int(k)]} for k in rng.integers(0, len(names), 3000)]
+        decoded = orjson.loads(orjson.dumps(rows))  # distinct objects, as a decoder makes
+        assert len({id(r["c"]) for r in decoded}) > len(names)
+        batch = EventBatch()
+        for i, features in enumerate(decoded):
+            batch.append("m", None, features, None, start + i)
+        bank.update(batch)
+    window = bank.models["m"].series["c"].values._recent
+    assert len(window) == 1000
+    assert len({id(v) for v in window}) == len(set(window))
+    after = codec.decode(codec.encode(bank), DetectorBank)  # the same values, in order
+    assert after.models["m"].series["c"].values._recent == window
+
+
+def test_a_categorical_window_takes_str_subclasses() -> None:
+    """numpy.str_ values (a DataFrame's) cannot be interned: kept as they are."""
+    m = CategoricalMonitor(CategoricalSettings(), warmup=100, policy=Policy())
+    assert m.update([np.str_("DE"), np.str_("FR")] * 300, range(600)) == []
+    assert m._recent[-2:] == ["DE", "FR"]

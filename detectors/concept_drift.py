@@ -33,11 +33,13 @@ Everything is deterministic in the order of its input, bounded, and picklable.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from river import drift
 from river.drift.binary import DDM, EDDM, HDDMA, HDDMW
 
@@ -45,7 +47,7 @@ from detectors.config import ConceptSettings
 from detectors.estimated import CALIBRATION, ESTIMATED_PREFIX
 from detectors.figures import significant
 from detectors.monitors import NumericMonitor
-from detectors.performance import REGRESSION, Outcome
+from detectors.performance import PENDING_OUTCOMES, REGRESSION, Outcome
 from detectors.values import top_class
 
 __all__ = ["CALIBRATION", "ERROR", "ERROR_RATE", "ESTIMATED_ACCURACY", "ESTIMATED_ROC_AUC",
@@ -120,9 +122,28 @@ class OutcomeMonitor:
         else:
             self._regression = NumericMonitor(settings.regression, settings.warmup,
                                               settings.warmup, 1000)
-        self.recent: deque[float] = deque(maxlen=settings.recent_window)
+        # The last ``recent_window`` outcome values as float64, oldest first, and those
+        # come since as floats (at most PENDING_OUTCOMES): 8 bytes a value, where a deque
+        # of floats took ~32.
+        self._rows: npt.NDArray[np.float64] = np.empty(0)
+        self._pending: list[float] = []
         self.n = 0  # since the last alert
         self.errors = 0.0
+
+    def _keep(self) -> None:
+        """The pending values into the rows (the last ``recent_window`` of them)."""
+        if self._pending:
+            joined = np.concatenate((self._rows, np.asarray(self._pending, dtype=np.float64)))
+            # A copy: a slice of the joined values would keep all of them alive.
+            self._rows = joined[max(joined.size - self.settings.recent_window, 0):].copy()
+            self._pending = []
+
+    @property
+    def recent(self) -> list[float]:
+        """The last ``recent_window`` outcome values, oldest first."""
+        self._keep()
+        values: list[float] = self._rows.tolist()
+        return values
 
     def update(self, outcomes: list[Outcome], positions: list[int]
                ) -> list[tuple[int, str, str, dict[str, Any]]]:
@@ -130,20 +151,22 @@ class OutcomeMonitor:
         if self._regression is not None:
             squared = self.settings.regression_error == "squared"
             values = [o[0] * o[0] if squared else o[0] for o in outcomes]
-            self.recent.extend(values)
+            self._pending.extend(values)
+            self._keep()
             return [(d.position, ERROR, d.detector, d.stats)
                     for d in self._regression.update(values, positions)]
         found: list[tuple[int, str, str, dict[str, Any]]] = []
         detector = self._binary
-        recent = self.recent
+        pending = self._pending
         for o, position in zip(outcomes, positions, strict=True):
             value = o[0]
             detector.update(value)
-            recent.append(value)  # per value: the stats below must not see later ones
+            pending.append(value)  # per value: the stats below must not see later ones
             self.n += 1
             self.errors += value
             if detector.drift_detected:
-                window = list(self.recent)[-min(len(self.recent), 200):]
+                window = self.recent[-200:]
+                pending = self._pending  # ``recent`` moved the values to the rows
                 found.append((position, ERROR_RATE, self.settings.detector, {
                     "before": {"error_rate": significant(self.errors / self.n), "n": self.n},
                     "after": {"error_rate": significant(sum(window) / len(window)),
@@ -152,10 +175,13 @@ class OutcomeMonitor:
                 # update anyway; ADWIN would only drop the older part of its window.
                 detector = self._binary = _binary_detector(self.settings)
                 self.n, self.errors = 0, 0.0
+        if len(self._pending) >= PENDING_OUTCOMES:
+            self._keep()
         return found
 
     def rate(self) -> float | None:
-        return sum(self.recent) / len(self.recent) if self.recent else None
+        recent = self.recent
+        return sum(recent) / len(recent) if recent else None
 
 
 @dataclass(slots=True)

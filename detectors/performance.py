@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.config import ModelTaskSettings
 from detectors.values import is_number, top_class
@@ -45,6 +45,8 @@ BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
 TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 Outcome = tuple[float, float, float, float]
+#: Outcomes a ``RealizedPerformance`` takes as tuples before it moves them to its rows.
+PENDING_OUTCOMES = 64
 
 
 def class_name(v: Any) -> str | None:
@@ -326,18 +328,40 @@ class RealizedPerformance:
 
     def __init__(self, task: str, window: int) -> None:
         self.task = task
-        self.recent: deque[Outcome] = deque(maxlen=window)
+        self.window = window
+        # The last ``window`` outcomes as rows of float64, oldest first, and those added
+        # since, as tuples (at most ``PENDING_OUTCOMES``): 32 bytes an outcome, where a
+        # deque of 4-tuples of floats took ~150 (a labelled model's 1,000: 149 KiB).
+        self._rows: npt.NDArray[np.float64] = np.empty((0, 4))
+        self._pending: list[Outcome] = []
         self.changed = False  # outcomes added since ``metrics`` was last read
 
     def add(self, outcome: Outcome) -> None:
-        self.recent.append(outcome)
+        self._pending.append(outcome)
+        if len(self._pending) >= PENDING_OUTCOMES:
+            self._flush()
         self.changed = True
+
+    def _flush(self) -> None:
+        if self._pending:
+            new = np.asarray(self._pending, dtype=np.float64).reshape(-1, 4)
+            # A copy: a slice of the joined rows would keep all of them alive.
+            joined = np.concatenate((self._rows, new))
+            self._rows = joined[max(joined.shape[0] - self.window, 0):].copy()
+            self._pending = []
+
+    @property
+    def recent(self) -> npt.NDArray[np.float64]:
+        """The last ``window`` outcomes, oldest first: shape (n, 4), float64 (error,
+        truth, score, predicted: ``ModelTask.compare``)."""
+        self._flush()
+        return self._rows
 
     def metrics(self) -> dict[str, float]:
         self.changed = False
-        if not self.recent:
+        a = self.recent
+        if not a.size:
             return {}
-        a = np.asarray(self.recent, dtype=np.float64)
         error = a[:, 0]
         if self.task == REGRESSION:
             return {"mae": round(float(error.mean()), 6),

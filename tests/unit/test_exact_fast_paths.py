@@ -4,6 +4,7 @@ a detection never depends on which path computed it."""
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -12,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.anchored import BinCusum, BlockFeed
-from detectors.config import AdwinSettings, AnchoredSettings, MissingSettings
+from detectors.concept_drift import OutcomeMonitor
+from detectors.config import AdwinSettings, AnchoredSettings, ConceptSettings, MissingSettings
 from detectors.monitors import MissingMonitor
+from detectors.performance import BINARY, MULTICLASS, REGRESSION, RealizedPerformance
 from detectors.reference import NumericReference
 from detectors.stats import cusum
 from detectors.stats.search import SORT_FROM, search_sorted
@@ -271,3 +274,44 @@ def test_chi2_thresholds_are_the_100_halvings_ones() -> None:
         cusum._bisect = saved  # type: ignore[assignment]
     assert [cusum.threshold_for_chi2(df, scale, 2.0, 1e5) for df in (1, 4, 19, 200)
             for scale in (1.0, 1.3, 7.5)] == slow
+
+
+outcomes = st.tuples(st.sampled_from([0.0, 1.0]), st.sampled_from([0.0, 1.0]),
+                     st.one_of(st.floats(0.0, 1.0), st.just(math.nan)),
+                     st.sampled_from([0.0, 1.0]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(outcomes, max_size=400), st.integers(10, 150), st.sampled_from(
+    [BINARY, MULTICLASS, REGRESSION]))
+def test_realized_performance_rows_are_the_last_outcomes(
+        added: list[tuple[float, float, float, float]], window: int, task: str) -> None:
+    """Outcomes kept as float64 rows (and a few pending tuples) give the array, hence the
+    metrics, of a deque of the last ``window`` outcomes."""
+    r = RealizedPerformance(task, window)
+    plain: deque[tuple[float, float, float, float]] = deque(maxlen=window)
+    for i, outcome in enumerate(added):
+        r.add(outcome)
+        plain.append(outcome)
+        if i % 97 == 0:  # read in the middle too: a read moves the pending ones
+            assert r.recent.tobytes() == np.asarray(plain, dtype=np.float64).reshape(
+                -1, 4).tobytes()
+    assert r.recent.tobytes() == np.asarray(plain, dtype=np.float64).reshape(-1, 4).tobytes()
+    assert r.recent.base is None  # not a view of a longer array
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, 1.0]), max_size=150), max_size=8))
+def test_outcome_monitor_rate_is_the_deque_rate(batches: list[list[float]]) -> None:
+    """An OutcomeMonitor's recent errors as float64 rows: the same rate (a Python sum in
+    arrival order) as a deque of the last ``recent_window``."""
+    settings_ = ConceptSettings(recent_window=50)
+    m = OutcomeMonitor(settings_)
+    plain: deque[float] = deque(maxlen=50)
+    at = 0
+    for batch in batches:
+        m.update([(e, 0.0, math.nan, 0.0) for e in batch], list(range(at, at + len(batch))))
+        plain.extend(batch)
+        at += len(batch)
+        assert m.recent == list(plain)
+        assert m.rate() == (sum(plain) / len(plain) if plain else None)

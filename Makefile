@@ -71,6 +71,7 @@ demo: setup
 bench: setup
 	KAFKA_PORT=$(BENCH_KAFKA_PORT) KAFKA_CLEAN=1 \
 	deploy/with-kafka.sh sh -c '$(BIN)/python bench/throughput.py && $(BIN)/python bench/state.py'
+	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/quality_concept.py
 

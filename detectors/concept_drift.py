@@ -47,7 +47,7 @@ from detectors.config import ConceptSettings
 from detectors.estimated import CALIBRATION, ESTIMATED_PREFIX
 from detectors.figures import significant
 from detectors.monitors import NumericMonitor
-from detectors.performance import PENDING_OUTCOMES, REGRESSION, Outcome
+from detectors.performance import PENDING_OUTCOMES, REGRESSION, Outcome, last_rows
 from detectors.values import top_class
 
 __all__ = ["CALIBRATION", "ERROR", "ERROR_RATE", "ESTIMATED_ACCURACY", "ESTIMATED_ROC_AUC",
@@ -123,8 +123,8 @@ class OutcomeMonitor:
             self._regression = NumericMonitor(settings.regression, settings.warmup,
                                               settings.warmup, 1000)
         # The last ``recent_window`` outcome values as float64, oldest first, and those
-        # come since as floats (at most PENDING_OUTCOMES): 8 bytes a value, where a deque
-        # of floats took ~32.
+        # that came since as floats (at most PENDING_OUTCOMES): 8 bytes a value, where a
+        # deque of floats took ~32.
         self._rows: npt.NDArray[np.float64] = np.empty(0)
         self._pending: list[float] = []
         self.n = 0  # since the last alert
@@ -133,9 +133,7 @@ class OutcomeMonitor:
     def _keep(self) -> None:
         """The pending values into the rows (the last ``recent_window`` of them)."""
         if self._pending:
-            joined = np.concatenate((self._rows, np.asarray(self._pending, dtype=np.float64)))
-            # A copy: a slice of the joined values would keep all of them alive.
-            self._rows = joined[max(joined.size - self.settings.recent_window, 0):].copy()
+            self._rows = last_rows(self._rows, self._pending, self.settings.recent_window)
             self._pending = []
 
     @property

@@ -49,6 +49,19 @@ Outcome = tuple[float, float, float, float]
 PENDING_OUTCOMES = 64
 
 
+def last_rows(rows: npt.NDArray[np.float64], new: npt.ArrayLike, window: int
+              ) -> npt.NDArray[np.float64]:
+    """``rows`` then ``new`` (float64, along the first axis), the last ``window`` of them,
+    in an array of their own: a slice of the joined ones would keep all of them alive.
+
+    >>> last_rows(np.array([1.0, 2.0]), [3.0, 4.0], 3).tolist()
+    [2.0, 3.0, 4.0]
+    """
+    joined = np.concatenate((rows, np.asarray(new, dtype=np.float64)))
+    kept: npt.NDArray[np.float64] = joined[max(joined.shape[0] - window, 0):].copy()
+    return kept
+
+
 def class_name(v: Any) -> str | None:
     """The class a prediction or label value names (the module's normalization rule);
     None for null, NaN, infinities and containers.
@@ -344,10 +357,7 @@ class RealizedPerformance:
 
     def _flush(self) -> None:
         if self._pending:
-            new = np.asarray(self._pending, dtype=np.float64).reshape(-1, 4)
-            # A copy: a slice of the joined rows would keep all of them alive.
-            joined = np.concatenate((self._rows, new))
-            self._rows = joined[max(joined.shape[0] - self.window, 0):].copy()
+            self._rows = last_rows(self._rows, self._pending, self.window)
             self._pending = []
 
     @property

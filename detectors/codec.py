@@ -94,14 +94,17 @@ range), ``config`` (the reference file changed or cannot be read) and, on encode
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import importlib
 import inspect
 import io
 import math
+import operator
 import pkgutil
 import struct
+import sys
 import types
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -276,6 +279,8 @@ _ADWIN_HEAD_FMT = struct.Struct("<diQddddddiiiiQ")  # the head, then the number 
 _ADWIN_ARGS = ("arg_delta", "arg_clock", "arg_max_buckets", "arg_min_window_length",
                "arg_grace_period")
 _ADWIN_ARGS_FMT = struct.Struct("<diQii")
+_MAX_BUCKETS_AT = _ADWIN_HEAD.index("max_buckets")
+_WIDTH_AT = _ADWIN_HEAD.index("width")
 _MAX_BUCKET_ROWS = 64  # a bucket row holds 2^row values: row 64 would overflow the core
 _MAX_BUCKETS = 1000  # river's default is 5
 _ADWIN_FIELDS = (*_ADWIN_HEAD, "currents", "totals", "variances", *_ADWIN_ARGS)
@@ -293,6 +298,40 @@ def _row_dtype(size: int) -> np.dtype[Any]:
     return found
 
 
+def _adwin_layout(raw: bytes, reason: str = "schema"
+                  ) -> tuple[tuple[Any, ...], list[int], tuple[Any, ...], int]:
+    """The bincode of river's compiled ADWIN core, its layout checked (``adwin_fields``):
+    the 13 scalars of its head, each bucket row's current size, the constructor's
+    arguments, and where the rows start. The rows' sums are not read (what a decode
+    needs: the bytes themselves go to ``__setstate__``)."""
+    if type(raw) is not bytes or len(raw) < _ADWIN_HEAD_FMT.size + _ADWIN_ARGS_FMT.size:
+        raise CodecError(reason, "AdaptiveWindowing: state shorter than its layout")
+    *head, rows = _ADWIN_HEAD_FMT.unpack_from(raw)
+    buckets = head[_MAX_BUCKETS_AT]
+    if not 1 <= buckets <= _MAX_BUCKETS or rows > _MAX_BUCKET_ROWS:
+        raise CodecError(reason, "AdaptiveWindowing: a field is out of range")
+    size = buckets + 1
+    words = 4 + 2 * size  # max_size, current, size, totals[size], size, variances[size]
+    start = _ADWIN_HEAD_FMT.size
+    end = start + rows * words * 8
+    if end + _ADWIN_ARGS_FMT.size != len(raw):
+        raise CodecError(reason, "AdaptiveWindowing: state of another layout (river's "
+                         "state layout changed?)")
+    # Each row's words that are not sums, all rows at once (the sums skipped as padding).
+    marks = _row_marks(size, rows).unpack_from(raw, start)
+    if (marks[0::4].count(buckets) != rows or marks[2::4].count(size) != rows
+            or marks[3::4].count(size) != rows):
+        raise CodecError(reason, "AdaptiveWindowing: bad bucket rows")
+    return tuple(head), list(marks[1::4]), _ADWIN_ARGS_FMT.unpack_from(raw, end), start
+
+
+@functools.lru_cache(maxsize=256)
+def _row_marks(size: int, rows: int) -> struct.Struct:
+    """``rows`` bucket rows of ``size`` columns read as their max_size, current_idx and two
+    lengths, the totals and variances skipped."""
+    return struct.Struct("<" + f"3Q{8 * size}xQ{8 * size}x" * rows)
+
+
 def adwin_fields(raw: bytes, reason: str = "schema") -> dict[str, Any]:
     """The named fields of river's compiled ADWIN core from its ``__getstate__`` bytes: the
     bincode of ``AdaptiveWindowing`` (river 0.26 ``rust_src/adwin.rs``: 13 scalars, then
@@ -300,28 +339,12 @@ def adwin_fields(raw: bytes, reason: str = "schema") -> dict[str, Any]:
     arguments. The rows come as the list of their current sizes and two arrays of
     ``max_buckets + 1`` columns. Every byte is accounted for: ``CodecError`` (``reason``)
     for bytes of any other length or row layout, or more than 1,000 buckets a row."""
-    if type(raw) is not bytes or len(raw) < _ADWIN_HEAD_FMT.size + _ADWIN_ARGS_FMT.size:
-        raise CodecError(reason, "AdaptiveWindowing: state shorter than its layout")
-    *head, rows = _ADWIN_HEAD_FMT.unpack_from(raw)
+    head, currents, args, start = _adwin_layout(raw, reason)
     v = dict(zip(_ADWIN_HEAD, head, strict=True))
-    buckets = v["max_buckets"]
-    if not 1 <= buckets <= _MAX_BUCKETS or rows > _MAX_BUCKET_ROWS:
-        raise CodecError(reason, "AdaptiveWindowing: a field is out of range")
-    size = buckets + 1
-    row = _row_dtype(size)
-    start = _ADWIN_HEAD_FMT.size
-    if start + rows * row.itemsize + _ADWIN_ARGS_FMT.size != len(raw):
-        raise CodecError(reason, "AdaptiveWindowing: state of another layout (river's "
-                         "state layout changed?)")
-    # Every row is [max_size, current, size, totals, size, variances]: read at once.
-    table = np.frombuffer(raw, row, rows, start)
-    if rows and not ((table["max_size"] == buckets).all() and (table["n_totals"] == size).all()
-                     and (table["n_variances"] == size).all()):
-        raise CodecError(reason, "AdaptiveWindowing: bad bucket rows")
-    v["currents"] = table["current"].tolist()
+    table = np.frombuffer(raw, _row_dtype(v["max_buckets"] + 1), len(currents), start)
+    v["currents"] = currents
     v["totals"], v["variances"] = table["totals"].copy(), table["variances"].copy()
-    v.update(zip(_ADWIN_ARGS, _ADWIN_ARGS_FMT.unpack_from(raw, start + table.nbytes),
-                 strict=True))
+    v.update(zip(_ADWIN_ARGS, args, strict=True))
     return v
 
 
@@ -367,21 +390,20 @@ class _AdaptiveWindowing(_Adapter):
         if set(values) != {"state"}:
             raise CodecError("schema", "AdaptiveWindowing: fields differ")
         raw = values["state"]
-        v = adwin_fields(raw)
-        ints = ("clock", "n_buckets", "max_n_buckets", "tick", "n_detections", "arg_clock",
-                "arg_max_buckets", "arg_min_window_length", "arg_grace_period")
-        currents = v["currents"]
-        ok = (0.0 < v["delta"] < 1.0 and 0 < v["clock"] < 2**31 and len(currents) >= 1
-              and all(-(2**31) <= v[n] < 2**31 for n in ints))  # i32 counters
+        head, currents, args, _ = _adwin_layout(raw)
+        delta, clock, max_buckets, *_ = head
+        # i32 counters: the head's clock, n_buckets, max_n_buckets, tick, n_detections and
+        # the arguments' clock, max_buckets, min_window_length, grace_period.
+        ints = (clock, *head[9:], *args[1:])
+        ok = (0.0 < delta < 1.0 and 0 < clock < 2**31 and len(currents) >= 1
+              and -(2**31) <= min(ints) <= max(ints) < 2**31)
         if not ok:
             raise CodecError("schema", "AdaptiveWindowing: a field is out of range")
-        if not all(0 <= c <= v["max_buckets"] for c in currents):
+        if not 0 <= min(currents) <= max(currents) <= max_buckets:
             raise CodecError("schema", "AdaptiveWindowing: bad bucket rows")
         width = sum(current << row for row, current in enumerate(currents))
-        if float(width) != v["width"] or (currents[-1] == 0 and len(currents) > 1):
+        if float(width) != head[_WIDTH_AT] or (currents[-1] == 0 and len(currents) > 1):
             raise CodecError("schema", "AdaptiveWindowing: buckets do not add up to its width")
-        args = (v["arg_delta"], v["arg_clock"], v["arg_max_buckets"],
-                v["arg_min_window_length"], v["arg_grace_period"])
         core = _rust_call("AdaptiveWindowing", lambda: cls(*args))
         _rust_call("AdaptiveWindowing", lambda: core.__setstate__(raw))
         return core
@@ -640,16 +662,42 @@ class _Encoder:
             state = getattr(o, "__dict__", None)
             if state is not None and descriptors.isdisjoint(state):
                 names = tuple(state)  # what getattr reads, in the dict's order
-                for n in names:
-                    if n not in _VALID_FIELDS and not _valid_field(n):
-                        raise CodecError("unsupported", f"{cls_name}: field {n!r}")
+                if not _VALID_FIELDS.issuperset(names):
+                    for n in names:
+                        if not _valid_field(n):
+                            raise CodecError("unsupported", f"{cls_name}: field {n!r}")
                 return names, list(state.values())
+        read = _slot_reader(cls, slots)
+        if read is not None:
+            try:
+                values = read(o)
+            except AttributeError:  # a slot not set: the fields that are, below
+                pass
+            else:
+                return tuple(slots), list(values)
         fields = [s for s in slots if hasattr(o, s)]
         fields += [n for n in getattr(o, "__dict__", ()) if n not in fields]
         for n in fields:
             if not _valid_field(n):
                 raise CodecError("unsupported", f"{cls_name}: field {n!r}")
         return tuple(fields), [getattr(o, n) for n in fields]
+
+
+_SLOT_READERS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
+
+
+def _slot_reader(cls: type, slots: list[str]) -> Callable[[Any], tuple[Any, ...]] | None:
+    """For a class of slots alone (no ``__dict__``) whose names are all valid fields: one
+    call that reads every slot, in order (``AttributeError`` if one is not set). None
+    for any other class. Once per class."""
+    if cls in _SLOT_READERS:
+        return _SLOT_READERS[cls]
+    read: Callable[[Any], tuple[Any, ...]] | None = None
+    if slots and not _has_dict(cls) and all(_valid_field(n) for n in slots):
+        getter = operator.attrgetter(*slots)
+        read = getter if len(slots) > 1 else (lambda o: (getter(o),))
+    _SLOT_READERS[cls] = read
+    return read
 
 
 def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
@@ -706,7 +754,6 @@ class _Decoder:
         self.objects: list[Any] = []
         self.depth = 0
         self.own_made = 0  # own-method markers read; each must be an object's field
-        self.strings: dict[str, str] = {}
 
     def unpacker(self, data: bytes, start: int) -> msgpack.Unpacker:
         """Reads ``data`` from ``start`` through a view, a megabyte at a time: a state
@@ -718,14 +765,16 @@ class _Decoder:
                                 read_size=min(1 << 20, max(len(data), 1)),
                                 max_buffer_size=max(len(data), 1))
 
-    def shared(self, items: list[Any]) -> list[Any]:
-        """A long list of strings with its equal items made one object: a categorical
-        window holds 1,000 values of a few categories (8 bytes each, not ~55)."""
+    @staticmethod
+    def shared(items: list[Any]) -> list[Any]:
+        """A long list of strings with its equal items made one object (``sys.intern``,
+        as a live categorical window holds them): a window of 1,000 values of a few
+        categories takes 8 bytes a value, not ~55."""
         if len(items) >= _SHARE_FROM and type(items[0]) is str:
-            strings = self.strings
-            for i, item in enumerate(items):
-                if type(item) is str:
-                    items[i] = strings.setdefault(item, item)
+            try:
+                items[:] = map(sys.intern, items)  # one C loop; a non-str item raises
+            except TypeError:  # a mixed list (nothing assigned yet): its strings alone
+                items[:] = [sys.intern(v) if type(v) is str else v for v in items]
         return items
 
     def nested(self, data: bytes) -> Any:
@@ -873,20 +922,26 @@ def _decode(data: bytes) -> Any:
     count = header.get("objects")
     if type(count) is not int or not 0 <= count <= len(data):
         raise CodecError("schema", "bad object count")
+    append, kinds = dec.objects.append, len(shapes)
     for _ in range(count):
         made = dec.own_made
         entry = unpacker.unpack()
-        if not (type(entry) is list and len(entry) == 2 and type(entry[0]) is int
-                and 0 <= entry[0] < len(shapes) and type(entry[1]) is list):
+        if not (type(entry) is list and len(entry) == 2):
             raise CodecError("schema", "bad object entry")
-        cls, fields = shapes[entry[0]]
-        if len(entry[1]) != len(fields):
-            raise CodecError("schema", f"{_name(cls)}: {len(entry[1])} values for "
+        shape, values = entry
+        if not (type(shape) is int and 0 <= shape < kinds and type(values) is list):
+            raise CodecError("schema", "bad object entry")
+        cls, fields, build = shapes[shape]
+        if len(values) != len(fields):
+            raise CodecError("schema", f"{_name(cls)}: {len(values)} values for "
                              f"{len(fields)} fields")
-        if dec.own_made != made and (  # markers read, each must be one of the fields
-                dec.own_made - made != sum(isinstance(v, _Own) for v in entry[1])):
+        if dec.own_made == made:
+            append(build(values))
+            continue
+        if dec.own_made - made != sum(isinstance(v, _Own) for v in values):
+            # markers read, each must be one of the fields
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
-        dec.objects.append(_build(cls, fields, entry[1], dec.own_made != made))
+        append(_build(cls, fields, values, True))
     made = dec.own_made
     root = unpacker.unpack()
     if dec.own_made != made:
@@ -896,7 +951,9 @@ def _decode(data: bytes) -> Any:
     return root
 
 
-def _shapes(raw: Any) -> list[tuple[type, tuple[str, ...]]]:
+def _shapes(raw: Any) -> list[tuple[type, tuple[str, ...], Callable[[list[Any]], Any]]]:
+    """Each shape of the header, checked: its class, field names, and how an entry of it
+    without own-method markers is built (``_builder``)."""
     allowed = allowed_classes()
     if type(raw) is not list:
         raise CodecError("schema", "no shapes")
@@ -918,7 +975,7 @@ def _shapes(raw: Any) -> list[tuple[type, tuple[str, ...]]]:
             if not _has_dict(cls) and not set(fields) <= set(slots):
                 raise CodecError("schema", f"{name}: fields {sorted(set(fields) - set(slots))} "
                                  "are not slots of the class")
-        shapes.append((cls, tuple(fields)))
+        shapes.append((cls, tuple(fields), _builder(cls, tuple(fields))))
     return shapes
 
 
@@ -937,6 +994,28 @@ def _build_facts(cls: type) -> tuple[_Adapter | None, bool]:
         found = _BUILD[cls] = (_adapter(cls),
                                _own(cls, "__getstate__") and _own(cls, "__setstate__"))
     return found
+
+
+def _builder(cls: type, fields: tuple[str, ...]) -> Callable[[list[Any]], Any]:
+    """``_build`` for one shape whose entry holds no own-method markers, its choices made
+    once per shape rather than per object (a bank has ~19 objects per monitor)."""
+    adapter, sets_state = _build_facts(cls)
+    new, setattr_ = object.__new__, object.__setattr__
+    if adapter is not None:
+        def build(values: list[Any]) -> Any:
+            return adapter.build(cls, dict(zip(fields, values, strict=True)))
+    elif sets_state:
+        def build(values: list[Any]) -> Any:
+            obj: Any = new(cls)
+            obj.__setstate__(dict(zip(fields, values, strict=True)))
+            return obj
+    else:
+        def build(values: list[Any]) -> Any:
+            obj: Any = new(cls)
+            for k, v in zip(fields, values, strict=True):
+                setattr_(obj, k, v)
+            return obj
+    return build
 
 
 def _build(cls: type, fields: tuple[str, ...], values: list[Any], has_own: bool) -> Any:

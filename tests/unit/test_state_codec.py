@@ -14,6 +14,7 @@ import os
 import pickle
 import random
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -222,12 +223,16 @@ def test_a_decoded_list_of_strings_holds_each_distinct_string_once() -> None:
     one object (memory), and the list is equal to the original (detection)."""
     blocks = BlockMeans(5)
     window = ["".join(("v", str(i % 3))) for i in range(1000)]  # 1,000 objects
-    blocks._carry = [window, tuple(window), {"w": window[:20]}, ["a", "b"]]
+    mixed = [*window[:30], None, 7, *window[:30]]  # strings first, then other items
+    blocks._carry = [window, tuple(window), {"w": window[:20]}, ["a", "b"], mixed]
     copy = decode(encode(blocks), BlockMeans)
     assert copy._carry == blocks._carry
     assert len({id(v) for v in copy._carry[0]}) == 3
     assert len({id(v) for v in copy._carry[1]}) == 3  # a tuple is a list inside its ext
     assert {id(v) for v in copy._carry[2]["w"]} <= {id(v) for v in copy._carry[0]}
+    assert {id(v) for v in copy._carry[4] if type(v) is str} <= {id(v) for v in copy._carry[0]}
+    # The same objects a live categorical window holds (it interns its values too).
+    assert copy._carry[0][0] is sys.intern("".join(("v", "0")))
 
 
 def _narrowed(dtype: str, shape: list[int], data: bytes, stored: Any) -> bytes:

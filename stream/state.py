@@ -74,6 +74,9 @@ STATE_FORMAT = 3
 #: of its time (numeric samples are float64 bits that do not compress much either way).
 ZSTD_LEVEL = 3
 CHUNK_BYTES = 900_000  # under the broker's default max.message.bytes (1 MiB)
+#: A restore's consumer: bytes per partition per fetch, and kilobytes prefetched.
+RESTORE_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
+RESTORE_PREFETCH_KBYTES = 256 * 1024
 #: A state larger than this once decompressed is refused (a compression bomb cannot fill
 #: memory).
 MAX_STATE_BYTES = 1 << 30
@@ -458,6 +461,11 @@ class Changelog:
             "isolation.level": "read_committed",
             "fetch.max.bytes": 64 * 1024 * 1024,
             "fetch.wait.max.ms": 20,
+            # A restore is one bulk read of whole partitions: with the default 1 MiB per
+            # partition per fetch and 64 MiB of prefetch it read 854 MB of changelog
+            # (100,000 monitors) in 2.2 s, with these in 1.2 s (2026-12-02).
+            "max.partition.fetch.bytes": RESTORE_PARTITION_FETCH_BYTES,
+            "queued.max.messages.kbytes": RESTORE_PREFETCH_KBYTES,
         })
         timeout = self.conf.connect_timeout_seconds
         latest: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}

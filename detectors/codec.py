@@ -72,11 +72,11 @@ Objects are encoded by their class's kind:
   ``__reduce__`` and no adapter is refused.
 - adapters (``_ADAPTERS``): pydantic models (fields validated again on decode with
   ``model_validate``), river's compiled ADWIN core (one field, ``state``: its
-  ``__getstate__`` bytes as they are, parsed on decode by ``adwin_fields`` and every
-  field checked before they are handed back to the compiled code) and exponentially
-  weighted mean (its state bytes as named fields, checked on decode), and
-  ``ReferenceFile`` (its path and digest: the file is read again and must not have
-  changed).
+  ``__getstate__`` bytes as they are, their layout and every field checked on decode,
+  ``_adwin_layout``, before they are handed back to the compiled code; our ``Adwin``,
+  which wraps one, is stored as that core alone), river's exponentially weighted mean
+  (its state bytes as named fields, checked on decode), and ``ReferenceFile`` (its path
+  and digest: the file is read again and must not have changed).
 
 Allowed classes (``allowed_classes()``): those defined in the ``detectors`` modules
 (found by walking the package, exceptions excepted), and the river classes a bank
@@ -148,16 +148,21 @@ class CodecError(ValueError):
 
 # --- allowed classes ------------------------------------------------------------------
 
-def _river_classes() -> list[type]:
+#: river's compiled ADWIN core (``drift.ADWIN()._helper``: Rust, no importable name).
+_ADWIN_CORE: type = type(drift.ADWIN()._helper)  # type: ignore[no-untyped-call]
 
-    core = type(drift.ADWIN()._helper)  # type: ignore[no-untyped-call]
+
+def _river_classes() -> list[type]:
     ewmean = type(stats.EWMean()._ewmean)
     return [drift.ADWIN, drift.PageHinkley, DDM, EDDM, HDDMA, HDDMW, SampleInfo, stats.Mean,
-            stats.Var, stats.EWMean, core, ewmean]
+            stats.Var, stats.EWMean, _ADWIN_CORE, ewmean]
 
 
 def _name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_ADWIN_CORE_NAME = _name(_ADWIN_CORE)
 
 
 _allowed: dict[str, type] | None = None
@@ -409,6 +414,21 @@ class _AdaptiveWindowing(_Adapter):
         return core
 
 
+class _Adwin(_Adapter):
+    """``detectors.monitors.Adwin``: its river core alone (``_AdaptiveWindowing``'s one
+    field, ``state``), one object where the wrapper and its core were two (a numeric
+    series holds three; encoding and decoding cost per object)."""
+
+    def fields(self, obj: Any) -> tuple[tuple[str, ...], list[Any]]:
+        return _ADAPTERS[_ADWIN_CORE_NAME].fields(obj._core)
+
+    def build(self, cls: type, values: dict[str, Any]) -> Any:
+        core = _ADAPTERS[_ADWIN_CORE_NAME].build(_ADWIN_CORE, values)
+        adwin: Any = object.__new__(cls)
+        adwin.__setstate__({"_core": core})
+        return adwin
+
+
 _EWMEAN = ("mean", "alpha", "one_minus_alpha", "initialized", "arg_alpha")
 _EWMEAN_FMT = "ddd?d"
 
@@ -444,7 +464,8 @@ _PYDANTIC = _PydanticModel()
 #: Classes that are not taken apart field by field (``module.qualname`` -> adapter).
 _ADAPTERS: dict[str, _Adapter] = {
     "detectors.reference_file.ReferenceFile": _ReferenceFile(),
-    "river._river_rust.drift.AdaptiveWindowing": _AdaptiveWindowing(),
+    "detectors.monitors.Adwin": _Adwin(),
+    _ADWIN_CORE_NAME: _AdaptiveWindowing(),
     "river._river_rust.stats.RsEWMean": _RsEWMean(),
 }
 

@@ -152,9 +152,9 @@ def test_a_payload_made_by_hand_decodes_to_its_objects() -> None:
     (_blocks("<f8", [-2], b""), "schema", "bad array shape"),
     (_payload([["os.system", []]], [[0, []]], _ext(8, 0)), "schema", "'os.system' is not allowed"),
     (_payload([["builtins.eval", []]], [], None), "schema", "not allowed"),
-    (_payload([["detectors.monitors.Adwin", ["_core", "__class__"]]], [], None), "schema",
-     "bad field names"),
-    (_payload([["detectors.monitors.Adwin", ["_core", "extra"]]], [], None), "schema",
+    (_payload([["detectors.monitors.BlockMeans", ["size", "__class__"]]], [], None),
+     "schema", "bad field names"),
+    (_payload([["detectors.monitors.BlockMeans", ["size", "extra"]]], [], None), "schema",
      "not slots of the class"),
     (_payload(BLOCKS, [[0, [5]]], _ext(8, 0)), "schema", "1 values for 2 fields"),
     (_payload(BLOCKS, [], _ext(8, 0)), "schema", "before it is defined"),
@@ -471,16 +471,25 @@ def test_a_river_whose_adwin_layout_changed_is_refused_before_a_snapshot_is_writ
     assert decode(data, Adwin).width == adwin.width
 
 
-@pytest.mark.parametrize("core", [None, 5, "x", [1.0]])
-def test_an_adwin_whose_core_is_not_a_river_core_is_refused(core: Any) -> None:
+@pytest.mark.parametrize("state", [None, 5, "x", [1.0]])
+def test_an_adwin_whose_state_is_not_a_river_core_is_refused(state: Any) -> None:
+    """An ``Adwin`` is one entry, its river core's state bytes (``codec._Adwin``)."""
     adwin = Adwin(AdwinSettings())
     adwin.update(1.0)
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     data = encode(adwin)
     unpacker.feed(data[len(codec.MAGIC):])
     items = list(unpacker)
-    assert items[-1] == msgpack.ExtType(8, msgpack.packb(1))  # the root: the Adwin, entry 1
-    assert items[0]["shapes"][1] == ["detectors.monitors.Adwin", ["_core"]]
-    items[2][1][0] = core
-    with pytest.raises(CodecError, match="not one river ADWIN core"):
+    assert items[-1] == msgpack.ExtType(8, msgpack.packb(0))  # the root: the Adwin, entry 0
+    assert items[0]["shapes"] == [["detectors.monitors.Adwin", ["state"]]]
+    assert decode(data, Adwin).width == adwin.width
+    items[1][1][0] = state
+    with pytest.raises(CodecError, match="shorter than its layout") as exc:
         decode(codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items), Adwin)
+    assert exc.value.reason == "schema"
+
+
+@pytest.mark.parametrize("core", [None, 5, "x", [1.0]])
+def test_an_adwin_takes_only_a_river_core_as_its_state(core: Any) -> None:
+    with pytest.raises(ValueError, match="not one river ADWIN core"):
+        Adwin.__new__(Adwin).__setstate__({"_core": core})

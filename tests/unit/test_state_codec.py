@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.state import bank_for
+from bench.state import STEADY_EVENTS, bank_for
 from detectors import codec
 from detectors.bank import DetectorBank, DriftSignal, EventBatch
 from detectors.codec import CodecError, allowed_classes, decode, encode
@@ -101,10 +101,11 @@ def test_every_class_a_bank_reaches_is_allowed_and_every_river_class_is_reached(
     reached: set[str] = set()
     for detector in DETECTORS:
         reached |= _classes(encode(_bank(detector)))
-    bench = bank_for(0, models=2, events_per_model=1500, seed=0)  # bench/state.py's streams
-    data = encode(bench)
-    reached |= _classes(data)
-    assert encode(decode(data, DetectorBank)) == data
+    # bench/state.py's streams: monitors calibrating, and past it (ADWIN, Page-Hinkley)
+    for events in (1500, STEADY_EVENTS):
+        data = encode(bank_for(0, models=2, events_per_model=events, seed=0))
+        reached |= _classes(data)
+        assert encode(decode(data, DetectorBank)) == data
     assert reached <= set(allowed_classes())
     river = {name for name in allowed_classes() if name.startswith("river")}
     assert river <= reached, f"allowed but never reached: {sorted(river - reached)}"

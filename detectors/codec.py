@@ -24,13 +24,13 @@ Traceback (most recent call last):
 ...
 detectors.codec.CodecError: truncated: ...
 
-Format (version 2)
+Format (version 4)
 ------------------
 
 ``payload = MAGIC "SDDC" | item*`` where each item is one MessagePack value
 (https://github.com/msgpack/msgpack/blob/master/spec.md), in this order:
 
-1. header, a map: ``{"version": 2, "fingerprint": str, "shapes": [[class, [field, ...]],
+1. header, a map: ``{"version": 4, "fingerprint": str, "shapes": [[class, [field, ...]],
    ...], "objects": n}``. ``fingerprint`` identifies the code that wrote it
    (``fingerprint()``: this format version, river's version, the allowed class names
    and a hash of the source of every ``detectors`` module); a payload written by other
@@ -57,7 +57,9 @@ code   Python          payload (itself MessagePack)
                        length of bin (C order); or ``[dtype, shape, bin, stored]``, the
                        items held narrower: ``stored`` a smaller integer dtype of
                        ``DTYPES`` for an integer array (every value fits it), or ``"bits"``
-                       for a bool array (``numpy.packbits``, little bit order)
+                       for a bool array (``numpy.packbits``, little bit order), or
+                       ``"shuffle"`` for a float array of 64 items or more: bin holds
+                       every item's first byte, then every item's second, ...
 7      numpy scalar    ``[dtype, bin]`` (one item)
 8      reference       uint: the index of an object entry
 9      bound method    ``[uint, name]``: method ``name`` of that object entry
@@ -122,7 +124,8 @@ from river.drift.binary.hddm_w import SampleInfo
 import detectors
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
-FORMAT_VERSION = 3  # 2: narrowed integer and bool arrays; 3: ADWIN cores as their bytes
+FORMAT_VERSION = 4  # 2: narrowed integer and bool arrays; 3: ADWIN cores as their bytes;
+# 4: float arrays byte-shuffled
 MAGIC = b"SDDC"
 #: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",
@@ -600,6 +603,9 @@ class _Encoder:
                 narrowed = _narrow(v)
                 if narrowed is not None:
                     return self.ext(_ARRAY, [dtype.str, list(v.shape), *narrowed])
+            if v.size >= _SHUFFLE_FROM and dtype.kind == "f":
+                return self.ext(_ARRAY, [dtype.str, list(v.shape), _shuffled(v, dtype),
+                                         "shuffle"])
             data = np.ascontiguousarray(v, dtype=dtype).tobytes()
             return self.ext(_ARRAY, [dtype.str, list(v.shape), data])
         if isinstance(v, np.generic) and t.__module__ == "numpy":
@@ -855,13 +861,19 @@ def _array(dtype: Any, shape: Any, data: Any) -> Any:
 
 
 def _widen(dtype: Any, shape: Any, data: Any, stored: Any) -> Any:
-    """An array written by ``_narrow``: its items read in ``stored`` and made ``dtype``."""
+    """An array written by ``_narrow`` (its items read in ``stored`` and made ``dtype``)
+    or ``_shuffled`` (``stored`` is ``"shuffle"``)."""
     if not (type(dtype) is str and dtype in DTYPES and type(shape) is list
             and len(shape) <= MAX_NDIM and all(type(n) is int and n >= 0 for n in shape)
             and type(data) is bytes):
         raise CodecError("schema", "bad narrowed array")
     kind, native = _DTYPE_OF[dtype]
     size = math.prod(shape)
+    if stored == "shuffle" and kind.kind == "f":
+        if len(data) != size * kind.itemsize:
+            raise CodecError("schema", f"{size} floats do not fit {len(data)} bytes")
+        planes = np.frombuffer(data, np.uint8).reshape(kind.itemsize, size)
+        return planes.T.copy().view(kind).reshape(shape).astype(native, copy=False)
     if stored == "bits" and kind.kind == "b":
         if len(data) != (size + 7) // 8:
             raise CodecError("schema", f"{size} bools do not fit {len(data)} bytes")
@@ -872,6 +884,21 @@ def _widen(dtype: Any, shape: Any, data: Any, stored: Any) -> Any:
             and _DTYPE_OF[stored][0].itemsize < kind.itemsize):
         raise CodecError("schema", f"array of {dtype} stored as {stored!r}")
     return _array(stored, shape, data).astype(native)
+
+
+#: Float arrays of at least this many items are written byte-shuffled (``_shuffled``).
+_SHUFFLE_FROM = 64
+
+
+def _shuffled(v: Any, dtype: np.dtype[Any]) -> bytes:
+    """The bytes of a float array (little-endian, C order) grouped by their place in the
+    item: every item's first byte, then every item's second, ... (the shuffle filter of
+    HDF5 and Blosc). Sign and exponent bytes, alike across a feature's values, then sit
+    together: Zstandard makes 16 % fewer bytes of a bank at the same level and, at level
+    1, 12 % fewer than unshuffled at level 3 in half the time (bench/state.py's banks;
+    ``stream.state.ZSTD_LEVEL``). Lossless: every bit comes back (NaN payloads too)."""
+    items = np.ascontiguousarray(v, dtype=dtype).reshape(-1)
+    return items.view(np.uint8).reshape(items.size, dtype.itemsize).T.tobytes()
 
 
 #: Integer and bool arrays of at least this many items are written narrower when they can

@@ -9,6 +9,7 @@ what the format cannot hold, at decode time for whatever the bytes are.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import pickle
@@ -249,12 +250,42 @@ def _narrowed(dtype: str, shape: list[int], data: bytes, stored: Any) -> bytes:
     (_narrowed("<i8", [20], b"\x01" * 3, "bits"), "stored as 'bits'"),
     (_narrowed("<i8", [-1], b"", "|u1"), "bad narrowed array"),
     (_narrowed("|O", [1], b"x", "|u1"), "bad narrowed array"),
+    (_narrowed("<f8", [100], b"\x01" * 799, "shuffle"), "100 floats do not fit 799 bytes"),
+    (_narrowed("<i8", [100], b"\x01" * 800, "shuffle"), "stored as 'shuffle'"),
 ])
 def test_a_narrowed_array_that_does_not_fit_its_claims_is_refused(payload: bytes,
                                                                   says: str) -> None:
     with pytest.raises(CodecError, match=says) as exc:
         decode(payload, BlockMeans)
     assert exc.value.reason == "schema"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_float_array_is_stored_byte_shuffled_and_read_back_bit_for_bit(dtype: Any) -> None:
+    """Every item's first byte, then every item's second, ... (``codec._shuffled``):
+    NaN payloads, signed zeros, infinities and subnormals come back as they were."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(100.0, 3.0, size=(3, 40)).astype(dtype)
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, np.finfo(dtype).smallest_subnormal,
+                        np.finfo(dtype).max], dtype=dtype)
+    values.reshape(-1)[:special.size] = special
+    values.reshape(-1)[-1] = np.frombuffer(b"\x01\x00\xc0\x7f" if dtype is np.float32
+                                           else b"\x01" + b"\x00" * 5 + b"\xf8\x7f",
+                                           dtype)[0]  # a NaN with a payload
+    blocks = BlockMeans(5)
+    blocks._carry = [values, values[0, :10].copy()]  # 120 items: shuffled; 10: as they are
+    data = encode(blocks)
+    items = list(msgpack.Unpacker(io.BytesIO(data[len(codec.MAGIC):]), raw=False))
+    carry = next(v for v in items[1][1] if type(v) is list)  # the BlockMeans' _carry
+    stored = [msgpack.unpackb(x.data) for x in carry]
+    assert [len(v) for v in stored] == [4, 3] and stored[0][3] == "shuffle"
+    assert stored[0][2] == values.view(np.uint8).reshape(120, -1).T.tobytes()
+    copy = decode(data, BlockMeans)._carry
+    unsigned = np.uint32 if dtype is np.float32 else np.uint64
+    for got, want in zip(copy, blocks._carry, strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert (got.view(unsigned) == want.view(unsigned)).all()
+        got[0] = 1.0  # writable, not a view of the payload
 
 
 def test_the_wrong_root_type_and_methods_that_do_not_exist_are_refused() -> None:

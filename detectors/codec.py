@@ -96,7 +96,6 @@ range), ``config`` (the reference file changed or cannot be read) and, on encode
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gc
 import hashlib
 import importlib
@@ -333,11 +332,18 @@ def _adwin_layout(raw: bytes, reason: str = "schema"
     return tuple(head), list(marks[1::4]), _ADWIN_ARGS_FMT.unpack_from(raw, end), start
 
 
-@functools.lru_cache(maxsize=256)
+_ROW_MARKS: dict[tuple[int, int], struct.Struct] = {}
+
+
 def _row_marks(size: int, rows: int) -> struct.Struct:
     """``rows`` bucket rows of ``size`` columns read as their max_size, current_idx and two
-    lengths, the totals and variances skipped."""
-    return struct.Struct("<" + f"3Q{8 * size}xQ{8 * size}x" * rows)
+    lengths, the totals and variances skipped; made once (at most 256 kept)."""
+    found = _ROW_MARKS.get((size, rows))
+    if found is None:
+        if len(_ROW_MARKS) >= 256:
+            _ROW_MARKS.clear()
+        found = _ROW_MARKS[size, rows] = struct.Struct("<" + f"3Q{8 * size}xQ{8 * size}x" * rows)
+    return found
 
 
 def adwin_fields(raw: bytes, reason: str = "schema") -> dict[str, Any]:

@@ -89,7 +89,10 @@ stop_child() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [[ -n "$sleep_pid" ]] && kill "$sleep_pid" 2>/dev/null
+  # Under set -e a failed kill here (the sleep already gone: a SIGTERM sent to the whole
+  # process group, as timeout(1) or a service manager does) would end the script before
+  # it stopped the broker.
+  if [[ -n "$sleep_pid" ]]; then kill "$sleep_pid" 2>/dev/null || true; fi
   stop_child "$producer_pid" producer
   stop_child "$run_pid" "streamdrift run"
   if ((started_broker)); then

@@ -55,7 +55,12 @@ from detectors.bank import DetectorBank, EventBatch
 from detectors.config import DetectorConfig
 from stream.config import KafkaConfig
 from stream.sinks import CLIENT_DEFAULT_MESSAGE_BYTES, DeliveryTracker, producer_queue_kbytes
-from stream.state import Changelog
+from stream.state import Changelog, compress_state
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 FEATURES = 20
 #: Events per model that take every series of ``bank_for`` (the sparsest has 80 % of its
@@ -205,6 +210,7 @@ def main() -> int:
     snapshot_peak = memory_mib("VmHWM")
     print(f"[state] snapshot: {size / 1e6:,.1f} MB in {write_s:.1f} s", file=sys.stderr)
     compared = compare_snapshots(log, banks, producer, tracker, args.compare_rounds)
+    codec_us = codec_cost(banks[0], args.rounds)
     del banks  # a restoring process holds only what it restores
 
     restores: list[float] = []
@@ -244,6 +250,7 @@ def main() -> int:
         "restore_peak_rss_growth_mib": [round(m, 1) for m in restore_peaks],
         "restore_failure": failure or None,
         "snapshot_compared_s": compared,
+        "codec_us_per_monitor": codec_us,
         "producer_queue_kbytes": args.producer_queue_kbytes,
     }
     text = report(result, args.rounds, parts)
@@ -272,6 +279,30 @@ def compare_snapshots(log: Changelog, banks: dict[int, DetectorBank], producer: 
             seconds[way].append(round(time.perf_counter() - began, 2))
             log.committed()
     return seconds if rounds else {}
+
+
+def codec_cost(bank: DetectorBank, rounds: int) -> dict[str, float]:
+    """CPU microseconds per monitor of one partition's state, in this process alone (no
+    broker, no other thread): ``detectors.codec`` encode and decode, Zstandard compress
+    and decompress; medians of ``rounds`` (at least 3). What the snapshot and restore
+    figures are made of, less sensitive to the machine's other work than they are."""
+    monitors = sum(len(m.series) for m in bank.models.values())
+    times: dict[str, list[float]] = {"encode": [], "compress": [], "decompress": [],
+                                     "decode": []}
+    for _ in range(max(3, rounds)):
+        began = time.process_time()
+        data = codec.encode(bank)
+        times["encode"].append(time.process_time() - began)
+        began = time.process_time()
+        packed = compress_state(data)
+        times["compress"].append(time.process_time() - began)
+        began = time.process_time()
+        data = zstd.decompress(packed)
+        times["decompress"].append(time.process_time() - began)
+        began = time.process_time()
+        codec.decode(data, DetectorBank)
+        times["decode"].append(time.process_time() - began)
+    return {step: round(statistics.median(t) / monitors * 1e6, 1) for step, t in times.items()}
 
 
 def report(r: dict[str, Any], rounds: int, parts: int) -> str:
@@ -310,6 +341,8 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         f"| peak RSS growth while restoring (the built banks freed before) | "
         f"{restore_peak} |",
         *compared_rows(r.get("snapshot_compared_s") or {}),
+        *(f"| {step} in process, one partition (median of {max(3, rounds)}) | "
+          f"{us:,.1f} us per monitor |" for step, us in r["codec_us_per_monitor"].items()),
         "",
         f"- command: `{r['command'].strip()}`",
         f"- date: {r['date'][:16].replace('T', ' ')} UTC; CPUs: {r['cpus']}; building "

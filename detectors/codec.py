@@ -288,6 +288,7 @@ _ADWIN_ARGS = ("arg_delta", "arg_clock", "arg_max_buckets", "arg_min_window_leng
 _ADWIN_ARGS_FMT = struct.Struct("<diQii")
 _MAX_BUCKETS_AT = _ADWIN_HEAD.index("max_buckets")
 _WIDTH_AT = _ADWIN_HEAD.index("width")
+_COUNTERS_AT = _ADWIN_HEAD.index("n_buckets")  # the head's i32 counters, to its end
 _MAX_BUCKET_ROWS = 64  # a bucket row holds 2^row values: row 64 would overflow the core
 _MAX_BUCKETS = 1000  # river's default is 5
 _ADWIN_FIELDS = (*_ADWIN_HEAD, "currents", "totals", "variances", *_ADWIN_ARGS)
@@ -408,7 +409,7 @@ class _AdaptiveWindowing(_Adapter):
         delta, clock, max_buckets, *_ = head
         # i32 counters: the head's clock, n_buckets, max_n_buckets, tick, n_detections and
         # the arguments' clock, max_buckets, min_window_length, grace_period.
-        ints = (clock, *head[9:], *args[1:])
+        ints = (clock, *head[_COUNTERS_AT:], *args[1:])
         ok = (0.0 < delta < 1.0 and 0 < clock < 2**31 and len(currents) >= 1
               and -(2**31) <= min(ints) <= max(ints) < 2**31)
         if not ok:
@@ -995,7 +996,7 @@ def _decode(data: bytes) -> Any:
         if dec.own_made - made != sum(isinstance(v, _Own) for v in values):
             # markers read, each must be one of the fields
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
-        append(_build(cls, fields, values, True))
+        append(_build_with_methods(cls, fields, values))
     made = dec.own_made
     root = unpacker.unpack()
     if dec.own_made != made:
@@ -1051,8 +1052,8 @@ def _build_facts(cls: type) -> tuple[_Adapter | None, bool]:
 
 
 def _builder(cls: type, fields: tuple[str, ...]) -> Callable[[list[Any]], Any]:
-    """``_build`` for one shape whose entry holds no own-method markers, its choices made
-    once per shape rather than per object (a bank has ~19 objects per monitor)."""
+    """How an entry of one shape without own-method markers becomes its object, the
+    choices made once per shape rather than per object (~16 objects a monitor)."""
     adapter, sets_state = _build_facts(cls)
     new, setattr_ = object.__new__, object.__setattr__
     if adapter is not None:
@@ -1072,16 +1073,16 @@ def _builder(cls: type, fields: tuple[str, ...]) -> Callable[[list[Any]], Any]:
     return build
 
 
-def _build(cls: type, fields: tuple[str, ...], values: list[Any], has_own: bool) -> Any:
-    """The object of one entry; ``has_own``: some of ``values`` are own-method markers."""
+def _build_with_methods(cls: type, fields: tuple[str, ...], values: list[Any]) -> Any:
+    """The object of an entry whose values hold own-method markers (an entry without any
+    is built by its shape's ``_builder``): the other fields first, then each marked
+    field bound to the object's own method of that name."""
     adapter, sets_state = _build_facts(cls)
     if adapter is not None:
-        if has_own:
-            raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")
-        return adapter.build(cls, dict(zip(fields, values, strict=True)))
+        raise CodecError("schema", f"{_name(cls)}: own method in an adapted class")
     obj: Any = object.__new__(cls)
     state = dict(zip(fields, values, strict=True))
-    own = {k: v.name for k, v in state.items() if type(v) is _Own} if has_own else {}
+    own = {k: v.name for k, v in state.items() if type(v) is _Own}
     for k in own:
         del state[k]
     if sets_state:

@@ -8,7 +8,6 @@ gives the same detections: batch boundaries never change what fires.
 from __future__ import annotations
 
 import math
-import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +46,7 @@ from detectors.reference import (
     FLOAT32_MAX,
     CategoricalReference,
     CategoryCounter,
+    CategoryWindow,
     NumericReference,
     SeenCategories,
     change_point,
@@ -858,9 +858,13 @@ class CategoricalMonitor(_SeriesValues):
                  policy: Policy | None = None) -> None:
         super().__init__(warmup, warmup_after_alert, recent_window, policy)
         self.settings = settings
-        self._recent: list[str] = []
-        self._counter = CategoryCounter(capacity=4 * settings.max_categories)
-        self._seen = SeenCategories()
+        self._recent = CategoryWindow()
+        # The warm-up's counts, until its reference is built (then freed: it copies them).
+        self._counter: CategoryCounter | None = None
+        self._seen: SeenCategories | None = None
+        if reference is None:
+            self._counter = CategoryCounter(capacity=4 * settings.max_categories)
+            self._seen = SeenCategories()
         self._frequent: dict[str, int] = {}
         self.reference = reference
 
@@ -876,16 +880,9 @@ class CategoricalMonitor(_SeriesValues):
         self._armed = False
 
     def _remember(self, values: Sequence[str]) -> None:
-        # Equal categories as one str object (``sys.intern``): each decoded event brings
-        # its own copy of "DE", and a window of 1,000 of them held 1,000 strings of ~50
-        # bytes (a restored window shares them already: ``codec``); now 1,000 pointers.
-        w = self.recent_window
-        tail = values[-w:]
-        try:
-            kept = list(map(sys.intern, tail))
-        except TypeError:  # a str subclass (numpy.str_) cannot be interned: as it is
-            kept = list(tail)
-        self._recent = (self._recent + kept)[-w:]
+        # A code a value into the window's distinct categories (``CategoryWindow``): a
+        # list held an 8-byte pointer a value, 8 KB of the ~18 KB of a monitor.
+        self._recent = self._recent.then(values, self.recent_window)
 
     def _law(self) -> tuple[FloatArray, FloatArray, int]:
         assert self.reference is not None
@@ -925,17 +922,19 @@ class CategoricalMonitor(_SeriesValues):
         i, n = 0, len(values)
         while i < n:
             if self.reference is None:
-                counter = self._counter
+                counter, seen = self._counter, self._seen
+                assert counter is not None and seen is not None  # set while warming up
                 take = min(self._target - counter.total, n - i)
                 chunk = values[i : i + take]
                 for v in chunk:
                     counter.add(v)
-                self._seen.add_many(chunk)
+                seen.add_many(chunk)
                 self._remember(chunk)
                 i += take
                 if counter.total >= self._target:
                     self.reference = CategoricalReference(
-                        counter.counts, counter.total, self.settings.max_categories, self._seen)
+                        counter.counts, counter.total, self.settings.max_categories, seen)
+                    self._counter = self._seen = None
                 continue
             if not self._armed:
                 self._arm(split(positions[i]) if split else 1.0)

@@ -9,10 +9,12 @@ holds and one default setting fits every feature.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from heapq import nlargest
-from typing import Any
+from itertools import compress
+from typing import Any, overload
 from zlib import crc32
 
 import numpy as np
@@ -287,6 +289,89 @@ class CategoryCounter:
     def top(self, k: int) -> list[tuple[str, int]]:
         """The k most frequent categories, ties broken by name (deterministic)."""
         return nlargest(k, self.counts.items(), key=lambda kv: (kv[1], _reverse_key(kv[0])))
+
+
+#: Names a ``CategoryWindow`` keeps before it drops those no value holds.
+STALE_NAMES = 64
+
+
+class CategoryWindow(Sequence[str]):
+    """The last values of a categorical series, oldest first, each a code into the
+    categories it has held (``names``, in the order they came): a byte a value while
+    there are at most 256 of them, two up to 65,536, where a list of str holds an
+    8-byte pointer a value. Names no value holds any more are dropped once they are
+    more than half of more than ``STALE_NAMES``.
+
+    Immutable: ``then`` returns a new window, so a window read before an update
+    (``attribution.recent_values``) keeps what it held. A read-only sequence of str:
+    ``len``, iteration, an index or a slice (a list), ``==`` with a window or a list.
+    Its values never depend on the batches that brought them (its codes may). Names
+    are interned (``sys.intern``), except str subclasses (numpy.str_), kept as they are.
+
+    >>> w = CategoryWindow().then(["DE", "FR", "DE"], 4).then(["US", "US"], 4)
+    >>> list(w), w.names, w.codes.tolist(), w.codes.dtype.name
+    (['FR', 'DE', 'US', 'US'], ('DE', 'FR', 'US'), [1, 0, 2, 2], 'uint8')
+    >>> w[-2:], w[0], len(w), w == ['FR', 'DE', 'US', 'US']
+    (['US', 'US'], 'FR', 4, True)
+    """
+
+    __slots__ = ("codes", "names")
+
+    def __init__(self, names: tuple[str, ...] = (),
+                 codes: npt.NDArray[np.unsignedinteger[Any]] | None = None) -> None:
+        self.names = names
+        self.codes = np.zeros(0, dtype=np.uint8) if codes is None else codes
+
+    def then(self, values: Sequence[str], size: int) -> CategoryWindow:
+        """This window followed by ``values``: the last ``size`` of them all."""
+        tail = list(values[-size:]) if size > 0 else []
+        kept = self.codes[max(0, self.codes.size + len(tail) - size):]
+        names = self.names
+        index = dict(zip(names, range(len(names)), strict=True))
+        try:  # the usual batch: every category known already
+            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.int64, count=len(tail))
+        except KeyError:  # new ones: codes after the others' (sorted among themselves)
+            new = sorted(map(_interned, set(tail).difference(index)))
+            index.update(zip(new, range(len(names), len(names) + len(new)), strict=True))
+            names = (*names, *new)
+            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.int64, count=len(tail))
+        codes = np.concatenate((kept, fresh), dtype=np.int64)
+        if len(names) > STALE_NAMES:  # names no value holds any more: at most half of them
+            used = np.bincount(codes, minlength=len(names)) > 0
+            if 2 * int(used.sum()) < len(names):
+                codes = (np.cumsum(used) - 1)[codes]
+                names = tuple(compress(names, used.tolist()))
+        return CategoryWindow(names, codes.astype(_code_type(len(names))))
+
+    def __len__(self) -> int:
+        return int(self.codes.size)
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.names.__getitem__, self.codes.tolist())
+
+    @overload
+    def __getitem__(self, key: int) -> str: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[str]: ...
+    def __getitem__(self, key: int | slice) -> str | list[str]:
+        if isinstance(key, slice):
+            return list(map(self.names.__getitem__, self.codes[key].tolist()))
+        return self.names[int(self.codes[key])]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CategoryWindow | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _code_type(names: int) -> type[np.unsignedinteger[Any]]:
+    return np.uint8 if names <= 1 << 8 else np.uint16 if names <= 1 << 16 else np.uint32
+
+
+def _interned(value: str) -> str:
+    return sys.intern(value) if type(value) is str else value
 
 
 def _reverse_key(name: str) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ not depend on batches; a snapshot round trip keeps the compact arrays."""
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import orjson
@@ -25,7 +26,14 @@ from detectors.config import (
     NumericSettings,
 )
 from detectors.monitors import CategoricalMonitor, NumericMonitor, Policy, compact_window
-from detectors.reference import COMPACT_GAPS, FLOAT32_TINY, NumericReference, compact_sorted
+from detectors.reference import (
+    COMPACT_GAPS,
+    FLOAT32_TINY,
+    STALE_NAMES,
+    CategoryWindow,
+    NumericReference,
+    compact_sorted,
+)
 
 samples = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=400)
 keys = st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
@@ -288,3 +296,43 @@ def test_a_categorical_window_takes_str_subclasses() -> None:
     m = CategoricalMonitor(CategoricalSettings(), warmup=100, policy=Policy())
     assert m.update([np.str_("DE"), np.str_("FR")] * 300, range(600)) == []
     assert m._recent[-2:] == ["DE", "FR"]
+
+
+def test_a_category_window_holds_what_a_list_would_whatever_the_batches() -> None:
+    """``CategoryWindow`` against the list it replaces: the same values in the same order
+    for any batches, codes as narrow as its names allow, names bounded by the values it
+    holds, and a window read before an update left as it was."""
+    rng = random.Random(5)
+    for round_ in range(40):
+        size = rng.choice([1, 7, 300, 1000])
+        kinds = rng.choice([3, 40, 300, 2000])
+        values = [f"v{int(rng.expovariate(1.0 / kinds))}" for _ in range(rng.randrange(1, 3000))]
+        plain: list[str] = []
+        window, other = CategoryWindow(), CategoryWindow()
+        at = 0
+        while at < len(values):
+            step = rng.randrange(1, 400)
+            chunk = values[at:at + step]
+            before, held = window, list(window)
+            window = window.then(chunk, size)
+            assert list(before) == held  # immutable
+            plain = (plain + chunk)[-size:]
+            assert list(window) == plain and window == plain and len(window) == len(plain)
+            assert window[-3:] == plain[-3:] and window[0] == plain[0]
+            at += step
+            held = len(set(plain))
+            assert set(window.names) >= set(plain)
+            assert len(window.names) <= max(STALE_NAMES, 2 * held + len(set(chunk)))
+        other = other.then(values, size)  # one batch: the same values
+        assert other == window
+        wide = 1 if len(window.names) <= 256 else 2
+        assert window.codes.dtype.itemsize == wide, round_
+
+
+def test_a_categorical_monitor_frees_its_warm_up_counts_and_holds_a_byte_a_value() -> None:
+    m = CategoricalMonitor(CategoricalSettings(), warmup=500, policy=Policy())
+    m.update(["DE", "FR", "US"] * 200, range(600))
+    assert m.reference is not None and m._counter is None and m._seen is None
+    assert m._recent.codes.dtype == np.uint8 and len(m._recent) == 600
+    m._rebaseline()  # a new warm-up counts again
+    assert m._counter is not None and m._seen is not None

@@ -39,6 +39,10 @@ EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
 EXIT_AUTH = 4  # Kafka refused our credentials or TLS handshake, or an ACL refused an action
 EXIT_ALL_REJECTED = 5  # replay: there were records, and every one was rejected
 
+#: ``simulate`` stopped by SIGTERM or SIGINT: seconds it waits for the broker to take
+#: the records already queued before it reports those it did not take.
+SIMULATE_STOP_FLUSH_SECONDS = 10.0
+
 #: ``simulate --drift-feature`` choices: stream/simulate.py's FEATURES (a test keeps them
 #: equal), spelled out so that parsing imports nothing of the detectors.
 SIMULATED_FEATURES = ("income", "age", "balance", "utilization", "transactions", "country",
@@ -557,11 +561,15 @@ def _produce(config: AppConfig, args: argparse.Namespace, topic: str,
             if wait > 0:
                 stop.wait(wait)  # pacing, not synchronisation
         # The record timestamp is the event time, so replay --from/--to selects by it.
-        produce(producer, topic, value, key.encode(), timestamp=int(when * 1000),
-                on_delivery=tracker)
+        if not produce(producer, topic, value, key.encode(), stop=stop,
+                       timestamp=int(when * 1000),
+                       on_delivery=tracker):
+            break  # stopped while the queue was full (a broker away)
         sent += 1
         producer.poll(0)
-    tracker.flush(producer, 60.0)
+    # Stopped by a signal: what the broker has not taken by then is reported, not
+    # waited for (a broker away would hold the process for the whole timeout).
+    tracker.flush(producer, SIMULATE_STOP_FLUSH_SECONDS if stop.is_set() else 60.0)
     log.info("produced %d records to %s", sent, topic)
     return sent
 

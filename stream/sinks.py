@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -109,14 +110,18 @@ class DeliveryTracker:
 
 
 def produce(producer: Producer, topic: str, value: bytes | None, key: bytes | None,
-            **kwargs: Any) -> None:
-    """``producer.produce``, waiting for room while librdkafka's local queue is full."""
+            *, stop: threading.Event | None = None, **kwargs: Any) -> bool:
+    """``producer.produce``, waiting for room while librdkafka's local queue is full (a
+    broker away fills it until librdkafka's ``message.timeout.ms`` expires its records):
+    True once the record is queued, False if ``stop`` was set first (it is not)."""
     while True:
         try:
             producer.produce(topic, value, key, **kwargs)
-            return
+            return True
         except BufferError:
-            producer.poll(0.1)  # let deliveries drain
+            if stop is not None and stop.is_set():
+                return False
+            producer.poll(0.1)  # let deliveries drain; a signal's handler runs meanwhile
 
 
 class _KafkaSink:
@@ -227,10 +232,10 @@ class KafkaDeadLetterSink(_KafkaSink):
             else:
                 self.tracker(err, msg)
 
+        stamp: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
         try:
             produce(self.producer, self.topic, fitted, fitted_key, headers=fitted_headers,
-                    on_delivery=delivered, **({} if timestamp is None
-                                              else {"timestamp": timestamp}))
+                    on_delivery=delivered, **stamp)
         except KafkaException as exc:  # larger than this producer's message.max.bytes
             if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or limit <= 1024:
                 raise

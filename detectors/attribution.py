@@ -126,14 +126,24 @@ def values_until(before: Any, batch_column: Sequence[Any], row: int, keep: int,
     return monitor.stored_values(before, values, [p for p, _ in kept], until)[-keep:]
 
 
-def recent_values(models: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
-    """(model_id, feature) -> the recent values of every feature series, as they are now:
-    taken when a batch begins, so that ``attribute`` can look back from any row of it.
-    Costs a dict entry per series: a monitor replaces its recent values on each update
-    rather than changing them, so nothing is copied."""
-    return {(model_id, series.name): series.values._recent  # read only
+def recent_values(models: Mapping[str, Any]) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """(model_id, feature) -> the monitor of every feature series and its recent values,
+    as they are now: taken when a batch begins, so that ``attribute`` can look back from
+    any row of it (``held_before``). Costs a dict entry per series: a monitor replaces
+    its recent values on each update rather than changing them, so nothing is copied."""
+    return {(model_id, series.name): (series.values, series.values._recent)  # read only
             for model_id, model in models.items() for series in model.series.values()
             if series.kind == "data_drift" and series.values is not None}
+
+
+def held_before(before: Mapping[tuple[str, str], tuple[Any, Any]] | None,
+                key: tuple[str, str], monitor: Any) -> Any:
+    """The recent values ``recent_values`` took of series ``key`` (model_id, feature) when
+    the batch began, if its monitor was ``monitor`` then; else none: a series whose kind
+    was decided in the batch has a new monitor (the old one's strings are not its
+    numbers)."""
+    found = (before or {}).get(key)
+    return found[1] if found is not None and found[0] is monitor else ()
 
 
 #: Alert kinds that get ``stats.attribution``.
@@ -175,7 +185,7 @@ def attribute(signals: list[Any], models: Mapping[str, Any], batch: Any = None,
                 continue
             upto = model_rows[:bisect.bisect_right(model_rows, row)]
             column = [batch.features[r].get(series.name) for r in upto]
-            earlier = (before or {}).get((signal.model_id, series.name), ())
+            earlier = held_before(before, (signal.model_id, series.name), values)
             recent[series.name] = values_until(earlier, column, len(column) - 1,
                                                values.recent_window,
                                                values if numeric else None, upto)

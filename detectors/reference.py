@@ -291,16 +291,20 @@ class CategoryCounter:
         return nlargest(k, self.counts.items(), key=lambda kv: (kv[1], _reverse_key(kv[0])))
 
 
-#: Names a ``CategoryWindow`` keeps before it drops those no value holds.
-STALE_NAMES = 64
+#: Categories a ``CategoryWindow`` holds as one-byte codes; past them, a list of str.
+MAX_CODES = 256
 
 
 class CategoryWindow(Sequence[str]):
-    """The last values of a categorical series, oldest first, each a code into the
-    categories it has held (``names``, in the order they came): a byte a value while
-    there are at most 256 of them, two up to 65,536, where a list of str holds an
-    8-byte pointer a value. Names no value holds any more are dropped once they are
-    more than half of more than ``STALE_NAMES``.
+    """The last values of a categorical series, oldest first.
+
+    While they hold at most ``MAX_CODES`` distinct categories (stale names included: the
+    categories the window has held, in the order they came, those no value holds any
+    more dropped when room is needed), each value is a one-byte code into ``names``,
+    where a list of str holds an 8-byte pointer a value. Past that (ids, free text:
+    codes would save little, and a name index would cost as much as the list) the
+    window is a list of str (``values``), coded again once a window's worth of values
+    later it holds at most half of ``MAX_CODES`` categories.
 
     Immutable: ``then`` returns a new window, so a window read before an update
     (``attribution.recent_values``) keeps what it held. A read-only sequence of str:
@@ -309,44 +313,73 @@ class CategoryWindow(Sequence[str]):
     are interned (``sys.intern``), except str subclasses (numpy.str_), kept as they are.
 
     >>> w = CategoryWindow().then(["DE", "FR", "DE"], 4).then(["US", "US"], 4)
-    >>> list(w), w.names, w.codes.tolist(), w.codes.dtype.name
-    (['FR', 'DE', 'US', 'US'], ('DE', 'FR', 'US'), [1, 0, 2, 2], 'uint8')
+    >>> list(w), w.names, w.codes.tolist(), w.values
+    (['FR', 'DE', 'US', 'US'], ('DE', 'FR', 'US'), [1, 0, 2, 2], None)
     >>> w[-2:], w[0], len(w), w == ['FR', 'DE', 'US', 'US']
     (['US', 'US'], 'FR', 4, True)
+    >>> ids = CategoryWindow().then([f"id{i}" for i in range(300)], 1000)
+    >>> ids.values[-1], len(ids.names), len(ids)
+    ('id299', 0, 300)
     """
 
-    __slots__ = ("codes", "names")
+    __slots__ = ("codes", "names", "unchecked", "values")
 
     def __init__(self, names: tuple[str, ...] = (),
-                 codes: npt.NDArray[np.unsignedinteger[Any]] | None = None) -> None:
+                 codes: npt.NDArray[np.uint8] | None = None,
+                 values: list[str] | None = None, unchecked: int = 0) -> None:
         self.names = names
         self.codes = np.zeros(0, dtype=np.uint8) if codes is None else codes
+        #: The window as a list, past ``MAX_CODES`` categories (``names`` and ``codes``
+        #: empty then), and how many values came since its categories were counted.
+        self.values = values
+        self.unchecked = unchecked
 
     def then(self, values: Sequence[str], size: int) -> CategoryWindow:
         """This window followed by ``values``: the last ``size`` of them all."""
         tail = list(values[-size:]) if size > 0 else []
+        if self.values is not None:
+            return self._listed(tail, size)
         kept = self.codes[max(0, self.codes.size + len(tail) - size):]
         names = self.names
         index = dict(zip(names, range(len(names)), strict=True))
         try:  # the usual batch: every category known already
-            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.int64, count=len(tail))
+            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.uint8, count=len(tail))
         except KeyError:  # new ones: codes after the others' (sorted among themselves)
-            new = sorted(map(_interned, set(tail).difference(index)))
-            index.update(zip(new, range(len(names), len(names) + len(new)), strict=True))
+            distinct = set(tail)
+            if len(names) + len(distinct.difference(index)) > MAX_CODES:
+                held = np.bincount(kept, minlength=len(names)) > 0  # drop names no value holds
+                names = tuple(compress(names, held.tolist()))
+                kept = (np.cumsum(held) - 1).astype(np.uint8)[kept]
+            new = sorted(map(_interned, distinct.difference(names)))
+            if len(names) + len(new) > MAX_CODES:  # too many categories for a byte
+                listed = list(map(names.__getitem__, kept.tolist()))
+                return CategoryWindow(values=listed)._listed(tail, size)
             names = (*names, *new)
-            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.int64, count=len(tail))
-        codes = np.concatenate((kept, fresh), dtype=np.int64)
-        if len(names) > STALE_NAMES:  # names no value holds any more: at most half of them
-            used = np.bincount(codes, minlength=len(names)) > 0
-            if 2 * int(used.sum()) < len(names):
-                codes = (np.cumsum(used) - 1)[codes]
-                names = tuple(compress(names, used.tolist()))
-        return CategoryWindow(names, codes.astype(_code_type(len(names))))
+            index = dict(zip(names, range(len(names)), strict=True))
+            fresh = np.fromiter(map(index.__getitem__, tail), dtype=np.uint8, count=len(tail))
+        return CategoryWindow(names, np.concatenate((kept, fresh)))
+
+    def _listed(self, tail: list[str], size: int) -> CategoryWindow:
+        """``then`` for a window held as a list."""
+        try:
+            interned = list(map(sys.intern, tail))
+        except TypeError:  # a str subclass (numpy.str_) cannot be interned: as it is
+            interned = list(map(_interned, tail))
+        held = self.values or []
+        listed = (held + interned)[-size:] if size > 0 else []
+        unchecked = self.unchecked + len(tail)
+        if unchecked >= max(size, 1):  # a window's worth since its categories were counted
+            if len(set(listed)) <= MAX_CODES // 2:
+                return CategoryWindow().then(listed, size)
+            unchecked = 0
+        return CategoryWindow(values=listed, unchecked=unchecked)
 
     def __len__(self) -> int:
-        return int(self.codes.size)
+        return len(self.values) if self.values is not None else int(self.codes.size)
 
     def __iter__(self) -> Iterator[str]:
+        if self.values is not None:
+            return iter(self.values)
         return map(self.names.__getitem__, self.codes.tolist())
 
     @overload
@@ -354,6 +387,8 @@ class CategoryWindow(Sequence[str]):
     @overload
     def __getitem__(self, key: slice) -> list[str]: ...
     def __getitem__(self, key: int | slice) -> str | list[str]:
+        if self.values is not None:
+            return self.values[key]
         if isinstance(key, slice):
             return list(map(self.names.__getitem__, self.codes[key].tolist()))
         return self.names[int(self.codes[key])]
@@ -364,10 +399,6 @@ class CategoryWindow(Sequence[str]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
-
-
-def _code_type(names: int) -> type[np.unsignedinteger[Any]]:
-    return np.uint8 if names <= 1 << 8 else np.uint16 if names <= 1 << 16 else np.uint32
 
 
 def _interned(value: str) -> str:

@@ -33,7 +33,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from detectors.attribution import recent_values, values_until
+from detectors.attribution import held_before, recent_values, values_until
 from detectors.bank import DetectorBank, DriftSignal
 from detectors.monitors import SCORE_BINS, NumericMonitor
 from detectors.stats.scores import bin_shares
@@ -253,8 +253,9 @@ class BacktestLoop(RunLoop):
         last = bisect.bisect_right(events.positions, signal.position)
         rows = [r for r in range(last) if events.model_ids[r] == signal.model_id]
         column = [events.features[r].get(signal.feature) for r in rows]
-        before = self._before.get(number, {}).get((signal.model_id, signal.feature), ())
         values = series.values
+        before = held_before(self._before.get(number), (signal.model_id, signal.feature),
+                             values)
         return values_until(before, column, len(column) - 1, values.recent_window,
                             values if isinstance(values, NumericMonitor) else None, rows)
 

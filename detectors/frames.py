@@ -218,24 +218,31 @@ def _epoch_seconds(column: Any) -> list[float]:
     return list(delta.dt.total_seconds())
 
 
-def warn_warming_up(bank: DetectorBank) -> None:
-    """Warn (``WarmingUpWarning``) if some series were still learning their reference
-    when the input ended: no alert could come from them, so an empty result says
-    nothing about their drift."""
+def warming_up(banks: Iterable[DetectorBank]) -> tuple[str, int]:
+    """The series of ``banks`` still learning their reference ("model/feature", the first
+    8 and how many more), and how many there are: no alert could have come from them,
+    so an empty result says nothing about their drift. ("", 0) when none."""
     warming: list[str] = []
-    total = 0
-    for model in bank.models.values():
-        for name, series in model.series.items():
-            total += 1
-            values = series.values
-            if values is None or values.warming_up:
-                # PREDICTION and CONFIDENCE begin with a NUL (no feature can be named so)
-                warming.append(f"{model.model_id}/{name.strip(chr(0))}")
-    if not warming:
-        return
+    for bank in banks:
+        for model in bank.models.values():
+            for name, series in model.series.items():
+                values = series.values
+                if values is None or values.warming_up:
+                    # PREDICTION and CONFIDENCE begin with a NUL (no feature can be named so)
+                    warming.append(f"{model.model_id}/{name.strip(chr(0))}")
     shown = ", ".join(warming[:8]) + (f" and {len(warming) - 8} more" if len(warming) > 8
                                       else "")
-    warnings.warn(f"detect: {len(warming)} of {total} series were still warming up when the "
+    return shown, len(warming)
+
+
+def warn_warming_up(bank: DetectorBank) -> None:
+    """Warn (``WarmingUpWarning``) if some series were still learning their reference
+    when the input ended (``warming_up``)."""
+    shown, warming = warming_up([bank])
+    if not warming:
+        return
+    total = sum(len(model.series) for model in bank.models.values())
+    warnings.warn(f"detect: {warming} of {total} series were still warming up when the "
                   f"input ended ({shown}): no alert can come from them yet. Each needs "
                   f"DetectorConfig.warmup={bank.config.warmup} present values first; give "
                   f"more rows, a smaller warmup, or a reference file",

@@ -317,6 +317,7 @@ def run_config(name: str, config: AppConfig, source: Source, dead_letters: DeadL
     loop = BacktestLoop(source, alerts, dead_letters, config, run, truth_positions,
                         truth_times, None if progress is None else progress.update)
     stats = loop.run(stop)
+    loop.log_warming_up(f"backtest {name}")
     run.records, run.events, run.rejected, run.labels = (stats.records, stats.events,
                                                          stats.rejected, stats.labels)
     run.feature_events = feature_events(loop.banks.values())

@@ -13,10 +13,11 @@ import io
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--labels-topic", dest="kafka.labels_topic", metavar="L",
                         help="with --topic: join the labels of this topic over the same "
                              "range (default: none)")
-    replay.add_argument("--output", metavar="FILE.jsonl",
+    replay.add_argument("--output", metavar="FILE.jsonl", type=_writable,
                         help="alerts as JSON lines (default: stdout)")
-    replay.add_argument("--dlq-output", metavar="FILE.jsonl",
+    replay.add_argument("--dlq-output", metavar="FILE.jsonl", type=_writable,
                         help="rejected records as JSON lines (default: a warning per "
                              "record on stderr)")
     replay.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -147,16 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(the same --seed gives the same bytes).")
     _common(sim)
     target = sim.add_mutually_exclusive_group(required=True)
-    target.add_argument("--output", metavar="FILE.jsonl", help="write the events to this file")
+    target.add_argument("--output", metavar="FILE.jsonl", type=_writable,
+                        help="write the events to this file")
     target.add_argument("--topic", metavar="T",
                         help="produce the events to this topic, keyed by model_id")
-    sim.add_argument("--events", type=int, default=100_000, metavar="N",
+    sim.add_argument("--events", type=_COUNT, default=100_000, metavar="N",
                      help="number of events (default: 100000)")
     sim.add_argument("--seed", type=int, default=0, metavar="S",
                      help="random seed (default: 0)")
-    sim.add_argument("--drift-at", type=int, metavar="K",
+    sim.add_argument("--drift-at", type=_COUNT, metavar="K",
                      help="first drifting event (default: no drift)")
-    sim.add_argument("--drift-period", type=int, metavar="N",
+    sim.add_argument("--drift-period", type=_number(int, 1), metavar="N",
                      help="after --drift-at, switch the drift off and on every N events "
                           "(default: drift stays on)")
     sim.add_argument("--drift-feature", default="income", choices=SIMULATED_FEATURES,
@@ -166,36 +168,36 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--shift", type=float, default=1.0, metavar="SIGMAS",
                      help="shift in standard deviations; categorical: a share "
                           "min(1, SIGMAS/4) becomes a new category (default: 1.0)")
-    sim.add_argument("--models", default="credit-risk", metavar="A,B",
+    sim.add_argument("--models", default="credit-risk", metavar="A,B", type=_model_ids,
                      help="comma-separated model ids, events go round-robin "
                           "(default: credit-risk)")
-    sim.add_argument("--missing-rate", type=float, default=0.01, metavar="SHARE",
+    sim.add_argument("--missing-rate", type=_SHARE, default=0.01, metavar="SHARE",
                      help="share of missing 'balance' values (default: 0.01)")
-    sim.add_argument("--invalid-rate", type=float, default=0.0, metavar="SHARE",
+    sim.add_argument("--invalid-rate", type=_SHARE, default=0.0, metavar="SHARE",
                      help="share of records that break the event contract (default: 0)")
     sim.add_argument("--start", type=_time, metavar="TIME",
                      help="event time of the first event (default: 2026-01-01T00:00:00Z "
                           "in a file, now on a topic)")
-    sim.add_argument("--rate", type=float, metavar="EVENTS_PER_S",
+    sim.add_argument("--rate", type=_number(float, 0.0, above=True), metavar="EVENTS_PER_S",
                      help="produce at this pace in real time (default: as fast as possible)")
-    sim.add_argument("--partitions", type=int, default=3, metavar="N",
+    sim.add_argument("--partitions", type=_number(int, 1), default=3, metavar="N",
                      help="partitions of the topic if it has to be created (default: 3)")
     sim.add_argument("--labels-topic", metavar="L",
                      help="with --topic: also write the events' labels here, keyed alike "
                           "(default: none)")
-    sim.add_argument("--labels-output", metavar="FILE.jsonl",
+    sim.add_argument("--labels-output", metavar="FILE.jsonl", type=_writable,
                      help="with --output: also write the events' labels to this file "
                           "(default: none)")
-    sim.add_argument("--concept-at", type=int, metavar="K",
+    sim.add_argument("--concept-at", type=_COUNT, metavar="K",
                      help="from event K the label's relation to the score changes "
                           "(default: never)")
-    sim.add_argument("--error-rate", type=float, default=0.1, metavar="SHARE",
+    sim.add_argument("--error-rate", type=_SHARE, default=0.1, metavar="SHARE",
                      help="share of wrong predictions (default: 0.1)")
-    sim.add_argument("--concept-error-rate", type=float, default=0.2, metavar="SHARE",
+    sim.add_argument("--concept-error-rate", type=_SHARE, default=0.2, metavar="SHARE",
                      help="share of wrong predictions from --concept-at on (default: 0.2)")
-    sim.add_argument("--label-delay", type=float, default=30.0, metavar="SECONDS",
+    sim.add_argument("--label-delay", type=_number(float, 0.0), default=30.0, metavar="SECONDS",
                      help="mean delay of a label after its event, exponential (default: 30)")
-    sim.add_argument("--unlabeled-rate", type=float, default=0.0, metavar="SHARE",
+    sim.add_argument("--unlabeled-rate", type=_SHARE, default=0.0, metavar="SHARE",
                      help="share of events that never get a label (default: 0)")
 
     _backtest_parser(sub)
@@ -243,12 +245,12 @@ def _backtest_parser(sub: Any) -> None:
     bt.add_argument("--truth", metavar="DRIFTS.jsonl", type=Path,
                     help="known drifts, one JSON object a line: model_id, feature, at, until "
                          "(default: none, no scores)")
-    bt.add_argument("--report", metavar="REPORT.html", required=True, type=Path,
+    bt.add_argument("--report", metavar="REPORT.html", required=True, type=_writable_path,
                     help="the HTML report, one self-contained file (required; no default)")
-    bt.add_argument("--summary", metavar="SUMMARY.json", type=Path,
+    bt.add_argument("--summary", metavar="SUMMARY.json", type=_writable_path,
                     help="per config (named by its file): counts, alerts, truth scores "
                          "(default: none)")
-    bt.add_argument("--output", metavar="FILE.jsonl",
+    bt.add_argument("--output", metavar="FILE.jsonl", type=_writable,
                     help="the first config's alerts, as replay --output writes them "
                          "(default: none)")
 
@@ -277,6 +279,57 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                              start=args.start, end=args.end)
 
     return backtest.main(args, configs, source, _stop_on_signals())
+
+
+def _writable(text: str) -> str:
+    """An output file argument, checked when the command line is read (before any work):
+    '-' (stdout), or a path that is not a directory, in a directory that exists and can
+    be written. argparse exits 2 naming the argument."""
+    if text == "-":
+        return text
+    path = Path(text)
+    parent = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a directory")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists()
+                                                    and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return text
+
+
+def _writable_path(text: str) -> Path:
+    return Path(_writable(text))
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float | None = None,
+            above: bool = False) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` at least ``low`` (more than ``low`` with
+    ``above``) and at most ``high``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or (value <= low if above else value < low) or (
+                high is not None and value > high):
+            bound = (f"more than {low:g}" if above else f"at least {low:g}") + (
+                f" and at most {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"{text}: must be {bound}")
+        return value
+    return parse
+
+
+_COUNT = _number(int, 0)
+_SHARE = _number(float, 0.0, 1.0)
+
+
+def _model_ids(text: str) -> str:
+    if not [m for m in text.split(",") if m]:
+        raise argparse.ArgumentTypeError("at least one model id (A or A,B,...)")
+    return text
 
 
 def _time(text: str) -> float:
@@ -401,6 +454,26 @@ def _web_config(config: AppConfig) -> Any:
     return None if path is None else load_web_config(path)
 
 
+def _port_taken(host: str, port: int | None, error: OSError | None = None) -> str:
+    """Why ``run`` cannot serve its metrics on ``host:port`` (a bind tried and let go, as
+    the server binds: SO_REUSEADDR), or "" if it can. Port None (no server) or 0 (any
+    free one) is never taken."""
+    if error is None:
+        if not port:
+            return ""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                error = exc
+        if error is None:
+            return ""
+    return (f"metrics.port {port} on {host}: {error.strerror or error}; pick another with "
+            "--metrics-port or metrics.port (0: any free one)")
+
+
 def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     from stream.kafka import (
         TopicMismatch,
@@ -413,6 +486,10 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
 
     conf = config.kafka
     web = _web_config(config)  # a bad web config exits 2 before anything starts
+    taken = _port_taken(config.metrics.host, config.metrics.port)
+    if taken:  # before anything starts, too
+        log.error("%s", taken)
+        return EXIT_CONFIG
     admin = wait_for_broker(conf)
     if conf.create_topics:
         ensure_topics(admin, [conf.events_topic, conf.alerts_topic, conf.dlq_topic,
@@ -430,8 +507,13 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
                      dlq_max_bytes=topic_max_message_bytes(admin, conf.dlq_topic))
     metrics = loop.metrics
     if config.metrics.port is not None:
-        server = metrics.serve(config.metrics.host, config.metrics.port, loop.alive,
-                               loop.ready, web)
+        try:
+            server = metrics.serve(config.metrics.host, config.metrics.port, loop.alive,
+                                   loop.ready, web)
+        except OSError as exc:  # taken since the check above
+            log.error("%s", _port_taken(config.metrics.host, config.metrics.port, exc))
+            loop.source.close()
+            return EXIT_CONFIG
         tls = web is not None and web.tls_server_config is not None
         log.info("metrics on %s://%s:%d/metrics (/healthz, /readyz)%s",
                  "https" if tls else "http", config.metrics.host, server.port,
@@ -495,6 +577,7 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     with redirect:
         stats = loop.run(_stop_on_signals())
     print(summary(stats, dead.reasons, getattr(inner, "outside", 0)), file=sys.stderr)
+    loop.log_warming_up("replay")
     if stats.records and stats.rejected == stats.records:
         hint = (" (the input must be JSON lines: one event object per line, plain or gzip)"
                 if set(dead.reasons) <= _NOT_JSON_LINES else "")
@@ -525,6 +608,10 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
     if (args.labels_output and not args.output) or (args.labels_topic and not args.topic):
         log.error("--labels-output goes with --output, --labels-topic with --topic")
         return EXIT_CONFIG
+    for flag, at in (("--drift-at", args.drift_at), ("--concept-at", args.concept_at)):
+        if at is not None and at >= args.events:
+            log.warning("%s %d is past the last event (%d events): nothing changes", flag, at,
+                        args.events)
     records = generate(scenario)
     if args.output:
         for path, lines in ((args.output, records),

@@ -22,6 +22,7 @@ from detectors.bank import DetectorBank, DriftSignal, EventBatch
 from detectors.capacity import REASONS as CAPACITY_REASONS
 from detectors.capacity import Report
 from detectors.concept_drift import LabelBatch
+from detectors.frames import warming_up
 from stream.alerts import build_alert
 from stream.clock import Skewed, distrust_skewed_times
 from stream.config import AppConfig
@@ -706,6 +707,19 @@ class RunLoop:
             metrics.drift_active.labels(metrics.model(model_id),
                                         metrics.feature(model_id, feature)).set(0)
         self._drifting = now
+
+    def log_warming_up(self, what: str) -> None:
+        """Logs the series still warming up (``detectors.frames.warming_up``), for a
+        replay or a backtest that ended: their silence says nothing about their drift."""
+        shown, warming = warming_up(self.banks.values())
+        if warming:
+            total = sum(len(m.series) for b in self.banks.values() for m in b.models.values())
+            log.warning("%s: %d of %d series were still warming up when the input ended "
+                        "(%s): no alert can come from them yet. Each needs "
+                        "detectors.warmup=%d present values first; give more input, a "
+                        "smaller detectors.warmup, or a reference file "
+                        "(detectors.reference_file)", what, warming, total, shown,
+                        self.config.detectors.warmup)
 
     def alive(self, stalled_after: float = 300.0) -> tuple[bool, str]:
         """Alive while the loop keeps polling (a poll returns within batch_timeout)."""

@@ -94,20 +94,22 @@ def load(path: str | Path) -> list[KnownDrift]:
         feature = obj.get("feature")
         if feature is not None and not isinstance(feature, str):
             raise ValueError(f"line {number}: feature: a string")
-        until = obj.get("until")
-        drifts.append(KnownDrift(obj["model_id"], feature, _point(obj["at"], "at", number),
-                                 None if until is None else _point(until, "until", number),
-                                 number))
+        at = _point(obj["at"], "at", number)
+        until = None if obj.get("until") is None else _point(obj["until"], "until", number)
+        if until is not None and type(until) is type(at) and until <= at:
+            raise ValueError(f"line {number}: until ({obj['until']!r}) is not after at "
+                             f"({obj['at']!r})")
+        drifts.append(KnownDrift(obj["model_id"], feature, at, until, number))
     return drifts
 
 
 def _position(point: Point | None, run: ConfigRun) -> float | None:
-    """A point as an input position: the first event at or after a time (inf past the
-    input's last event), a position as it is."""
+    """A point as an input position: the first event at or after a time, a position as
+    it is; inf past the input's last record."""
     if point is None:
         return None
     if isinstance(point, int):
-        return float(point)
+        return float(point) if point < run.records else math.inf
     found = run.positions_at.get(point)
     return math.inf if found is None else float(found)
 

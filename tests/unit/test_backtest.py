@@ -210,6 +210,40 @@ def test_a_bad_truth_line_is_a_usage_error_naming_the_line(
     assert "line 2" in caplog.text
 
 
+def test_a_drift_at_a_position_past_the_input_is_beyond_it_as_one_at_a_later_time(
+        tmp_path: Path, switching_file: Path) -> None:
+    """A position past the last record was counted as a drift of the input, missed, and
+    made the real alerts false alarms; a time past it was already left out."""
+    config = write_config(tmp_path / "a.yaml", warmup=300)
+    summary = tmp_path / "summary.json"
+    scored = []
+    for at in ('99999999', '9000', '"2027-01-01T00:00:00Z"'):
+        truth = tmp_path / "drifts.jsonl"
+        line = '{"model_id": "credit-risk", "feature": "balance", "at": ' + at + "}\n"
+        truth.write_text(line, encoding="utf-8")
+        assert main(["backtest", "--config", str(config), "--input", str(switching_file),
+                     "--truth", str(truth), "--report", str(tmp_path / "r.html"),
+                     "--summary", str(summary)]) == 0
+        scored.append(orjson.loads(summary.read_bytes())["configs"][0]["truth"])
+    for row in scored:
+        assert row["drifts"] == 0 and row["per_drift"][0]["beyond_input"] is True
+    assert scored[0]["false_alarms"] == scored[2]["false_alarms"] > 0
+
+
+@pytest.mark.parametrize("span", ['"at": 3000, "until": 100', '"at": 3000, "until": 3000',
+                                  '"at": "2026-01-01T00:01:00Z", '
+                                  '"until": "2026-01-01T00:00:30Z"'])
+def test_a_drift_that_ends_before_it_starts_is_a_usage_error(
+        tmp_path: Path, switching_file: Path, caplog: pytest.LogCaptureFixture,
+        span: str) -> None:
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text('{"model_id": "m", "at": 1}\n{"model_id": "m", ' + span + "}\n",
+                     encoding="utf-8")
+    assert main(["backtest", "--input", str(switching_file), "--truth", str(truth),
+                 "--report", str(tmp_path / "r.html")]) == 2
+    assert "line 2: until" in caplog.text and "is not after at" in caplog.text
+
+
 # --- the report (its rendering in a browser: tests/unit/test_report_in_browser.py) -------
 
 

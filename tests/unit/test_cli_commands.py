@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import orjson
@@ -87,3 +88,93 @@ def test_replay_writes_rejected_lines_to_the_dlq_file(tmp_path: Path, fast_confi
 
 def test_replay_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["replay", "--input", str(tmp_path / "absent.jsonl")]) == 2
+
+
+# --- Mistakes a user makes: exit 2 with what is wrong, before any work -------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", "--input", "{events}", "--output", "{missing}/alerts.jsonl"],
+    ["replay", "--input", "{events}", "--dlq-output", "{tmp}"],
+    ["simulate", "--output", "{missing}/events.jsonl"],
+    ["backtest", "--input", "{events}", "--report", "{missing}/report.html"],
+    ["backtest", "--input", "{events}", "--report", "{tmp}/r.html", "--summary", "{tmp}"],
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    """Before, a FileNotFoundError or IsADirectoryError traceback (exit 1), for backtest
+    after the whole replay."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"")
+    filled = [a.format(events=events, missing=tmp_path / "absent", tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exit_:
+        main(filled)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and ("no directory" in err or "is a directory" in err)
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--events", "-5"], "--events: -5: must be at least 0"),
+    (["--invalid-rate", "2"], "--invalid-rate: 2: must be at least 0 and at most 1"),
+    (["--missing-rate", "-1"], "--missing-rate"),
+    (["--error-rate", "7"], "--error-rate"),
+    (["--label-delay", "-4"], "--label-delay"),
+    (["--drift-at", "1", "--drift-period", "0"], "--drift-period: 0: must be at least 1"),
+    (["--models", ""], "--models: at least one model id"),
+    (["--models", ",,"], "--models"),
+    (["--rate", "0"], "--rate: 0: must be more than 0"),
+    (["--events", "ten"], "--events: 'ten' is not an integer"),
+])
+def test_simulate_refuses_values_out_of_range(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str) -> None:
+    """Before: --models '' or --drift-period 0 raised ZeroDivisionError, the others wrote
+    a stream that is not what was asked (an empty file, rates past 1, negative delays)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--output", str(tmp_path / "e.jsonl"), *args])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "e.jsonl").exists()
+
+
+def test_simulate_says_when_the_drift_comes_after_the_last_event(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["simulate", "--output", str(tmp_path / "e.jsonl"), "--events", "100",
+                 "--drift-at", "500"]) == 0
+    assert "--drift-at 500 is past the last event (100 events): nothing changes" in caplog.text
+
+
+def test_replay_of_fewer_events_than_the_warm_up_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, `replay: 500 records ... 0 alerts` and nothing else: as if nothing drifted."""
+    events = tmp_path / "short.jsonl"
+    simulate(events, "--events", "500")
+    assert main(["replay", "--input", str(events), "--output", str(tmp_path / "a.jsonl"),
+                 "--no-progress"]) == 0
+    assert ("replay: 8 of 8 series were still warming up when the input ended "
+            "(credit-risk/income" in caplog.text)
+    assert "detectors.warmup=1000 present values first" in caplog.text
+
+
+def test_replay_of_enough_events_does_not_say_warming_up(
+        tmp_path: Path, fast_config: Path, caplog: pytest.LogCaptureFixture) -> None:
+    events = tmp_path / "long.jsonl"
+    simulate(events, "--events", "4000")
+    assert main(["replay", "--input", str(events), "--config", str(fast_config),
+                 "--output", str(tmp_path / "a.jsonl"), "--no-progress"]) == 0
+    assert "warming up" not in caplog.text
+
+
+def test_run_refuses_a_metrics_port_in_use_before_it_contacts_kafka(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Before, an OSError traceback (exit 1) once the topics and changelog were made."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No broker at localhost:1: a run that got that far would exit 3, not 2.
+        assert main(["run", "--metrics-port", str(port),
+                     "--bootstrap-servers", "localhost:1"]) == 2
+    assert f"metrics.port {port} on 0.0.0.0:" in caplog.text
+    assert "pick another with --metrics-port or metrics.port" in caplog.text

@@ -5,6 +5,7 @@ record was rejected."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import gzip
 import os
 import struct
@@ -17,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.cli import EXIT_ALL_REJECTED, main
+from stream.cli import EXIT_ALL_REJECTED, GC_THRESHOLDS, main
 from stream.simulate import DEFAULT_START
 from tests.processes import isolated_process_state  # noqa: F401 (autouse)
 
@@ -259,3 +260,13 @@ def test_the_progress_wrapper_hands_the_partition_listener_to_its_source() -> No
     wrapper.listener = marker  # what RunLoop does with a source that has a listener
     assert inner.listener is marker
     assert not wrapper.shown  # a StringIO is no terminal
+
+
+def test_a_replay_runs_with_fewer_cyclic_collections(config: Path, events: Path) -> None:
+    """A loop raises the collector's thresholds and freezes what is alive once it starts
+    (``cli._collect_less``); the fixture puts both back."""
+    gc.unfreeze()
+    assert main(["replay", "--input", str(events), "--config", str(config),
+                 "--no-progress"]) == 0
+    assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_freeze_count() > 0

@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamdrift",
         description="Watch ML model events for drift: run (live, a Kafka consumer group), "
-                    "replay (a file or a topic's time range), simulate, check-config.",
+                    "replay (a file or a topic's time range), backtest (configs side by "
+                    "side, an HTML report), simulate, check-config.",
         epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
                f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
                f"authentication failed or not authorized (check kafka.security), "

@@ -7,16 +7,53 @@ detector watches a bounded stream derived from a warm-up reference (see
 
 from __future__ import annotations
 
-from typing import Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
 
-class _Strict(BaseModel):
+class StrictSettings(BaseModel):
+    """Settings models: unknown keys refused, frozen, and a boolean refused where a number
+    is asked for (YAML reads ``true``, ``yes`` and ``on`` as one; pydantic's lax mode would
+    take it as 1)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None and _numbers_only(
+                cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("number_not_boolean", "Input should be a number, not a "
+                                      "boolean (YAML reads true, yes and on as one)")
+        return value
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """Does ``annotation`` take int or float and not bool (``int``, ``float | None``,
+    ``int | Literal['auto']``, ``Annotated[int, ...]``)?
+
+    >>> _numbers_only(int | None), _numbers_only(bool), _numbers_only(dict[str, int])
+    (True, False, False)
+    """
+    kinds: set[Any] = set()
+
+    def walk(node: Any) -> None:
+        if node in (int, float, bool):
+            kinds.add(node)
+        elif get_origin(node) in (Union, UnionType, Annotated):
+            for arg in get_args(node):
+                walk(arg)
+
+    walk(annotation)
+    return bool(kinds) and bool not in kinds
+
+
+_Strict = StrictSettings
 
 
 class AdwinSettings(_Strict):

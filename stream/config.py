@@ -21,7 +21,6 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     FilePath,
     SecretStr,
@@ -32,14 +31,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from detectors.config import DetectorConfig
+from detectors.config import DetectorConfig, StrictSettings
 from stream.events import MAX_CATEGORY_BYTES, MAX_NAME_BYTES
 
 ENV_PREFIX = "STREAMDRIFT_"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictSettings):
+    pass
 
 
 Passthrough = dict[str, str | int | float | bool]
@@ -318,18 +317,20 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if path is not None:
         data = _read_yaml(Path(path))
     environ = os.environ if env is None else env
+    from_env: dict[str, str] = {}  # dotted key -> the variable that set it
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX):].lower().replace("__", ".")
             # The raw string: pydantic turns "500" into 500 for an int key, keeps "2024" a str.
             _set(data, key, raw, origin=name)
+            from_env[key] = name
     for key, value in (overrides or {}).items():
         if value is not None:
             _set(data, key, value, origin=f"--{key.split('.')[-1].replace('_', '-')}")
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, from_env)) from None
     check_client_settings(config.kafka)
     check_producer_queue(config)
     return config
@@ -421,7 +422,10 @@ def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
     node[parts[-1]] = value
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, from_env: Mapping[str, str] | None = None) -> str:
+    """One line per error: the key's path, what is wrong, the value (secrets left out)
+    and, for a key set by a ``STREAMDRIFT_*`` variable (``from_env``: dotted key ->
+    variable), the variable."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
@@ -436,8 +440,30 @@ def _describe(exc: ValidationError) -> str:
                                 or "secret" in loc[-1])
         suffix = (f" (got {got!r})" if err["type"] != "extra_forbidden" and _short(got)
                   and not secret else "")
+        variable = (from_env or {}).get(path)
+        if variable is not None:
+            hint = _nested_hint(loc) if err["type"] == "extra_forbidden" else ""
+            suffix += f" (from {variable}{hint})"
         lines.append(f"{path}: {message}{suffix}")
     return "\n".join(lines)
+
+
+def _nested_hint(loc: list[str]) -> str:
+    """For an unknown key set by a variable: the variable of a known key it may have
+    meant, one underscore read as the two that nest a key in its section.
+
+    >>> _nested_hint(["kafka_batch_size"])
+    '; a key in a section takes two underscores: STREAMDRIFT_KAFKA__BATCH_SIZE'
+    >>> _nested_hint(["debug"])
+    ''
+    """
+    words = loc[-1].split("_")
+    for i in range(1, len(words)):
+        candidate = [*loc[:-1], "_".join(words[:i]), "_".join(words[i:])]
+        if candidate[-1] in _keys_at(candidate[:-1]):
+            return ("; a key in a section takes two underscores: "
+                    f"{ENV_PREFIX}{'__'.join(candidate).upper()}")
+    return ""
 
 
 def _keys_at(path: list[str]) -> list[str]:

@@ -215,3 +215,42 @@ def test_batch_size_is_auto_by_default_or_a_number(tmp_path: Path) -> None:
     assert auto.poll_size(400) == 50_000  # max_batch_size bounds auto
     fixed = load_config(write(tmp_path, "kafka:\n  batch_size: '700'\n"), env={}).kafka
     assert fixed.poll_size(400) == 700
+
+
+@pytest.mark.parametrize("variable, value, says", [
+    ("STREAMDRIFT_KAFKA__BATCH_SIZE", "abc",
+     "kafka.batch_size: Input should be a valid integer, unable to parse string as an "
+     "integer (or 'auto') (got 'abc') (from STREAMDRIFT_KAFKA__BATCH_SIZE)"),
+    ("STREAMDRIFT_KAFKA_BATCH_SIZE", "5",
+     "kafka_batch_size: unknown key (from STREAMDRIFT_KAFKA_BATCH_SIZE; a key in a section "
+     "takes two underscores: STREAMDRIFT_KAFKA__BATCH_SIZE)"),
+    ("STREAMDRIFT_DEBUG", "1", "debug: unknown key (from STREAMDRIFT_DEBUG)"),
+])
+def test_a_bad_value_from_the_environment_names_its_variable(
+        variable: str, value: str, says: str) -> None:
+    """Before, the key's path only: a variable set long ago in a shell or a manifest was
+    hard to find, and one underscore for two got no hint."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(env={variable: value})
+    assert str(exc.value) == says
+
+
+@pytest.mark.parametrize("text, path", [
+    ("kafka:\n  batch_size: true\n", "kafka.batch_size"),
+    ("kafka:\n  max_batch_size: yes\n", "kafka.max_batch_size"),
+    ("metrics:\n  port: on\n", "metrics.port"),
+    ("detectors:\n  numeric:\n    adwin:\n      delta: true\n", "detectors.numeric.adwin.delta"),
+])
+def test_a_boolean_where_a_number_is_asked_is_refused(
+        tmp_path: Path, text: str, path: str) -> None:
+    """YAML reads true, yes and on as booleans, and pydantic took one as 1: `batch_size:
+    true` was a batch of one record."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text), env={})
+    assert str(exc.value).startswith(f"{path}: Input should be a number, not a boolean")
+
+
+def test_a_boolean_setting_still_takes_a_boolean(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "detectors:\n  numeric:\n    adwin:\n"
+                                         "      enabled: false\n"), env={})
+    assert config.detectors.numeric.adwin.enabled is False

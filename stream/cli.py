@@ -40,6 +40,7 @@ EXIT_CONFIG = 2  # a bad config or argument
 EXIT_UNAVAILABLE = 3  # Kafka unreachable, or records could not be made durable
 EXIT_AUTH = 4  # Kafka refused our credentials or TLS handshake, or an ACL refused an action
 EXIT_ALL_REJECTED = 5  # replay: there were records, and every one was rejected
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT) outside a loop, or a second SIGTERM/SIGINT
 
 #: ``simulate`` stopped by SIGTERM or SIGINT: seconds it waits for the broker to take
 #: the records already queued before it reports those it did not take.
@@ -75,7 +76,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS",
                    help="Kafka brokers, host:port[,host:port] (kafka.bootstrap_servers; "
                         "default: localhost:9092)")
-    p.add_argument("--log-level", default="INFO",
+    p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log lines on stderr from this level on (default: INFO)")
 
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"exit codes: 0 done, {EXIT_CONFIG} bad config or argument, {EXIT_UNAVAILABLE} "
                f"Kafka unreachable or records not made durable, {EXIT_AUTH} Kafka "
                f"authentication failed or not authorized (check kafka.security), "
-               f"{EXIT_ALL_REJECTED} replay rejected every record. "
+               f"{EXIT_ALL_REJECTED} replay rejected every record, {EXIT_INTERRUPTED} "
+               "interrupted (Ctrl-C outside a loop, or a second signal). "
                "Event, label, alert, dead-letter, metrics, CLI and config contracts: "
                "docs/contracts.md in the repository")
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
@@ -231,7 +233,8 @@ def _backtest_parser(sub: Any) -> None:
     bt.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="HOSTS",
                     help="Kafka brokers, host:port[,host:port], with --topic "
                          "(kafka.bootstrap_servers; default: localhost:9092)")
-    bt.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    bt.add_argument("--log-level", default="INFO", type=str.upper,
+                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                     help="log lines on stderr from this level on (default: INFO)")
     source = bt.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", metavar="FILE.jsonl",
@@ -257,6 +260,17 @@ def _backtest_parser(sub: Any) -> None:
                          "(default: none)")
 
 
+def _replay_flags_refused(args: argparse.Namespace) -> str:
+    """What replay and backtest refuse in their flags together, or "": a labels topic
+    with a file (its events carry their labels, 'label'), --from not before --to."""
+    if args.input is not None and getattr(args, "kafka.labels_topic", None):
+        return ("--labels-topic goes with --topic; a file's events carry their labels "
+                "themselves ('label')")
+    if args.start is not None and args.end is not None and args.start >= args.end:
+        return "--from must be before --to"
+    return ""
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     try:
         from stream import backtest  # here: its report needs the optional extra `report`
@@ -268,6 +282,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from stream.kafka import wait_for_broker
     from stream.sources import Source, replay_source
 
+    refused = _replay_flags_refused(args)
+    if refused:
+        log.error("%s", refused)
+        return EXIT_CONFIG
     overrides = _overrides(args)
     configs = [(backtest.default_name(path), load_config(path, overrides=overrides))
                for path in (args.configs or [None])]
@@ -580,6 +598,10 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     from stream.sinks import DeadLetterSink, JsonLinesDeadLetterSink, JsonLinesSink
     from stream.sources import replay_source
 
+    refused = _replay_flags_refused(args)
+    if refused:
+        log.error("%s", refused)
+        return EXIT_CONFIG
     if args.input is None:
         wait_for_broker(config.kafka)
     try:
@@ -762,6 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a bad argument found late, e.g. a replay topic that is missing
         print(f"streamdrift: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:  # Ctrl-C where no handler waits for it, or a second signal
+        print("streamdrift: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

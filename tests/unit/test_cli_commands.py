@@ -178,3 +178,41 @@ def test_run_refuses_a_metrics_port_in_use_before_it_contacts_kafka(
                      "--bootstrap-servers", "localhost:1"]) == 2
     assert f"metrics.port {port} on 0.0.0.0:" in caplog.text
     assert "pick another with --metrics-port or metrics.port" in caplog.text
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--labels-topic", "labels"], "--labels-topic goes with --topic"),
+    (["--from", "2026-01-01T00:06:00Z", "--to", "2026-01-01T00:04:00Z"],
+     "--from must be before --to"),
+])
+@pytest.mark.parametrize("command", ["replay", "backtest"])
+def test_replay_and_backtest_refuse_flags_that_select_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, command: str, args: list[str],
+        says: str) -> None:
+    """Before: exit 0 and no alerts, the labels topic ignored for a file, or every line
+    outside --from/--to."""
+    events = tmp_path / "events.jsonl"
+    simulate(events, "--events", "100")
+    extra = ["--report", str(tmp_path / "r.html")] if command == "backtest" else []
+    assert main([command, "--input", str(events), *args, *extra]) == 2
+    assert says in caplog.text
+
+
+def test_log_level_takes_any_case(tmp_path: Path) -> None:
+    assert main(["simulate", "--output", str(tmp_path / "e.jsonl"), "--events", "10",
+                 "--log-level", "debug"]) == 0
+
+
+def test_ctrl_c_outside_a_loop_exits_130_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """simulate writing a file had no handler: a KeyboardInterrupt traceback."""
+    import stream.simulate
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream.simulate, "generate", interrupted)
+    assert main(["simulate", "--output", str(tmp_path / "e.jsonl")]) == 130
+    err = capsys.readouterr().err
+    assert "streamdrift: interrupted" in err and "Traceback" not in err

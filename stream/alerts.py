@@ -69,19 +69,26 @@ def describe_alert(alert: dict[str, Any]) -> str:
     >>> print(describe_alert(a))  # doctest: +NORMALIZE_WHITESPACE
     DRIFT m/income data_drift by adwin at 2026-11-26T15:10:02.000Z (events[0]@7, e-7):
     mean 1 -> 2.5 (n 1000 -> 80)
+    >>> a["stats"] = {"before": {"estimated_accuracy": 0.9019},
+    ...               "after": {"accuracy": 0.81, "n": 1000}}
+    >>> print(describe_alert(a).split(": ", 1)[1])
+    estimated_accuracy 0.9019, accuracy 0.81 (n 1000)
     """
     src = alert["source"]
     where = f"{src['topic']}[{src['partition']}]@{src['offset']}"
     before, after = alert["stats"].get("before", {}), alert["stats"].get("after", {})
     changes = []
     for key in ("mean", "std", "missing_rate", "unseen", "top", "error_rate",
-                "estimated_accuracy", "estimated_roc_auc", "accuracy"):
-        if key in before or key in after:
-            changes.append(f"{key} {_short(before.get(key))} -> {_short(after.get(key))}")
-    changes.append(f"(n {before.get('n')} -> {after.get('n')})")
+                "estimated_accuracy", "estimated_roc_auc", "accuracy", "n"):
+        if key in before and key in after:
+            changes.append(f"{key} {_short(before[key])} -> {_short(after[key])}")
+        elif key in before or key in after:  # one side only (a calibration alert: an
+            # estimate before, the realized figure after): the figure, no arrow to None
+            changes.append(f"{key} {_short(before.get(key, after.get(key)))}")
+    counts = f" ({changes.pop()})" if changes and changes[-1].startswith("n ") else ""
     return (f"DRIFT {alert['model_id']}/{alert['feature']} {alert['kind']} by "
             f"{alert['detector']} at {alert['event_time']} ({where}, {alert['event_id']}): "
-            + ", ".join(changes[:-1]) + " " + changes[-1])
+            + ", ".join(changes) + counts)
 
 
 def _short(value: Any) -> str:

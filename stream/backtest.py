@@ -102,6 +102,7 @@ class ConfigRun:
     feature_events: int = 0
     first_time: float | None = None
     last_time: float | None = None
+    series: set[tuple[str, str]] = field(default_factory=set)  # (model_id, feature) seen
     times_at: dict[int, float] = field(default_factory=dict)  # truth position -> event time
     positions_at: dict[float, int] = field(default_factory=dict)  # truth time -> position
     seconds: float = 0.0
@@ -321,6 +322,8 @@ def run_config(name: str, config: AppConfig, source: Source, dead_letters: DeadL
     run.records, run.events, run.rejected, run.labels = (stats.records, stats.events,
                                                          stats.rejected, stats.labels)
     run.feature_events = feature_events(loop.banks.values())
+    run.series = {(model.model_id, name.strip("\x00")) for bank in loop.banks.values()
+                  for model in bank.models.values() for name in model.series}
     run.seconds = time.monotonic() - began
     if progress is not None:
         progress.done(run)
@@ -443,6 +446,9 @@ def main(args: Any, configs: list[tuple[str, AppConfig]],
         runs.append(run)
         if stop.is_set():
             break
+    if args.truth is not None and runs:
+        for problem in truth.unmatched(known, runs[0].series):
+            log.warning("--truth %s", problem)
     scored = [truth.score(run, known) for run in runs] if args.truth is not None else None
     input_name = str(args.input) if args.input is not None else _range_name(args)
     result = summary(runs, input_name, scored)

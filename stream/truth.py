@@ -103,6 +103,29 @@ def load(path: str | Path) -> list[KnownDrift]:
     return drifts
 
 
+def unmatched(drifts: list[KnownDrift], series: set[tuple[str, str]]) -> list[str]:
+    """The known drifts whose model, or model and feature, the input never had (a typo
+    in the truth file scores as a missed drift): one line each, with its line number.
+    ``series``: the (model_id, feature) pairs the input had.
+
+    >>> d = [KnownDrift("credit-risk", "incme", 1, line=1), KnownDrift("credit-rsk", None, 1,
+    ...      line=2), KnownDrift("credit-risk", "income", 1, line=3)]
+    >>> for problem in unmatched(d, {("credit-risk", "income")}):
+    ...     print(problem)
+    line 1: model 'credit-risk' has no feature 'incme' in the input
+    line 2: model 'credit-rsk' has no events in the input
+    """
+    models = {model for model, _ in series}
+    out = []
+    for d in drifts:
+        if d.model_id not in models:
+            out.append(f"line {d.line}: model {d.model_id!r} has no events in the input")
+        elif d.feature is not None and (d.model_id, d.feature) not in series:
+            out.append(f"line {d.line}: model {d.model_id!r} has no feature {d.feature!r} "
+                       "in the input")
+    return out
+
+
 def _position(point: Point | None, run: ConfigRun) -> float | None:
     """A point as an input position: the first event at or after a time, a position as
     it is; inf past the input's last record."""

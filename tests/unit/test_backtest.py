@@ -346,3 +346,20 @@ def test_report_names_segment_alerts_and_the_multivariate_contributors(
     for a in alerts:
         if a["feature"] == "multivariate":
             assert "contributors: " in page
+
+
+def test_a_truth_line_naming_what_the_input_never_had_is_warned(
+        tmp_path: Path, switching_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A typo in the truth file scored as a missed drift, without a word."""
+    truth = tmp_path / "drifts.jsonl"
+    truth.write_text('{"model_id": "credit-risk", "feature": "balance", "at": 3000}\n'
+                     '{"model_id": "credit-rsk", "feature": "balance", "at": 3000}\n'
+                     '{"model_id": "credit-risk", "feature": "balanse", "at": 3000}\n',
+                     encoding="utf-8")
+    assert main(["backtest", "--input", str(switching_file), "--truth", str(truth),
+                 "--report", str(tmp_path / "r.html")]) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "--truth line 2: model 'credit-rsk' has no events in the input" in warned
+    assert ("--truth line 3: model 'credit-risk' has no feature 'balanse' in the input"
+            in warned)
+    assert not any("line 1:" in w for w in warned)

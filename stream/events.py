@@ -540,6 +540,7 @@ def _validate(objs: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
 
 
 def _reason(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """The reason and detail of a record's validation errors."""
     types = {e["type"] for e in errors}
     first = errors[0]
     where = ".".join(str(p) for p in first["loc"][1:]) or "event"
@@ -555,7 +556,25 @@ def _reason(errors: list[dict[str, Any]]) -> tuple[str, str]:
         got = type(errors[0].get("input")).__name__
         expected = "number, string, boolean or null"
         return "wrong_type", f"features.{loc[2]}: expected {expected}, got {got}"
+    if len(loc) >= 3 and loc[1] in _EXPECTED:  # a field of several types: say them all
+        inner = next((e for e in errors if len(e["loc"]) >= 5), None)
+        if inner is not None:  # a class probability that is not a number
+            got = type(inner.get("input")).__name__
+            return "wrong_type", (f"{loc[1]}.{inner['loc'][3]}: expected a number (a class "
+                                  f"probability), got {got}")
+        got = type(first.get("input")).__name__
+        return "wrong_type", f"{loc[1]}: expected {_EXPECTED[loc[1]]}, got {got}"
     return "wrong_type", f"{where}: {first['msg']}"
+
+
+#: The types of the event fields that take several, as a rejection's detail says them
+#: (docs/contracts.md's event contract).
+_EXPECTED = {
+    "prediction": "number, string, boolean, null or an object of class probabilities",
+    "label": "number, string, boolean or null",
+    "timestamp": "an RFC 3339 string, epoch seconds or null",
+    "model_version": "string, integer or null",
+}
 
 
 _YEAR_10000 = 253_402_300_800  # epoch seconds; past it a time cannot be formatted

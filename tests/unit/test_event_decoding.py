@@ -94,6 +94,23 @@ def test_feature_value_that_is_a_list_or_object_is_wrong_type(value: Any) -> Non
     assert detail.startswith("features.history")
 
 
+@pytest.mark.parametrize("field, value, detail", [
+    ("prediction", [0.1], "prediction: expected number, string, boolean, null or an object "
+                          "of class probabilities, got list"),
+    ("prediction", {"yes": "high"}, "prediction.yes: expected a number (a class "
+                                    "probability), got str"),
+    ("label", [1], "label: expected number, string, boolean or null, got list"),
+    ("timestamp", True, "timestamp: expected an RFC 3339 string, epoch seconds or null, "
+                        "got bool"),
+    ("model_version", [1], "model_version: expected string, integer or null, got list"),
+])
+def test_a_field_of_several_types_says_them_all(field: str, value: Any, detail: str) -> None:
+    """Before, the first type pydantic tried: 'prediction.bool: Input should be a valid
+    boolean' for a list (helper-16)."""
+    decoded = decode_between(event(**{field: value}))
+    assert assert_rejected_between(decoded, "wrong_type") == detail
+
+
 def test_numeric_model_id_is_wrong_type() -> None:
     detail = assert_rejected_between(decode_between(event(model_id=7)), "wrong_type")
     assert detail.startswith("model_id")

@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its path (exit 2).")
     check.add_argument("file", metavar="FILE", nargs="?",
                        help="YAML config file (default: none, the built-in defaults)")
+    check.add_argument("--config", dest="config_file", metavar="FILE",
+                       help="the same as FILE, as the other commands take it (default: none)")
     check.add_argument("--show", action="store_true",
                        help="also print the effective config as YAML, every key with its "
                             "value (secrets masked)")
@@ -712,6 +714,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """The config as ``run`` would load it (file, then ``STREAMDRIFT_*`` variables)."""
     from stream.config import effective_yaml, load_config
 
+    if args.file and args.config_file and args.file != args.config_file:
+        print("streamdrift: check-config takes one file: FILE or --config FILE",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    args.file = args.file or args.config_file
     config = load_config(args.file, env=os.environ)
     _web_config(config)
     if args.show:

@@ -254,3 +254,15 @@ def test_a_boolean_setting_still_takes_a_boolean(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "detectors:\n  numeric:\n    adwin:\n"
                                          "      enabled: false\n"), env={})
     assert config.detectors.numeric.adwin.enabled is False
+
+
+def test_check_config_takes_the_file_as_config_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every other command takes --config FILE; check-config refused it (helper-16)."""
+    path = write(tmp_path, "kafka:\n  batch_size: 7\n")
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert f"{path}: ok" in capsys.readouterr().out
+    other = tmp_path / "other.yaml"
+    other.write_text("kafka:\n  batch_size: 8\n", encoding="utf-8")
+    assert main(["check-config", str(path), "--config", str(other)]) == 2
+    assert "takes one file" in capsys.readouterr().err

@@ -14,7 +14,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -498,22 +497,8 @@ def _web_config(config: AppConfig) -> Any:
     return None if path is None else load_web_config(path)
 
 
-def _port_taken(host: str, port: int | None, error: OSError | None = None) -> str:
-    """Why ``run`` cannot serve its metrics on ``host:port`` (a bind tried and let go, as
-    the server binds: SO_REUSEADDR), or "" if it can. Port None (no server) or 0 (any
-    free one) is never taken."""
-    if error is None:
-        if not port:
-            return ""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                error = exc
-        if error is None:
-            return ""
+def _port_taken(host: str, port: int | None, error: OSError) -> str:
+    """What ``run`` says when it cannot serve its metrics on ``host:port``."""
     return (f"metrics.port {port} on {host}: {error.strerror or error}; pick another with "
             "--metrics-port or metrics.port (0: any free one)")
 
@@ -527,12 +512,14 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         topic_max_message_bytes,
         wait_for_broker,
     )
+    from stream.web import bind_error
 
     conf = config.kafka
     web = _web_config(config)  # a bad web config exits 2 before anything starts
-    taken = _port_taken(config.metrics.host, config.metrics.port)
-    if taken:  # before anything starts, too
-        log.error("%s", taken)
+    port = config.metrics.port
+    taken = bind_error(config.metrics.host, port) if port else None  # 0: any free one
+    if taken is not None:  # before anything starts, too
+        log.error("%s", _port_taken(config.metrics.host, port, taken))
         return EXIT_CONFIG
     admin = wait_for_broker(conf)
     if conf.create_topics:

@@ -201,6 +201,23 @@ class _Waiting:
     handshaken: bool = True
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket ``MetricsServer`` serves on (IPv6 for a host with a colon;
+    SO_REUSEADDR, as ``socket.create_server`` sets it). OSError if it cannot bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why ``MetricsServer`` could not listen on (host, port) now (a bind tried and let
+    go), or None."""
+    try:
+        listen(host, port).close()
+    except OSError as exc:
+        return exc
+    return None
+
+
 class MetricsServer:
     """Serves ``app`` on (host, port) until ``close``; see the module doc for the bounds.
 
@@ -213,8 +230,7 @@ class MetricsServer:
         self.app, self.tls = app, tls
         self.max_connections, self.header_timeout = max_connections, header_timeout
         self.io_timeout = io_timeout
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        self._listener = listen(host, port)
         self._listener.setblocking(False)
         self.port = int(self._listener.getsockname()[1])
         self.base_environ = {"SERVER_NAME": host, "SERVER_PORT": str(self.port),

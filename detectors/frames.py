@@ -218,13 +218,16 @@ def _epoch_seconds(column: Any) -> list[float]:
     return list(delta.dt.total_seconds())
 
 
-def warming_up(banks: Iterable[DetectorBank]) -> tuple[str, int]:
+def warming_up(banks: Iterable[DetectorBank]) -> tuple[str, int, int]:
     """The series of ``banks`` still learning their reference ("model/feature", the first
-    8 and how many more), and how many there are: no alert could have come from them,
-    so an empty result says nothing about their drift. ("", 0) when none."""
+    8 and how many more), how many there are, and how many series there are in all: no
+    alert could have come from those, so an empty result says nothing about their
+    drift. ("", 0, total) when none."""
     warming: list[str] = []
+    total = 0
     for bank in banks:
         for model in bank.models.values():
+            total += len(model.series)
             for name, series in model.series.items():
                 values = series.values
                 if values is None or values.warming_up:
@@ -232,16 +235,15 @@ def warming_up(banks: Iterable[DetectorBank]) -> tuple[str, int]:
                     warming.append(f"{model.model_id}/{name.strip(chr(0))}")
     shown = ", ".join(warming[:8]) + (f" and {len(warming) - 8} more" if len(warming) > 8
                                       else "")
-    return shown, len(warming)
+    return shown, len(warming), total
 
 
 def warn_warming_up(bank: DetectorBank) -> None:
     """Warn (``WarmingUpWarning``) if some series were still learning their reference
     when the input ended (``warming_up``)."""
-    shown, warming = warming_up([bank])
+    shown, warming, total = warming_up([bank])
     if not warming:
         return
-    total = sum(len(model.series) for model in bank.models.values())
     warnings.warn(f"detect: {warming} of {total} series were still warming up when the "
                   f"input ended ({shown}): no alert can come from them yet. Each needs "
                   f"DetectorConfig.warmup={bank.config.warmup} present values first; give "

@@ -705,12 +705,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print("streamdrift: check-config takes one file: FILE or --config FILE",
               file=sys.stderr)
         return EXIT_CONFIG
-    args.file = args.file or args.config_file
-    config = load_config(args.file, env=os.environ)
+    path = args.file or args.config_file
+    config = load_config(path, env=os.environ)
     _web_config(config)
     if args.show:
         print(effective_yaml(config), end="")
-    print(f"{args.file or '(no file)'}: ok (config_hash {config.config_hash()})")
+    print(f"{path or '(no file)'}: ok (config_hash {config.config_hash()})")
     return 0
 
 

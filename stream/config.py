@@ -31,14 +31,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from detectors.config import DetectorConfig, StrictSettings
+from detectors.config import DetectorConfig
+from detectors.config import StrictSettings as _Strict
 from stream.events import MAX_CATEGORY_BYTES, MAX_NAME_BYTES
 
 ENV_PREFIX = "STREAMDRIFT_"
-
-
-class _Strict(StrictSettings):
-    pass
 
 
 Passthrough = dict[str, str | int | float | bool]

@@ -711,9 +711,8 @@ class RunLoop:
     def log_warming_up(self, what: str) -> None:
         """Logs the series still warming up (``detectors.frames.warming_up``), for a
         replay or a backtest that ended: their silence says nothing about their drift."""
-        shown, warming = warming_up(self.banks.values())
+        shown, warming, total = warming_up(self.banks.values())
         if warming:
-            total = sum(len(m.series) for b in self.banks.values() for m in b.models.values())
             log.warning("%s: %d of %d series were still warming up when the input ended "
                         "(%s): no alert can come from them yet. Each needs "
                         "detectors.warmup=%d present values first; give more input, a "

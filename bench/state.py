@@ -55,12 +55,7 @@ from detectors.bank import DetectorBank, EventBatch
 from detectors.config import DetectorConfig
 from stream.config import KafkaConfig
 from stream.sinks import CLIENT_DEFAULT_MESSAGE_BYTES, DeliveryTracker, producer_queue_kbytes
-from stream.state import Changelog, compress_state
-
-if sys.version_info >= (3, 14):
-    from compression import zstd
-else:
-    from backports import zstd
+from stream.state import Changelog, compress_state, zstd  # the Zstandard the changelog uses
 
 FEATURES = 20
 #: Events per model that take every series of ``bank_for`` (the sparsest has 80 % of its

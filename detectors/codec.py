@@ -24,22 +24,29 @@ Traceback (most recent call last):
 ...
 detectors.codec.CodecError: truncated: ...
 
-Format (version 4)
+Format (version 5)
 ------------------
 
 ``payload = MAGIC "SDDC" | item*`` where each item is one MessagePack value
 (https://github.com/msgpack/msgpack/blob/master/spec.md), in this order:
 
-1. header, a map: ``{"version": 4, "fingerprint": str, "shapes": [[class, [field, ...]],
-   ...], "objects": n}``. ``fingerprint`` identifies the code that wrote it
-   (``fingerprint()``: this format version, river's version, the allowed class names
-   and a hash of the source of every ``detectors`` module); a payload written by other
-   code is refused (reason ``format``). A shape is one allowed class (its
-   ``module.qualname``) with the ordered names of the fields its objects carry.
-2. ``n`` object entries, ``[shape index, [value, ...]]``, one value per field of the
-   shape, in the order of the shape's fields. Objects are listed children first: a
+1. header, a map: ``{"version": 5, "fingerprint": str}``. ``fingerprint`` identifies
+   the code that wrote it (``fingerprint()``: this format version, river's version, the
+   allowed class names and a hash of the source of every ``detectors`` module); a
+   payload written by other code is refused (reason ``format``).
+2. object entries, ``[shape, [value, ...]]``, one value per field of the shape, in the
+   order of the shape's fields. A shape is one allowed class (its ``module.qualname``)
+   with the ordered names of the fields its objects carry: the first entry of a shape
+   gives it whole, ``[class, [field, ...]]``, and so numbers it (0, 1, ... in the order
+   they come); later entries give that number. Objects are listed children first: a
    reference (below) points to an earlier entry only.
-3. the root value (for a bank: a reference to its entry).
+3. the root, ``[nil, value]`` (for a bank: a reference to its entry), then nothing.
+
+Every entry is final once written, so ``encode_to`` hands the payload on in pieces as
+it walks the objects, and ``decode_from`` builds each object as soon as its entry is
+read: a snapshot compresses the pieces as they come, a restore decodes as it
+decompresses, and neither holds a bank's uncompressed payload whole (version 4 put
+every shape in the header, known only at the end of the walk).
 
 Values are MessagePack nil, bool, int (64-bit), float (64-bit), str, bin, array
 (a Python list) and map (a dict; any key below), plus these extension types:
@@ -123,8 +130,8 @@ from river.drift.binary.hddm_w import SampleInfo
 import detectors
 from detectors.reference_file import ReferenceFileError, load_reference_file
 
-FORMAT_VERSION = 4  # 2: narrowed integer and bool arrays; 3: ADWIN cores as their bytes;
-# 4: float arrays byte-shuffled
+FORMAT_VERSION = 5  # 2: narrowed integer and bool arrays; 3: ADWIN cores as their bytes;
+# 4: float arrays byte-shuffled; 5: shapes given by their first entry (written in pieces)
 MAGIC = b"SDDC"
 #: Array dtypes a payload may hold (little-endian), by their ``dtype.str``.
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2",
@@ -543,15 +550,30 @@ def _at(where: str | tuple[type, str]) -> str:
 # --- encoding -------------------------------------------------------------------------
 
 class _Encoder:
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[bytes], object], piece_bytes: int) -> None:
         self.allowed = {cls: name for name, cls in allowed_classes().items()}
         self.shapes: dict[tuple[str, tuple[str, ...]], int] = {}
-        self.entries: list[bytes] = []
+        self.objects = 0
+        self.write, self.piece_bytes = write, piece_bytes
+        self.piece: list[bytes] = []  # items not yet handed to ``write``, and their bytes
+        self.held = 0
         self.index: dict[int, int] = {}  # id(object) -> entry
         self.busy: set[int] = set()  # objects whose fields are being encoded
         self.seen: set[int] = set()  # mutable containers already written
         self.alive: list[Any] = []  # keeps every id above valid while encoding
         self.packer = msgpack.Packer(use_bin_type=True, strict_types=True)
+
+    def emit(self, item: bytes) -> None:
+        self.piece.append(item)
+        self.held += len(item)
+        if self.held >= self.piece_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.piece:
+            piece = b"".join(self.piece)
+            self.piece, self.held = [], 0
+            self.write(piece)
 
     def pack(self, value: Any) -> bytes:
         try:
@@ -673,10 +695,14 @@ class _Encoder:
                 values.append(self.ext(_OWN, self.method_name(v, o, at)))
             else:
                 values.append(self.value(v, (cls, name)))
-        shape = self.shapes.setdefault((cls_name, names), len(self.shapes))
+        shape: int | list[Any] | None = self.shapes.get((cls_name, names))
+        if shape is None:  # its first entry: the shape whole
+            self.shapes[cls_name, names] = len(self.shapes)
+            shape = [cls_name, list(names)]
         self.busy.discard(key)
-        index = self.index[key] = len(self.entries)
-        self.entries.append(self.pack([shape, values]))
+        index = self.index[key] = self.objects
+        self.objects += 1
+        self.emit(self.pack([shape, values]))
         return index
 
     @staticmethod
@@ -746,13 +772,41 @@ def encode(root: Any) -> bytes:
 
     Raises ``CodecError`` (reason ``unsupported``) for a value the format cannot hold.
     """
-    enc = _Encoder()
+    pieces: list[bytes] = []
+    encode_to(root, pieces.append)
+    return b"".join(pieces)
+
+
+#: ``encode_to`` hands on pieces of at least this many bytes (the last one excepted).
+PIECE_BYTES = 1 << 20
+
+
+def encode_to(root: Any, write: Callable[[bytes], object], piece_bytes: int | None = None
+              ) -> int:
+    """``encode(root)`` handed to ``write`` in pieces, in order, as the objects are
+    walked: each piece ``piece_bytes`` (default ``PIECE_BYTES``) or more (the last one
+    may be shorter), joined
+    they are ``encode(root)``. The walk holds one piece, not the payload; the pieces
+    are the same, byte for byte, for the same ``root`` and ``piece_bytes``. Returns the
+    payload's size in bytes.
+
+    Raises ``CodecError`` (reason ``unsupported``) for a value the format cannot hold;
+    ``write`` has been given the pieces before it then, not the rest.
+    """
+    written = 0
+
+    def counted(piece: bytes) -> None:
+        nonlocal written
+        written += len(piece)
+        write(piece)
+
+    enc = _Encoder(counted, PIECE_BYTES if piece_bytes is None else piece_bytes)
+    enc.emit(MAGIC + enc.pack({"version": FORMAT_VERSION, "fingerprint": fingerprint()}))
     with _collector_paused():
-        top = enc.pack(enc.value(root, "root"))
-    shapes = [[cls, list(fields)] for (cls, fields) in enc.shapes]
-    header = enc.pack({"version": FORMAT_VERSION, "fingerprint": fingerprint(),
-                       "shapes": shapes, "objects": len(enc.entries)})
-    return b"".join([MAGIC, header, *enc.entries, top])
+        top = enc.value(root, "root")
+    enc.emit(enc.pack([None, top]))
+    enc.flush()
+    return written
 
 
 @contextmanager
@@ -789,15 +843,13 @@ class _Decoder:
         self.depth = 0
         self.own_made = 0  # own-method markers read; each must be an object's field
 
-    def unpacker(self, data: bytes, start: int) -> msgpack.Unpacker:
-        """Reads ``data`` from ``start`` through a view, a megabyte at a time: a state
-        of hundreds of megabytes is not copied into the unpacker's buffer."""
-        stream = io.BytesIO(data)
-        stream.seek(start)
-        return msgpack.Unpacker(stream, raw=False, strict_map_key=False, use_list=True,
+    def unpacker(self, source: _Source, max_item_bytes: int) -> msgpack.Unpacker:
+        """Reads ``source`` a megabyte at a time: a state of hundreds of megabytes is
+        never whole in the unpacker's buffer, which holds one item at most."""
+        return msgpack.Unpacker(source, raw=False, strict_map_key=False, use_list=True,
                                 ext_hook=self.ext, list_hook=self.shared,
-                                read_size=min(1 << 20, max(len(data), 1)),
-                                max_buffer_size=max(len(data), 1))
+                                read_size=min(1 << 20, max_item_bytes),
+                                max_buffer_size=max_item_bytes)
 
     @staticmethod
     def shared(items: list[Any]) -> list[Any]:
@@ -946,25 +998,71 @@ def decode(data: bytes, expect: type[T]) -> T:
 
     Raises ``CodecError`` (never anything else) when the bytes are not such a payload.
     """
+    if type(data) is not bytes:
+        raise CodecError("format", "not a streamdrift detector-state payload (bad magic)")
+    return decode_from(io.BytesIO(data).read, expect, max(len(data), 1))
+
+
+#: ``decode_from``'s default bound on one item of a payload (an object entry with its
+#: arrays: a few KB in a bank).
+MAX_ITEM_BYTES = 1 << 28
+
+
+class _Source:
+    """``read`` as msgpack's file-like, which keeps the first exception ``read`` raised."""
+
+    __slots__ = ("_read", "failure")
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self.failure: BaseException | None = None
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._read(n)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+
+def decode_from(read: Callable[[int], bytes], expect: type[T],
+                max_item_bytes: int | None = None) -> T:
+    """``decode`` of the payload that ``read(n)`` hands on in order (up to ``n`` bytes a
+    call, ``b""`` at its end), never held whole: each item (an object entry) is built
+    as soon as it is read (a restore decompresses the changelog's state into it a
+    megabyte at a time). ``read`` is called until it returns ``b""``: bytes after the
+    payload are refused.
+
+    Raises ``CodecError`` (reason ``corrupt`` for an item over ``max_item_bytes``, by
+    default ``MAX_ITEM_BYTES``) when the bytes are not such a payload, and what ``read``
+    raises, unchanged.
+    """
+    source = _Source(read)
+    limit = MAX_ITEM_BYTES if max_item_bytes is None else max_item_bytes
     try:
         with _collector_paused():
-            root = _decode(data)
+            root = _decode(source, limit)
     except CodecError:
         raise
-    except msgpack.OutOfData:
-        raise CodecError("truncated", "the payload ends early") from None
     except Exception as exc:  # whatever crafted bytes make msgpack or numpy raise
+        if source.failure is not None:
+            raise source.failure from None
+        if isinstance(exc, msgpack.OutOfData):
+            raise CodecError("truncated", "the payload ends early") from None
         raise CodecError("corrupt", f"{type(exc).__name__}: {exc}") from None
     if type(root) is not expect:
         raise CodecError("schema", f"holds a {type(root).__name__}, not a {expect.__name__}")
     return root
 
 
-def _decode(data: bytes) -> Any:
-    if type(data) is not bytes or data[:len(MAGIC)] != MAGIC:
+def _decode(source: _Source, max_item_bytes: int) -> Any:
+    magic = source.read(len(MAGIC))
+    while len(magic) < len(MAGIC) and (more := source.read(len(MAGIC) - len(magic))):
+        magic += more
+    if magic != MAGIC:
         raise CodecError("format", "not a streamdrift detector-state payload (bad magic)")
     dec = _Decoder()
-    unpacker = dec.unpacker(data, len(MAGIC))
+    unpacker = dec.unpacker(source, max_item_bytes)
     header = unpacker.unpack()
     if type(header) is not dict or header.get("version") != FORMAT_VERSION:
         version = header.get("version") if type(header) is dict else None
@@ -973,18 +1071,21 @@ def _decode(data: bytes) -> Any:
     if header.get("fingerprint") != fingerprint():
         raise CodecError("format", "written by other detectors code (fingerprint differs): "
                          "a new warm-up")
-    shapes = _shapes(header.get("shapes"))
-    count = header.get("objects")
-    if type(count) is not int or not 0 <= count <= len(data):
-        raise CodecError("schema", "bad object count")
-    append, kinds = dec.objects.append, len(shapes)
-    for _ in range(count):
+    allowed = allowed_classes()
+    shapes: list[tuple[type, tuple[str, ...], Callable[[list[Any]], Any]]] = []
+    append = dec.objects.append
+    while True:
         made = dec.own_made
         entry = unpacker.unpack()
         if not (type(entry) is list and len(entry) == 2):
             raise CodecError("schema", "bad object entry")
         shape, values = entry
-        if not (type(shape) is int and 0 <= shape < kinds and type(values) is list):
+        if shape is None:  # the root: the last item
+            break
+        if type(shape) is list:  # a shape's first entry: the shape whole
+            shapes.append(_shape(shape, allowed))
+            shape = len(shapes) - 1
+        if not (type(shape) is int and 0 <= shape < len(shapes) and type(values) is list):
             raise CodecError("schema", "bad object entry")
         cls, fields, build = shapes[shape]
         if len(values) != len(fields):
@@ -997,41 +1098,35 @@ def _decode(data: bytes) -> Any:
             # markers read, each must be one of the fields
             raise CodecError("schema", f"{_name(cls)}: an own method inside a container")
         append(_build_with_methods(cls, fields, values))
-    made = dec.own_made
-    root = unpacker.unpack()
+    root = values
     if dec.own_made != made:
         raise CodecError("schema", "an own method outside an object")
-    if unpacker.tell() != len(data) - len(MAGIC):
+    if unpacker.read_bytes(1):
         raise CodecError("corrupt", "bytes after the payload")
     return root
 
 
-def _shapes(raw: Any) -> list[tuple[type, tuple[str, ...], Callable[[list[Any]], Any]]]:
-    """Each shape of the header, checked: its class, field names, and how an entry of it
-    without own-method markers is built (``_builder``)."""
-    allowed = allowed_classes()
-    if type(raw) is not list:
-        raise CodecError("schema", "no shapes")
-    shapes = []
-    for shape in raw:
-        if not (type(shape) is list and len(shape) == 2 and type(shape[1]) is list):
-            raise CodecError("schema", "bad shape")
-        name, fields = shape
-        cls = allowed.get(name) if type(name) is str else None
-        if cls is None:
-            raise CodecError("schema", f"class {name!r} is not allowed")
-        if len(set(fields)) != len(fields) or not all(type(f) is str for f in fields):
+def _shape(shape: list[Any], allowed: dict[str, type]
+           ) -> tuple[type, tuple[str, ...], Callable[[list[Any]], Any]]:
+    """A shape given by its first entry, checked: its class, field names, and how an entry
+    of it without own-method markers is built (``_builder``)."""
+    if not (len(shape) == 2 and type(shape[1]) is list):
+        raise CodecError("schema", "bad shape")
+    name, fields = shape
+    cls = allowed.get(name) if type(name) is str else None
+    if cls is None:
+        raise CodecError("schema", f"class {name!r} is not allowed")
+    if len(set(fields)) != len(fields) or not all(type(f) is str for f in fields):
+        raise CodecError("schema", f"{name}: bad field names")
+    adapter = _adapter(cls)
+    if adapter is None:
+        if not all(_valid_field(f) for f in fields):
             raise CodecError("schema", f"{name}: bad field names")
-        adapter = _adapter(cls)
-        if adapter is None:
-            if not all(_valid_field(f) for f in fields):
-                raise CodecError("schema", f"{name}: bad field names")
-            slots = _slots(cls)
-            if not _has_dict(cls) and not set(fields) <= set(slots):
-                raise CodecError("schema", f"{name}: fields {sorted(set(fields) - set(slots))} "
-                                 "are not slots of the class")
-        shapes.append((cls, tuple(fields), _builder(cls, tuple(fields))))
-    return shapes
+        slots = _slots(cls)
+        if not _has_dict(cls) and not set(fields) <= set(slots):
+            raise CodecError("schema", f"{name}: fields {sorted(set(fields) - set(slots))} "
+                             "are not slots of the class")
+    return cls, tuple(fields), _builder(cls, tuple(fields))
 
 
 def _has_dict(cls: type) -> bool:

@@ -79,9 +79,7 @@ def _wire(signals: list[DriftSignal]) -> bytes:
 
 
 def _classes(data: bytes) -> set[str]:
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-    unpacker.feed(data[len(codec.MAGIC):])
-    return {name for name, _ in unpacker.unpack()["shapes"]}
+    return {name for name, _ in _items(data)[1]}
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -124,10 +122,33 @@ def test_every_class_a_bank_reaches_is_allowed_and_every_river_class_is_reached(
 def _payload(shapes: list[Any], entries: list[Any], root: Any,
              version: int = codec.FORMAT_VERSION,
              fingerprint: str | None = None) -> bytes:
-    header = {"version": version, "fingerprint": fingerprint or codec.fingerprint(),
-              "shapes": shapes, "objects": len(entries)}
+    """A payload made by hand: each entry is ``[index into shapes, values]``, written as
+    the encoder does, the first entry of a shape with the shape whole (so shapes are
+    numbered in the order their first entries come)."""
+    header = {"version": version, "fingerprint": fingerprint or codec.fingerprint()}
+    given: set[int] = set()
+    items = []
+    for shape, values in entries:
+        first = shape not in given and 0 <= shape < len(shapes)
+        items.append([shapes[shape] if first else shape, values])
+        given.add(shape)
     return codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True)
-                                  for x in (header, *entries, root))
+                                  for x in (header, *items, [None, root]))
+
+
+def _items(data: bytes) -> tuple[dict[str, Any], list[Any], list[Any], Any]:
+    """``_payload``'s header, shapes, entries and root read back from a payload."""
+    items = list(msgpack.Unpacker(io.BytesIO(data[len(codec.MAGIC):]), raw=False,
+                                  strict_map_key=False))
+    shapes: list[Any] = []
+    entries = []
+    for shape, values in items[1:-1]:
+        if type(shape) is list:
+            shapes.append(shape)
+            shape = len(shapes) - 1
+        entries.append([shape, values])
+    assert items[-1][0] is None
+    return items[0], shapes, entries, items[-1][1]
 
 
 def _ext(code: int, value: Any) -> msgpack.ExtType:
@@ -153,11 +174,14 @@ def test_a_payload_made_by_hand_decodes_to_its_objects() -> None:
     (_blocks("<f8", [3], b"x" * 16), "schema", "does not fit 16 bytes"),
     (_blocks("<f8", [-2], b""), "schema", "bad array shape"),
     (_payload([["os.system", []]], [[0, []]], _ext(8, 0)), "schema", "'os.system' is not allowed"),
-    (_payload([["builtins.eval", []]], [], None), "schema", "not allowed"),
-    (_payload([["detectors.monitors.BlockMeans", ["size", "__class__"]]], [], None),
-     "schema", "bad field names"),
-    (_payload([["detectors.monitors.BlockMeans", ["size", "extra"]]], [], None), "schema",
-     "not slots of the class"),
+    (_payload([["builtins.eval", []]], [[0, []]], None), "schema", "not allowed"),
+    (_payload([["detectors.monitors.BlockMeans", ["size", "__class__"]]], [[0, [5, None]]],
+              None), "schema", "bad field names"),
+    (_payload([["detectors.monitors.BlockMeans", ["size", "extra"]]], [[0, [5, None]]], None),
+     "schema", "not slots of the class"),
+    (_payload(BLOCKS, [[0, [5, None]], [1, [5, None]]], _ext(8, 0)), "schema",
+     "bad object entry"),  # shape 1 was never given
+    (_payload(BLOCKS, [[0, [5, None]]], _ext(8, 0))[:-3], "truncated", "ends early"),
     (_payload(BLOCKS, [[0, [5]]], _ext(8, 0)), "schema", "1 values for 2 fields"),
     (_payload(BLOCKS, [], _ext(8, 0)), "schema", "before it is defined"),
     (_payload(BLOCKS, [], None, version=codec.FORMAT_VERSION + 1), "format",
@@ -275,8 +299,7 @@ def test_a_float_array_is_stored_byte_shuffled_and_read_back_bit_for_bit(dtype: 
     blocks = BlockMeans(5)
     blocks._carry = [values, values[0, :10].copy()]  # 120 items: shuffled; 10: as they are
     data = encode(blocks)
-    items = list(msgpack.Unpacker(io.BytesIO(data[len(codec.MAGIC):]), raw=False))
-    carry = next(v for v in items[1][1] if type(v) is list)  # the BlockMeans' _carry
+    carry = next(v for v in _items(data)[2][0][1] if type(v) is list)  # the BlockMeans' _carry
     stored = [msgpack.unpackb(x.data) for x in carry]
     assert [len(v) for v in stored] == [4, 3] and stored[0][3] == "shuffle"
     assert stored[0][2] == values.view(np.uint8).reshape(120, -1).T.tobytes()
@@ -304,17 +327,14 @@ def _edit_adwin_core(data: bytes, edit: Callable[[dict[str, Any]], Any]) -> byte
     """The payload with the state bytes of the first compiled ADWIN core changed: ``edit``
     gets its fields (``codec.adwin_fields``) and returns new bytes, or None to have the
     edited fields written back (``codec.adwin_bytes``)."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-    unpacker.feed(data[len(codec.MAGIC):])
-    items = list(unpacker)
-    shapes = items[0]["shapes"]
+    _, shapes, entries, root = _items(data)
     core = next(i for i, (name, _) in enumerate(shapes) if name.endswith("AdaptiveWindowing"))
     assert shapes[core][1] == ["state"]
-    entry = next(e for e in items[1:-1] if e[0] == core)
+    entry = next(e for e in entries if e[0] == core)
     fields = codec.adwin_fields(entry[1][0])
     made = edit(fields)
     entry[1][0] = codec.adwin_bytes(fields) if made is None else made
-    return codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items)
+    return _payload(shapes, entries, root)
 
 
 def _set(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -513,16 +533,15 @@ def test_an_adwin_whose_state_is_not_a_river_core_is_refused(state: Any) -> None
     """An ``Adwin`` is one entry, its river core's state bytes (``codec._Adwin``)."""
     adwin = Adwin(AdwinSettings())
     adwin.update(1.0)
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     data = encode(adwin)
-    unpacker.feed(data[len(codec.MAGIC):])
-    items = list(unpacker)
-    assert items[-1] == msgpack.ExtType(8, msgpack.packb(0))  # the root: the Adwin, entry 0
-    assert items[0]["shapes"] == [["detectors.monitors.Adwin", ["state"]]]
+    _, shapes, entries, root = _items(data)
+    assert root == msgpack.ExtType(8, msgpack.packb(0))  # the root: the Adwin, entry 0
+    assert shapes == [["detectors.monitors.Adwin", ["state"]]]
+    assert _payload(shapes, entries, root) == data
     assert decode(data, Adwin).width == adwin.width
-    items[1][1][0] = state
+    entries[0][1][0] = state
     with pytest.raises(CodecError, match="shorter than its layout") as exc:
-        decode(codec.MAGIC + b"".join(msgpack.packb(x, use_bin_type=True) for x in items), Adwin)
+        decode(_payload(shapes, entries, root), Adwin)
     assert exc.value.reason == "schema"
 
 

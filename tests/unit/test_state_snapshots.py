@@ -8,6 +8,7 @@ or with a chunk missing is refused, never misread.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import random
@@ -301,6 +302,126 @@ def test_a_pipelined_checkpoint_writes_what_one_write_per_partition_would(
             (q for q, _, _ in producer.records), key=list(banks).index)  # one at a time
     assert log.write(0, banks[0], {EVENTS: 9}) == sum(
         len(v) for _, v in encode_chunks(0, 1, 4, banks[0], {EVENTS: 9}, "h1"))
+
+
+def models_bank(models: int = 30) -> DetectorBank:
+    """A bank of ``models`` warmed-up models of a numeric and a categorical feature."""
+    rng = random.Random(3)
+    bank = DetectorBank(DetectorConfig(warmup=200))
+    batch = EventBatch()
+    for i in range(300):
+        for m in range(models):
+            batch.append(f"m{m}", None, {"x": rng.gauss(0, 1), "c": rng.choice("abc")}, None, i)
+    bank.update(batch)
+    return bank
+
+
+def test_a_snapshot_compresses_the_state_in_pieces_as_it_is_encoded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compressed_state`` never holds a bank's codec bytes whole: the compressor thread
+    gets pieces of about ``codec.PIECE_BYTES``, at most ``PIECES_AHEAD`` of them queued,
+    and their frame is the one Zstandard frame of the whole payload's bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(codec, "PIECE_BYTES", 4096)
+    bank = models_bank()
+    whole = encode(bank)
+    assert len(whole) > 20 * 4096
+    pieces: list[int] = []
+    most_ahead = 0
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            nonlocal most_ahead
+            if args:
+                pieces.append(len(args[0]))
+            most_ahead = max(most_ahead, self._work_queue.qsize())
+            return super().submit(fn, *args, **kwargs)
+
+    with Counting(1) as pool:
+        frame = b"".join(state.compressed_state(bank, pool))
+    assert sum(pieces) == len(whole) and len(pieces) > 20
+    assert max(pieces) < 2 * 4096  # a piece: 4 KiB and the entry that crossed it
+    assert most_ahead <= state.PIECES_AHEAD
+    assert frame == b"".join(state.compressed_state(bank))  # on this thread: the same bytes
+    assert state.zstd.decompress(frame) == whole
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [10], [7, 0, 3], [4, 4, 2], [1] * 25, [23, 0, 0, 9]])
+def test_records_cut_from_pieces_are_those_cut_from_their_bytes_joined(
+        monkeypatch: pytest.MonkeyPatch, sizes: list[int]) -> None:
+    monkeypatch.setattr(state, "CHUNK_BYTES", 4)
+    data = bytes(range(sum(sizes)))
+    pieces, at = [], 0
+    for n in sizes:
+        pieces.append(data[at:at + n])
+        at += n
+    cut = list(state.chunk_records(1, 0, 3, pieces, {EVENTS: 5}, "h1", b"k"))
+    assert cut == list(state.chunk_records(1, 0, 3, data, {EVENTS: 5}, "h1", b"k"))
+    assert len(cut) == max(1, -(-len(data) // 4))
+    assert b"".join(decode_chunk(v, b"k", k).data for k, v in cut) == data
+
+
+def test_a_restore_decodes_the_state_as_it_is_decompressed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``decode_state`` never holds a bank's codec bytes whole: its decoder reads them a
+    megabyte at most at a time from the decompressor, to the frame's end."""
+    bank = models_bank()
+    whole = encode(bank)
+    monkeypatch.setattr(codec, "MAX_ITEM_BYTES", 64 * 1024)  # reads of 64 KiB at most
+    handed: list[int] = []
+    read = state._Inflating.read
+
+    def counted(self: Any, n: int) -> bytes:
+        out = read(self, n)
+        handed.append(len(out))
+        return out
+
+    monkeypatch.setattr(state._Inflating, "read", counted)
+    frame = b"".join(state.compressed_state(bank))
+    chunks = [_chunk_of(frame)]
+    assert encode(decode_state(chunks)) == whole
+    assert sum(handed) == len(whole) and handed[-1] == 0  # read to the end
+    assert max(handed) <= 64 * 1024 and len(handed) > 3
+
+
+def test_decode_from_reads_any_cut_and_passes_on_what_its_reader_raises() -> None:
+    data = encode(warm_bank())
+    stream = io.BytesIO(data)
+    one_byte = codec.decode_from(lambda n: stream.read(1), DetectorBank)  # a byte a read
+    assert encode(one_byte) == data
+
+    class Gone(Exception):
+        pass
+
+    def failing(n: int) -> bytes:
+        raise Gone("broker went away")
+
+    with pytest.raises(Gone, match="went away"):
+        codec.decode_from(failing, DetectorBank)
+    with pytest.raises(codec.CodecError, match="bytes after the payload") as exc:
+        codec.decode(data + b"\x00", DetectorBank)
+    assert exc.value.reason == "corrupt"
+    with pytest.raises(codec.CodecError) as exc:
+        codec.decode_from(io.BytesIO(data).read, DetectorBank, max_item_bytes=64)
+    assert exc.value.reason == "corrupt"
+
+
+def test_encode_to_hands_on_the_payload_in_order_in_pieces() -> None:
+    bank = models_bank()
+    whole = encode(bank)
+    pieces: list[bytes] = []
+    assert codec.encode_to(bank, pieces.append, piece_bytes=5000) == len(whole)
+    assert b"".join(pieces) == whole and len(pieces) > 10
+    assert all(len(p) >= 5000 for p in pieces[:-1])
+    again: list[bytes] = []
+    codec.encode_to(bank, again.append, piece_bytes=5000)
+    assert again == pieces  # the same pieces, byte for byte
+    bank.models["m29"].model_id = object()  # type: ignore[assignment]  # written late
+    handed: list[bytes] = []
+    with pytest.raises(codec.CodecError, match="unsupported"):
+        codec.encode_to(bank, handed.append, piece_bytes=5000)
+    assert handed and b"".join(handed) == whole[:sum(map(len, handed))]
 
 
 def test_a_state_the_codec_cannot_write_stops_the_checkpoint_before_its_records(

@@ -416,7 +416,9 @@ class Changelog:
         records = self._read(sorted(resume_at))
         found: dict[int, Restored] = {}
         for partition, wanted in sorted(resume_at.items()):
-            restored = self._pick(partition, records.get(partition, {}), wanted)
+            # A partition's records are let go once it is restored: the changelog read
+            # is not held whole beside all the banks built from it.
+            restored = self._pick(partition, records.pop(partition, {}), wanted)
             if restored is not None:
                 found[partition] = restored
         log.info("state of %d of %d partitions restored from %s in %.2fs", len(found),

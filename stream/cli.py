@@ -297,7 +297,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if args.input is None:
             wait_for_broker(config.kafka)
         return replay_source(config.kafka, path=args.input, topic=args.topic,
-                             start=args.start, end=args.end)
+                             start=args.start, end=args.end,
+                             max_line_bytes=config.limits.max_record_bytes)
 
     _collect_less()
     return backtest.main(args, configs, source, _stop_on_signals())
@@ -595,7 +596,8 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
         wait_for_broker(config.kafka)
     try:
         inner = replay_source(config.kafka, path=args.input, topic=args.topic,
-                              start=args.start, end=args.end)
+                              start=args.start, end=args.end,
+                              max_line_bytes=config.limits.max_record_bytes)
     except OSError as exc:
         log.error("--input: cannot read %s: %s", args.input, exc.strerror or exc)
         return EXIT_CONFIG

@@ -357,7 +357,7 @@ def _decode_records(records: RecordBatch, max_record_bytes: int, *,
     accepted: list[tuple[int, dict[str, Any]]] = []
     doubtful: list[tuple[int, dict[str, Any]]] = []
     for row, value in enumerate(records.values):
-        obj = _parse(value, max_record_bytes)
+        obj = _parse(value, max_record_bytes, records, row)
         if type(obj) is dict:
             (accepted if plainly_valid(obj) else doubtful).append((row, obj))
         else:
@@ -486,11 +486,13 @@ def _cap_categories(obj: dict[str, Any], limit: int) -> int:
     return capped
 
 
-def _parse(value: bytes | None, max_bytes: int) -> dict[str, Any] | Rejected:
+def _parse(value: bytes | None, max_bytes: int, records: RecordBatch, row: int
+           ) -> dict[str, Any] | Rejected:
     if not value:
         return Rejected(-1, "empty_value", "record has no value (tombstone or empty)")
-    if len(value) > max_bytes:
-        return Rejected(-1, "oversized", f"{len(value)} bytes > limit of {max_bytes}")
+    if len(value) > max_bytes:  # the whole value's size, if its source cut it short
+        return Rejected(-1, "oversized",
+                        f"{records.value_size(row)} bytes > limit of {max_bytes}")
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -672,7 +674,7 @@ def decode_labels(records: RecordBatch, max_record_bytes: int, *,
     out = DecodedLabels()
     parsed: list[tuple[int, dict[str, Any]]] = []
     for row, value in enumerate(records.values):
-        obj = _parse(value, max_record_bytes)
+        obj = _parse(value, max_record_bytes, records, row)
         if type(obj) is dict:
             parsed.append((row, obj))
         else:

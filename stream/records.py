@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 TIMESTAMP_NOT_AVAILABLE, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME = 0, 1, 2
 
 Headers = list[tuple[str, bytes | None]]
+#: Headers of a value cut short (the dead-letter contract's names, docs/contracts.md).
+TRUNCATED, ORIGINAL_SIZE, ORIGINAL_SHA256 = (
+    "streamdrift.truncated", "streamdrift.original.size", "streamdrift.original.sha256")
 
 
 @dataclass(slots=True)
@@ -56,6 +59,19 @@ class RecordBatch:
     def header_list(self, row: int) -> Headers:
         """The record's own headers, in order ([] if it has none, or the source none)."""
         return (self.headers[row] or []) if row < len(self.headers) else []
+
+    def value_size(self, row: int) -> int:
+        """Bytes of the record's value at its source: its length, or the whole value's
+        ``streamdrift.original.size`` when the value was cut short (its headers say
+        ``streamdrift.truncated``, as a file source's over-long line and a dead letter
+        cut to fit its topic do)."""
+        value = self.values[row]
+        headers = self.header_list(row)
+        if headers and any(name == TRUNCATED for name, _ in headers):
+            for name, size in headers:
+                if name == ORIGINAL_SIZE and size is not None and size.isdigit():
+                    return int(size)
+        return len(value or b"")
 
     def timestamp_type(self, row: int) -> int:
         if row < len(self.timestamp_types):

@@ -20,7 +20,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.alerts import encode_alert
 from stream.events import Rejected
-from stream.records import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, RecordBatch
+from stream.records import (
+    ORIGINAL_SHA256,
+    ORIGINAL_SIZE,
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TRUNCATED,
+    RecordBatch,
+)
 
 log = logging.getLogger("streamdrift.sinks")
 
@@ -268,11 +275,11 @@ def _fit(key: bytes | None, value: bytes | None, headers: Headers, limit: int,
     if not cut:
         whole = value or b""
         extra: Headers = [
-            ("streamdrift.truncated", b"value"),
-            ("streamdrift.original.size", str(len(whole)).encode()),
-            ("streamdrift.original.sha256", hashlib.sha256(whole).hexdigest().encode())]
+            (TRUNCATED, b"value"),
+            (ORIGINAL_SIZE, str(len(whole)).encode()),
+            (ORIGINAL_SHA256, hashlib.sha256(whole).hexdigest().encode())]
         if key is not None and len(key) > limit // 4:
-            extra[0] = ("streamdrift.truncated", b"key,value")
+            extra[0] = (TRUNCATED, b"key,value")
             extra.append(("streamdrift.original.key_size", str(len(key)).encode()))
             key = key[:limit // 4]
         headers = headers + extra

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -36,7 +37,7 @@ from confluent_kafka import (
 from stream.config import KafkaConfig
 from stream.events import parse_rfc3339
 from stream.kafka import client_settings
-from stream.records import RecordBatch
+from stream.records import ORIGINAL_SHA256, ORIGINAL_SIZE, TRUNCATED, Headers, RecordBatch
 
 log = logging.getLogger("streamdrift.source")
 
@@ -80,6 +81,14 @@ class FileSource:
     ``position()`` how much of it was read, compressed bytes for gzip: a progress
     display's ETA. Raises ``OSError`` if the file cannot be opened.
 
+    With ``max_line_bytes`` (``limits.max_record_bytes``), a longer line is never held
+    whole: its first ``max_line_bytes + 1`` bytes are its record's value (rejected as
+    ``oversized``), the rest is read a MiB at a time, counted and hashed, and the record
+    says so in the dead-letter contract's headers: ``streamdrift.truncated`` (``value``),
+    ``streamdrift.original.size`` and ``streamdrift.original.sha256`` of the whole line
+    (without its line end). A 300 MB line took ~730 MB before it was rejected; a file
+    without a line end (a binary file given by mistake) took all of itself.
+
     >>> import gzip, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "e.jsonl.gz")
     >>> with gzip.open(path, "wb") as out:
@@ -92,8 +101,9 @@ class FileSource:
     """
 
     def __init__(self, path: str | Path, batch_size: int, start: float | None = None,
-                 end: float | None = None) -> None:
+                 end: float | None = None, max_line_bytes: int | None = None) -> None:
         self.batch_size = batch_size
+        self.max_line_bytes = max_line_bytes
         self.start = start
         self.end = end
         self.outside = 0
@@ -128,14 +138,14 @@ class FileSource:
         batch = RecordBatch()
         ranged = self.start is not None or self.end is not None
         try:
-            for raw in self._file:
+            while (read := self._next_line()) is not None:
+                value, headers = read
                 line = self._line
                 self._line += 1
-                value = raw.rstrip(b"\r\n")
                 if ranged and not self._in_range(value):
                     self.outside += 1
                     continue
-                batch.append(self.topic, 0, line, None, None, value)
+                batch.append(self.topic, 0, line, None, None, value, headers)
                 if len(batch) >= self.batch_size:
                     break
         except (EOFError, gzip.BadGzipFile) as exc:  # a truncated or corrupt gzip stream
@@ -146,6 +156,33 @@ class FileSource:
     def resize(self, records: int) -> None:
         """Ask for ``records`` records per poll from now on (``KafkaConfig.poll_size``)."""
         self.batch_size = records
+
+    def _next_line(self) -> tuple[bytes, Headers | None] | None:
+        """The next line without its line end, and the headers of one cut short (see
+        the class); None at the end of the input."""
+        limit = self.max_line_bytes
+        raw = self._file.readline() if limit is None else self._file.readline(limit + 2)
+        if not raw:
+            return None
+        if limit is None or raw.endswith(b"\n") or len(raw) < limit + 2:
+            return raw.rstrip(b"\r\n"), None
+        # Longer than a value the limit lets through and its line end: the rest is only
+        # counted and hashed. A line's trailing CRs are not its value (``rstrip``): they
+        # are held back until what follows them is known.
+        digest, size, held = hashlib.sha256(), 0, b""
+        chunk = raw
+        while True:
+            ends = chunk.endswith(b"\n")
+            data = held + chunk
+            kept = data.rstrip(b"\r\n") if ends or not chunk else data.rstrip(b"\r")
+            held = data[len(kept):]
+            digest.update(kept)
+            size += len(kept)
+            if ends or not chunk:
+                break
+            chunk = self._file.readline(1 << 20)
+        return raw[:limit + 1], [(TRUNCATED, b"value"), (ORIGINAL_SIZE, str(size).encode()),
+                                 (ORIGINAL_SHA256, digest.hexdigest().encode())]
 
     def _in_range(self, value: bytes) -> bool:
         when = event_seconds(value)
@@ -189,19 +226,21 @@ def event_seconds(value: bytes) -> float | None:
 
 def replay_source(conf: KafkaConfig, *, path: str | Path | None = None,
                   topic: str | None = None, start: float | None = None,
-                  end: float | None = None) -> FileSource | KafkaRangeSource:
+                  end: float | None = None, max_line_bytes: int | None = None
+                  ) -> FileSource | KafkaRangeSource:
     """The source ``replay`` reads (and a backtest can): a JSON-lines file (``path``;
     ``-`` for standard input; gzip or not) or a topic (``topic``, with
     ``conf.labels_topic`` beside it if set), limited to event times in ``[start, end)``
     (epoch seconds; None: unbounded). On a topic the time is the record timestamp
-    (``offsets_for_times``); in a file, each event's ``timestamp``.
+    (``offsets_for_times``); in a file, each event's ``timestamp``. A file's lines
+    longer than ``max_line_bytes`` are cut (``FileSource``).
 
     Raises ``OSError`` if the file cannot be opened, ``ValueError`` if the topic does
     not exist or neither or both of ``path`` and ``topic`` are given."""
     if (path is None) == (topic is None):
         raise ValueError("give one of path and topic")
     if path is not None:
-        return FileSource(path, conf.poll_size(), start, end)
+        return FileSource(path, conf.poll_size(), start, end, max_line_bytes)
     assert topic is not None
     topics = [topic] + ([conf.labels_topic] if conf.labels_topic else [])
     return KafkaRangeSource(conf, topics, None if start is None else int(start * 1000),

@@ -21,7 +21,7 @@ import pytest
 
 from detectors.concept_drift import ERROR, ERROR_RATE, ESTIMATED_ACCURACY, OUTCOMES
 from detectors.values import CONFIDENCE, PREDICTION
-from stream import cli
+from stream import cli, records
 from stream.events import REASONS
 from stream.metrics import Metrics
 from stream.state import REJECT_REASONS
@@ -258,13 +258,16 @@ def test_every_dlq_reason_is_documented_and_no_other() -> None:
 
 
 def test_every_streamdrift_header_is_documented() -> None:
-    # Headers are (name, value) pairs: tuples whose first element names a header.
+    # Headers are (name, value) pairs: tuples whose first element names a header; the
+    # truncation headers' names are constants of stream/records.py (sinks and the file
+    # source use them).
     tree = ast.parse((REPO / "stream" / "sinks.py").read_text(encoding="utf-8"))
     headers = {node.elts[0].value for node in ast.walk(tree)
                if isinstance(node, ast.Tuple) and len(node.elts) == 2
                and isinstance(node.elts[0], ast.Constant)
                and str(node.elts[0].value).startswith("streamdrift.")}
-    assert {"streamdrift.reason", "streamdrift.original.sha256"} <= headers  # the scan works
+    headers |= {records.TRUNCATED, records.ORIGINAL_SIZE, records.ORIGINAL_SHA256}
+    assert {"streamdrift.reason", "streamdrift.source.offset"} <= headers  # the scan works
     missing = sorted(headers - _backticked(_section("Dead letter")))
     assert not missing, f"headers not in docs/contracts.md#dead-letter: {missing}"
 

@@ -159,6 +159,65 @@ def test_the_summary_counts_rejections_by_reason(
     assert last.endswith(f", {len(alerts_of(out))} alerts")
 
 
+def test_a_line_over_the_record_limit_is_cut_not_held_whole(tmp_path: Path) -> None:
+    """A line longer than ``limits.max_record_bytes`` (a binary file without line ends,
+    given by mistake, is one such line) is read a MiB at a time: its record holds
+    the limit + 1 bytes, with the whole line's size and SHA-256 in the dead-letter
+    contract's truncation headers; the lines around it are read as they are."""
+    import hashlib
+    import tracemalloc
+
+    from stream.records import ORIGINAL_SHA256, ORIGINAL_SIZE, TRUNCATED
+    from stream.sources import FileSource
+
+    huge = b'{"note": "' + b"x" * 30_000_000 + b'"}'
+    body = b'{"a": 1}\r\n' + huge + b"\r\r\n" + b"x" * 2000 + b"\r\n" + b"tail"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(body)
+    source = FileSource(path, batch_size=10, max_line_bytes=1000)
+    tracemalloc.start()
+    batch = source.poll()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert batch is not None and source.poll() is None
+    assert peak < 8_000_000  # the 30 MB line was never whole (chunks of 1 MiB)
+    assert batch.offsets == [0, 1, 2, 3]
+    assert batch.values[0] == b'{"a": 1}' and batch.values[3] == b"tail"
+    for row, whole in ((1, huge), (2, b"x" * 2000)):
+        assert batch.values[row] == whole[:1001]
+        assert batch.header_list(row) == [
+            (TRUNCATED, b"value"), (ORIGINAL_SIZE, str(len(whole)).encode()),
+            (ORIGINAL_SHA256, hashlib.sha256(whole).hexdigest().encode())]
+        assert batch.value_size(row) == len(whole)
+    assert batch.header_list(0) == [] and batch.value_size(0) == 8
+    # at the limit: a line that fits the limit + 1 and its line end is read whole
+    exact = tmp_path / "exact.jsonl"
+    exact.write_bytes(b"y" * 1000 + b"\r\n" + b"z" * 1001 + b"\n" + b"w" * 1002 + b"\n")
+    cut = FileSource(exact, batch_size=10, max_line_bytes=1000).poll()
+    assert cut is not None and cut.values[:2] == [b"y" * 1000, b"z" * 1001]
+    assert cut.header_list(0) == cut.header_list(1) == []
+    assert cut.values[2] == b"w" * 1001 and cut.value_size(2) == 1002
+
+
+def test_replay_dead_letters_a_long_line_with_its_whole_size(tmp_path: Path) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text("limits:\n  max_record_bytes: 4096\n", encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    long_line = b'{"event_id": "e-2", "model_id": "m", "features": {"x": "' + b"v" * 50_000 + b'"}}'
+    events.write_bytes(b'{"event_id": "e-1", "model_id": "m", "features": {"x": 1}}\n'
+                       + long_line + b"\n")
+    dlq = tmp_path / "dlq.jsonl"
+    assert main(["replay", "--config", str(config), "--input", str(events),
+                 "--dlq-output", str(dlq)]) == 0
+    [letter] = [orjson.loads(x) for x in dlq.read_bytes().splitlines()]
+    assert letter["reason"] == "oversized"
+    assert letter["error"] == f"{len(long_line)} bytes > limit of 4096"
+    assert letter["source"] == {"topic": "events.jsonl", "partition": 0, "offset": 1}
+    assert letter["value"] == long_line[:4097].decode()
+    assert letter["headers"][:2] == [["streamdrift.truncated", "value"],
+                                     ["streamdrift.original.size", str(len(long_line))]]
+
+
 def test_every_record_rejected_exits_5_with_a_hint(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "events.csv"

@@ -42,7 +42,6 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,10 +150,6 @@ def main() -> int:
                    default=producer_queue_kbytes(CLIENT_DEFAULT_MESSAGE_BYTES),
                    help="the producer's queue.buffering.max.kbytes (default: what "
                         "streamdrift run uses, %(default)s)")
-    p.add_argument("--compare-rounds", type=int, default=0, metavar="K",
-                   help="then write the snapshot 2K times more, interleaved: pipelined as "
-                        "a checkpoint does (Changelog.write_all) and one partition at a "
-                        "time (Changelog.write each), and report both medians")
     p.add_argument("--output", type=Path, metavar="FILE.md",
                    help="default bench/results/state.md, or state-N-monitors.md with "
                         f"--monitors N other than {DEFAULT_MONITORS:,}")
@@ -196,6 +191,7 @@ def main() -> int:
     tracker = DeliveryTracker()
     log = Changelog(conf, topic, producer, "bench", on_delivery=tracker)
     peak_tracked = reset_peak()
+    rss_snapshot = memory_mib("VmRSS")
     write = time.perf_counter()
     size = sum(log.write_all([(n, bank, {"events": 1}) for n, bank in banks.items()]
                              ).values())
@@ -204,13 +200,13 @@ def main() -> int:
     write_s = time.perf_counter() - write
     snapshot_peak = memory_mib("VmHWM")
     print(f"[state] snapshot: {size / 1e6:,.1f} MB in {write_s:.1f} s", file=sys.stderr)
-    compared = compare_snapshots(log, banks, producer, tracker, args.compare_rounds)
     codec_us = codec_cost(banks[0], args.rounds)
     del banks  # a restoring process holds only what it restores
 
     restores: list[float] = []
     restored: list[int] = []
     restore_peaks: list[float] = []
+    restore_held: list[float] = []  # peak less the RSS once restored: what it held meanwhile
     failure = ""
     for _ in range(args.rounds):
         gc.collect()
@@ -227,6 +223,7 @@ def main() -> int:
         restores.append(time.perf_counter() - began)
         restored.append(len(got))
         restore_peaks.append(memory_mib("VmHWM") - base)
+        restore_held.append(memory_mib("VmHWM") - memory_mib("VmRSS"))
         del got
     admin.delete_topics([topic])
 
@@ -241,10 +238,12 @@ def main() -> int:
         "changelog_bytes": size, "changelog_bytes_per_monitor": round(size / monitors),
         "snapshot_encode_s": round(encode_s, 2), "snapshot_acked_s": round(write_s, 2),
         "snapshot_peak_rss_mib": round(snapshot_peak, 1) if peak_tracked else None,
+        "snapshot_peak_growth_mib": (round(snapshot_peak - rss_snapshot, 1) if peak_tracked
+                                     else None),
         "restore_s": [round(s, 2) for s in restores], "restored_partitions": restored,
         "restore_peak_rss_growth_mib": [round(m, 1) for m in restore_peaks],
+        "restore_peak_over_restored_mib": [round(m, 1) for m in restore_held],
         "restore_failure": failure or None,
-        "snapshot_compared_s": compared,
         "codec_us_per_monitor": codec_us,
         "producer_queue_kbytes": args.producer_queue_kbytes,
     }
@@ -254,26 +253,6 @@ def main() -> int:
     args.output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
     return 0
-
-
-def compare_snapshots(log: Changelog, banks: dict[int, DetectorBank], producer: Producer,
-                      tracker: DeliveryTracker, rounds: int) -> dict[str, list[float]]:
-    """Seconds until acknowledged of ``rounds`` snapshots of all ``banks`` written
-    pipelined (``write_all``: the next partition encoded while the last is compressed)
-    and as many written one partition after the other (``write``), interleaved."""
-    snapshots = [(n, bank, {"events": 1}) for n, bank in banks.items()]
-    ways: dict[str, Callable[[], object]] = {
-        "pipelined": lambda: log.write_all(snapshots),
-        "one at a time": lambda: [log.write(*snapshot) for snapshot in snapshots]}
-    seconds: dict[str, list[float]] = {way: [] for way in ways}
-    for i in range(rounds):
-        for way in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
-            began = time.perf_counter()
-            ways[way]()
-            tracker.flush(producer, 600)
-            seconds[way].append(round(time.perf_counter() - began, 2))
-            log.committed()
-    return seconds if rounds else {}
 
 
 def codec_cost(bank: DetectorBank, rounds: int) -> dict[str, float]:
@@ -305,11 +284,14 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         times = r["restore_s"]
         restore = (f"{statistics.median(times):.2f} s ({min(times):.2f}..{max(times):.2f}); "
                    f"{min(r['restored_partitions'])} of {parts} partitions restored")
-        restore_peak = f"{max(r['restore_peak_rss_growth_mib']):,.0f} MiB"
+        restore_peak = (f"{max(r['restore_peak_rss_growth_mib']):,.0f} MiB (peak "
+                        f"{max(r['restore_peak_over_restored_mib']):,.0f} MiB over the RSS "
+                        "once restored)")
     else:
         restore, restore_peak = f"failed: {r['restore_failure']}", "-"
     peak = ("not measured (no /proc/self/clear_refs)" if r["snapshot_peak_rss_mib"] is None
-            else f"{r['snapshot_peak_rss_mib']:,.0f} MiB")
+            else f"{r['snapshot_peak_rss_mib']:,.0f} MiB ({r['snapshot_peak_growth_mib']:+,.0f} "
+            "MiB over the RSS before it)")
     return "\n".join([
         "# Detector state: memory, changelog, snapshot and restore",
         "",
@@ -335,7 +317,6 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         f"| restore on assignment (median of {rounds}) | {restore} |",
         f"| peak RSS growth while restoring (the built banks freed before) | "
         f"{restore_peak} |",
-        *compared_rows(r.get("snapshot_compared_s") or {}),
         *(f"| {step} in process, one partition (median of {max(3, rounds)}) | "
           f"{us:,.1f} us per monitor |" for step, us in r["codec_us_per_monitor"].items()),
         "",
@@ -344,18 +325,6 @@ def report(r: dict[str, Any], rounds: int, parts: int) -> str:
         f"the banks took {r['build_s']:.0f} s (not counted)",
         "",
     ])
-
-
-
-def compared_rows(compared: dict[str, list[float]]) -> list[str]:
-    if not compared:
-        return []
-    medians = {way: statistics.median(times) for way, times in compared.items()}
-    rows = [f"| snapshot until acknowledged, {way} (median of {len(times)}) | "
-            f"{medians[way]:.2f} s ({min(times):.2f}..{max(times):.2f}) |"
-            for way, times in compared.items()]
-    return [*rows, "| pipelined / one at a time | "
-            f"{medians['pipelined'] / medians['one at a time']:.2f} |"]
 
 
 if __name__ == "__main__":

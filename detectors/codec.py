@@ -848,7 +848,7 @@ class _Decoder:
         never whole in the unpacker's buffer, which holds one item at most."""
         return msgpack.Unpacker(source, raw=False, strict_map_key=False, use_list=True,
                                 ext_hook=self.ext, list_hook=self.shared,
-                                read_size=min(1 << 20, max_item_bytes),
+                                read_size=min(READ_BYTES, max_item_bytes),
                                 max_buffer_size=max_item_bytes)
 
     @staticmethod
@@ -1004,8 +1004,9 @@ def decode(data: bytes, expect: type[T]) -> T:
 
 
 #: ``decode_from``'s default bound on one item of a payload (an object entry with its
-#: arrays: a few KB in a bank).
+#: arrays: a few KB in a bank), and the bytes it asks ``read`` for a call.
 MAX_ITEM_BYTES = 1 << 28
+READ_BYTES = 1 << 20
 
 
 class _Source:

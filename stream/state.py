@@ -281,7 +281,8 @@ def decode_state(chunks: list[Chunk]) -> DetectorBank:
     if digest.hexdigest() != chunks[0].digest:
         raise SnapshotError("state does not match its digest", "corrupt")
     try:
-        return codec.decode_from(_Inflating([c.data for c in chunks]).read, DetectorBank)
+        return codec.decode_from(_Inflating([c.data for c in chunks]).read, DetectorBank,
+                                 MAX_STATE_BYTES)  # an item is bounded by the whole state
     except codec.CodecError as exc:
         reason = exc.reason if exc.reason in REJECT_REASONS else "corrupt"
         raise SnapshotError(f"state does not decode: {exc}", reason) from None

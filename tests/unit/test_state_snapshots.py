@@ -368,7 +368,7 @@ def test_a_restore_decodes_the_state_as_it_is_decompressed(
     megabyte at most at a time from the decompressor, to the frame's end."""
     bank = models_bank()
     whole = encode(bank)
-    monkeypatch.setattr(codec, "MAX_ITEM_BYTES", 64 * 1024)  # reads of 64 KiB at most
+    monkeypatch.setattr(codec, "READ_BYTES", 64 * 1024)  # reads of 64 KiB at most
     handed: list[int] = []
     read = state._Inflating.read
 

@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, count, repeat
+from itertools import compress, count
 from operator import attrgetter
 from typing import Any
 
@@ -1026,31 +1026,12 @@ class MissingMonitor:
 
     def __init__(self, settings: MissingSettings) -> None:
         self.settings = settings
-        # ADWIN on the blocks' missing shares, built at the first block with a missing
-        # value (``_built``): most features are never missing, and an ADWIN costs ~0.7 KB
-        # and a snapshot entry. Until then, the split fixed at the first value and the
-        # blocks without a missing value, each a 0.0 it will be fed first.
-        self._adwin: Adwin | None = None
-        self._split: float | None = None
-        self._zeros = 0
+        self._adwin: Adwin | None = None  # built at the first value, with its split
         self._fill = 0  # values in the current, unfinished block
         self._count = 0  # missing values among them
         self._recent: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self._present = 0  # present values after ``_recent`` (kept as a count, not an array)
         self._recent_window = 1000
-
-    def _built(self) -> Adwin:
-        """The ADWIN, built if it was not and fed the 0.0 of each block before: the state
-        ADWIN would hold had it been built at the first value (zeros never cut its
-        window: both parts' means are 0.0)."""
-        adwin = self._adwin
-        if adwin is None:
-            adwin = self._adwin = Adwin(self.settings.adwin,
-                                        1.0 if self._split is None else self._split)
-            if first_true(map(adwin.update, repeat(0.0, self._zeros))) is not None:
-                raise AssertionError("ADWIN cut a window of zeros")
-            self._zeros = 0
-        return adwin
 
     def _window(self, present: int) -> npt.NDArray[np.bool_]:
         """The last ``_recent_window`` flags: ``_recent`` then ``present`` present values."""
@@ -1063,8 +1044,8 @@ class MissingMonitor:
         its arrays: the same blocks, the same ADWIN inputs, the same detections."""
         if not self.settings.adwin.enabled or not n:
             return []
-        if self._split is None:
-            self._split = split(positions[0]) if split else 1.0
+        if self._adwin is None:
+            self._adwin = Adwin(self.settings.adwin, split(positions[0]) if split else 1.0)
         size = self.settings.block
         total = self._fill + n
         before = self._present
@@ -1078,20 +1059,16 @@ class MissingMonitor:
         # (those of the unfinished block carried over), so its share, then zeros.
         first_end = size - self._fill - 1
         blocks = (n - 1 - first_end) // size + 1
-        detections: list[Detection] = []
-        last = first_end + (blocks - 1) * size
-        if self._adwin is None and not self._count:  # no missing value yet: zeros, counted
-            self._zeros += blocks
-            self._fill, self._count = n - last - 1, 0
-            return detections
         shares = [self._count / size] + [0.0] * (blocks - 1)
+        detections: list[Detection] = []
         j = 0
-        while (k := first_true(map(self._built().update, shares[j:]))) is not None:
+        while (k := first_true(map(self._adwin.update, shares[j:]))) is not None:
             end = first_end + (j + k) * size
             seen = self._window(before + end + 1)
             detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
             self._adwin = Adwin(self.settings.adwin, split(positions[end]) if split else 1.0)
             j += k + 1
+        last = first_end + (blocks - 1) * size
         self._fill = n - last - 1
         self._count = 0
         return detections
@@ -1100,8 +1077,8 @@ class MissingMonitor:
                split: Split | None = None) -> list[Detection]:
         if not self.settings.adwin.enabled or not len(missing):
             return []
-        if self._split is None:
-            self._split = split(positions[0]) if split else 1.0
+        if self._adwin is None:
+            self._adwin = Adwin(self.settings.adwin, split(positions[0]) if split else 1.0)
         size = self.settings.block
         n = len(missing)
         total = self._fill + n
@@ -1117,19 +1094,15 @@ class MissingMonitor:
         counts = np.diff(cumulative[ends], prepend=0)
         counts[0] += self._count
         detections: list[Detection] = []
-        last = int(ends[-1])
-        if self._adwin is None and not counts.any():  # no missing value yet: zeros, counted
-            self._zeros += counts.size
-            self._fill, self._count = n - last - 1, int(cumulative[-1] - cumulative[last])
-            return detections
         shares = (counts / size).tolist()
         j = 0
-        while (k := first_true(map(self._built().update, shares[j:]))) is not None:
+        while (k := first_true(map(self._adwin.update, shares[j:]))) is not None:
             end = int(ends[j + k])
             seen = recent[: len(recent) - n + end + 1][-self._recent_window :]
             detections.append(Detection(positions[end], "adwin_missing", _rate_stats(seen)))
             self._adwin = Adwin(self.settings.adwin, split(positions[end]) if split else 1.0)
             j += k + 1
+        last = int(ends[-1])
         self._fill = n - last - 1
         self._count = int(cumulative[-1] - cumulative[last])
         return detections

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from detectors.anchored import BinCusum, BlockFeed
 from detectors.concept_drift import OutcomeMonitor
 from detectors.config import AdwinSettings, AnchoredSettings, ConceptSettings, MissingSettings
-from detectors.monitors import Adwin, MissingMonitor
+from detectors.monitors import MissingMonitor
 from detectors.performance import BINARY, MULTICLASS, REGRESSION, RealizedPerformance
 from detectors.reference import NumericReference
 from detectors.stats import cusum
@@ -138,51 +137,6 @@ def test_missing_monitor_present_path_is_the_array_path(columns: list[tuple[int,
                else fast.update_present(n, rows))
         assert got == expected
     assert fast._window(fast._present).tolist() == plain._window(plain._present).tolist()
-
-
-def _eager_missing(missing: np.ndarray, block: int, settings_: AdwinSettings,
-                   split: Any) -> tuple[list[int], Any]:
-    """What ``MissingMonitor`` detects, computed the plain way: the ADWIN built at the
-    first value and fed every block's missing share, built again after each detection;
-    the positions of the detections and the last ADWIN."""
-    adwin = Adwin(settings_, split(0))
-    found = []
-    for end in range(block - 1, missing.size, block):
-        if adwin.update(float(missing[end - block + 1:end + 1].sum()) / block):
-            found.append(end)
-            adwin = Adwin(settings_, split(end))
-    return found, adwin
-
-
-@settings(max_examples=120, deadline=None)
-@given(st.integers(0, 3000), st.lists(st.integers(1, 400), min_size=1, max_size=25),
-       st.floats(0.0, 0.6), st.integers(0, 2**31), st.booleans())
-def test_a_missing_monitor_builds_its_adwin_at_the_first_missing_value_as_if_built_first(
-        present: int, cuts: list[int], rate: float, seed: int, split_budget: bool) -> None:
-    """Until a block holds a missing value the monitor counts its blocks instead of
-    feeding an ADWIN; built then and fed those zeros, the ADWIN is the one it would
-    have been: the same detections, and the same ADWIN state, bit for bit."""
-    rng = np.random.default_rng(seed)
-    block, adwin_settings = 7, AdwinSettings(delta=0.05)
-    missing = np.concatenate((np.zeros(present, dtype=bool), rng.random(sum(cuts)) < rate))
-    split = (lambda at: 2.0 + at % 5) if split_budget else (lambda at: 1.0)
-    monitor = MissingMonitor(MissingSettings(block=block, adwin=adwin_settings))
-    got, row = [], 0
-    for n in [present, *cuts] if present else cuts:
-        column = missing[row:row + n]
-        rows = list(range(row, row + n))
-        hits = (monitor.update(column, rows, split) if column.any()
-                else monitor.update_present(n, rows, split))
-        got += [h.position for h in hits]
-        row += n
-    expected, adwin = _eager_missing(missing, block, adwin_settings, split)
-    assert got == expected
-    if monitor._adwin is None:  # never a missing value in a whole block
-        assert not any(missing[:missing.size // block * block])
-        assert monitor._zeros == missing.size // block
-    else:
-        assert monitor._adwin._core.__getstate__() == adwin._core.__getstate__()
-    assert monitor._built()._core.__getstate__() == adwin._core.__getstate__()
 
 
 @settings(max_examples=150, deadline=None)

@@ -181,6 +181,8 @@ class FileSource:
             if ends or not chunk:
                 break
             chunk = self._file.readline(1 << 20)
+        if size <= limit + 1:  # CRs filled the window: the value itself is in ``raw``, whole
+            return raw[:size], None
         return raw[:limit + 1], [(TRUNCATED, b"value"), (ORIGINAL_SIZE, str(size).encode()),
                                  (ORIGINAL_SHA256, digest.hexdigest().encode())]
 

@@ -199,6 +199,32 @@ def test_a_line_over_the_record_limit_is_cut_not_held_whole(tmp_path: Path) -> N
     assert cut.values[2] == b"w" * 1001 and cut.value_size(2) == 1002
 
 
+@pytest.mark.parametrize(("content", "crs"), [(1000, 2), (999, 3), (997, 5), (1001, 1),
+                                              (1001, 4)])
+def test_a_line_that_fits_is_read_whole_whatever_crs_end_it(
+        tmp_path: Path, content: int, crs: int) -> None:
+    """CRs before the line end are not the value (``rstrip``): a value within the limit
+    (+ 1) followed by a run of them is read whole, without truncation headers, however
+    far the run goes past the line's read window (found by helper-17: a valid event of
+    the limit's size then CR CR LF was rejected as oversized)."""
+    from stream.events import decode_batch
+    from stream.sources import FileSource
+
+    head = b'{"event_id": "e", "model_id": "m", "features": {"x": "'
+    value = head + b"v" * (content - len(head) - 3) + b'"}}'
+    assert len(value) == content
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(value + b"\r" * crs + b"\n" + b"next\n")
+    batch = FileSource(path, batch_size=10, max_line_bytes=1000).poll()
+    assert batch is not None and batch.values == [value, b"next"]
+    assert batch.header_list(0) == [] and batch.value_size(0) == content
+    rejected = {r.row: (r.reason, r.detail) for r in decode_batch(batch, 1000).rejected}
+    if content <= 1000:
+        assert 0 not in rejected
+    else:
+        assert rejected[0] == ("oversized", f"{content} bytes > limit of 1000")
+
+
 def test_replay_dead_letters_a_long_line_with_its_whole_size(tmp_path: Path) -> None:
     config = tmp_path / "small.yaml"
     config.write_text("limits:\n  max_record_bytes: 4096\n", encoding="utf-8")

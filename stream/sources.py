@@ -87,7 +87,9 @@ class FileSource:
     says so in the dead-letter contract's headers: ``streamdrift.truncated`` (``value``),
     ``streamdrift.original.size`` and ``streamdrift.original.sha256`` of the whole line
     (without its line end). A 300 MB line took ~730 MB before it was rejected; a file
-    without a line end (a binary file given by mistake) took all of itself.
+    without a line end (a binary file given by mistake) took all of itself. The time
+    of a line cut short cannot be read: with ``start``/``end`` it is passed on (and
+    dead-lettered as ``oversized``), as any line whose time cannot be read.
 
     >>> import gzip, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "e.jsonl.gz")

@@ -118,7 +118,7 @@ class Chunk:
     offsets: dict[str, int]
     config_hash: str
     digest: str  # sha256 of the whole compressed state, the same in every chunk
-    data: bytes
+    data: bytes | memoryview  # a view of its record's value: not a copy of it
 
 
 def _mac(key: bytes, record_key: bytes, signed: bytes) -> bytes:
@@ -256,7 +256,7 @@ def decode_chunk(value: bytes, hmac_key: bytes | None = None, key: bytes = b"") 
                       int(header["generation"]), int(header["chunk"]), int(header["chunks"]),
                       {str(k): int(v) for k, v in header["offsets"].items()},
                       str(header["config_hash"]), str(header["digest"]),
-                      value[start + size:end])
+                      memoryview(value)[start + size:end])
         expected = int(header["bytes"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SnapshotError(f"unreadable state header: {exc}") from None
@@ -295,7 +295,7 @@ class _Inflating:
     is followed by other bytes, or holds more than ``MAX_STATE_BYTES`` (a compression
     bomb cannot fill memory)."""
 
-    def __init__(self, pieces: list[bytes]) -> None:
+    def __init__(self, pieces: list[bytes | memoryview]) -> None:
         self._pieces = iter(pieces)
         self._inflate = zstd.ZstdDecompressor()
         self._made = 0

@@ -407,6 +407,16 @@ def test_decode_from_reads_any_cut_and_passes_on_what_its_reader_raises() -> Non
     assert exc.value.reason == "corrupt"
 
 
+def test_a_chunk_holds_a_view_of_its_record_not_a_copy() -> None:
+    """A restore decodes a partition's records as they were fetched: a chunk's data is a
+    view of the record's value (a copy held the compressed state twice)."""
+    for signed in (None, b"k"):
+        (key, value), = encode_chunks(0, 0, 1, warm_bank(), {EVENTS: 1}, "h1", signed)
+        chunk = decode_chunk(value, signed, key)
+        assert isinstance(chunk.data, memoryview) and chunk.data.obj is value
+        assert encode(decode_state([chunk])) == encode(warm_bank())
+
+
 def test_encode_to_hands_on_the_payload_in_order_in_pieces() -> None:
     bank = models_bank()
     whole = encode(bank)

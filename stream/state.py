@@ -146,15 +146,16 @@ def chunk_records(partition: int, slot: int, generation: int, payload: bytes | l
     it: never joined), one at a time: a writer that produces each one holds a single
     record beside the compressed state."""
     parts = [payload] if isinstance(payload, bytes) else payload
-    digest = hashlib.sha256()
+    hashed = hashlib.sha256()
     for part in parts:
-        digest.update(part)
+        hashed.update(part)
+    digest = hashed.hexdigest()
     pieces = _cut(parts, CHUNK_BYTES) or [[]]
     for index, piece in enumerate(pieces):
         head: dict[str, Any] = {
             "partition": partition, "slot": slot, "generation": generation, "chunk": index,
             "chunks": len(pieces), "offsets": offsets, "config_hash": config_hash,
-            "bytes": sum(map(len, piece)), "digest": digest.hexdigest(),
+            "bytes": sum(map(len, piece)), "digest": digest,
             "streamdrift": __version__}
         if hmac_key is not None:
             head["mac"] = "hmac-sha256"

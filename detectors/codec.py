@@ -785,10 +785,9 @@ def encode_to(root: Any, write: Callable[[bytes], object], piece_bytes: int | No
               ) -> int:
     """``encode(root)`` handed to ``write`` in pieces, in order, as the objects are
     walked: each piece ``piece_bytes`` (default ``PIECE_BYTES``) or more (the last one
-    may be shorter), joined
-    they are ``encode(root)``. The walk holds one piece, not the payload; the pieces
-    are the same, byte for byte, for the same ``root`` and ``piece_bytes``. Returns the
-    payload's size in bytes.
+    may be shorter); joined, they are ``encode(root)``. The walk holds one piece, not
+    the payload; the pieces are the same, byte for byte, for the same ``root`` and
+    ``piece_bytes``. Returns the payload's size in bytes.
 
     Raises ``CodecError`` (reason ``unsupported``) for a value the format cannot hold;
     ``write`` has been given the pieces before it then, not the rest.
